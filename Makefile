@@ -1,0 +1,50 @@
+# lstm-composer: every target installs what it needs into .venv first.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+SPARK_SUBMIT := $(VENV)/bin/spark-submit
+STAMP := $(VENV)/.installed
+
+# Horovod is compiled from source against the TensorFlow already in the venv,
+# with Gloo only (no MPI needed), and without build isolation so it sees that TF.
+HOROVOD_FLAGS := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
+	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
+
+CORPUS := data/corpus
+MODEL := models/run
+EPOCHS ?= 12
+
+# Spark's own Python and console logging for every job and test started from here.
+export PYSPARK_PYTHON := $(abspath $(PY))
+export SPARK_CONF_DIR := $(abspath cluster/conf)
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: install run test songs clean
+
+install: $(STAMP)
+
+$(STAMP): setup.py constraints.txt
+	@for tool in java cmake g++ $(PYTHON); do command -v $$tool >/dev/null || \
+		{ echo "make install needs $$tool (Java 17 for Spark; cmake and g++ to build Horovod; Python 3.11)"; exit 1; }; done
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip<25" wheel "setuptools<70"
+	$(PIP) install --quiet -c constraints.txt tensorflow-cpu numpy
+	$(HOROVOD_FLAGS) $(PIP) install --no-build-isolation -c constraints.txt horovod
+	$(PIP) install --quiet -c constraints.txt -e ".[test]"
+	$(PY) -c "import horovod.tensorflow.keras, pyspark, music21, pyarrow; import horovod.common.util as u; assert u.gloo_built(), 'Horovod was built without Gloo'"
+	touch $(STAMP)
+
+run: install
+	$(SPARK_SUBMIT) --master "local[2]" jobs/parse.py --input midi_songs --output $(CORPUS)
+	$(SPARK_SUBMIT) --master "local[2]" jobs/train.py --corpus $(CORPUS) --model-dir $(MODEL) --preset small --epochs $(EPOCHS) --num-proc 2
+	$(PY) jobs/generate.py --model-dir $(MODEL) --length 500 --seed 7 --output output/generated.mid
+
+test: install
+	$(PY) -m pytest
+
+songs: install
+	$(PY) midi_songs/export.py --output midi_songs
+
+clean:
+	rm -rf data models output spark-warehouse

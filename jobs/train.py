@@ -1,0 +1,38 @@
+"""Train the stacked LSTM data-parallel with Horovod on Spark, one rank per Spark task.
+
+    spark-submit jobs/train.py --corpus data/corpus --model-dir models/run1 --preset paper --epochs 36 --num-proc 2
+"""
+import argparse
+from dataclasses import replace
+
+from pyspark.sql import SparkSession
+
+from lstm_composer.presets import PRESETS, preset
+from lstm_composer.training import TrainConfig, train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", required=True, help="output folder of jobs/parse.py")
+    parser.add_argument("--model-dir", required=True, help="where config.json, vocab.json, model.keras, history.csv go")
+    parser.add_argument("--preset", default="paper", choices=sorted(PRESETS))
+    parser.add_argument("--epochs", type=int, default=36)
+    parser.add_argument("--num-proc", type=int, default=2, help="Horovod ranks, one Spark task slot each")
+    parser.add_argument("--batch-size", type=int, help="per rank; default: the preset's")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    model = preset(args.preset)
+    if args.batch_size:
+        model = replace(model, batch_size=args.batch_size)
+    config = TrainConfig(corpus_path=args.corpus, model_dir=args.model_dir, model=model,
+                         epochs=args.epochs, num_proc=args.num_proc, seed=args.seed)
+
+    spark = SparkSession.builder.appName("lstm-composer train").getOrCreate()
+    summary = train(spark, config)
+    spark.stop()
+    print(f"trained {summary.epochs} epochs on {summary.windows} windows, vocabulary {summary.vocab_size}; "
+          f"best loss {summary.best_loss:.4f}; model in {summary.model_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Notes table → (window → next token) examples, streamed with tf.data, sharded per rank.
+
+Only the token ids (one int32 per token) and the start of each window live in memory;
+windows are gathered batch by batch, so memory stays O(tokens), not O(tokens × window).
+Windows never cross a piece boundary.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lstm_composer.presets import ModelConfig
+from lstm_composer.tokens import Vocabulary
+
+
+@dataclass(frozen=True)
+class TokenStream:
+    """All pieces' token ids end to end; piece `i` is `ids[bounds[i]:bounds[i + 1]]`."""
+
+    ids: np.ndarray  # int32
+    bounds: np.ndarray  # int64, len = pieces + 1
+    piece_ids: list[str]
+
+    def piece(self, i: int) -> np.ndarray:
+        return self.ids[self.bounds[i]:self.bounds[i + 1]]
+
+
+def read_token_stream(notes_path: str, vocabulary: Vocabulary) -> TokenStream:
+    """Read the notes table (a local path or any URI pyarrow knows) in piece and position order."""
+    table = pq.read_table(notes_path, columns=["piece_id", "position", "token"])
+    table = table.sort_by([("piece_id", "ascending"), ("position", "ascending")])
+    ids = pc.index_in(table["token"], value_set=pa.array(vocabulary.tokens))
+    if ids.null_count:
+        unknown = pc.filter(table["token"], pc.is_null(ids)).unique().to_pylist()[:5]
+        raise ValueError(f"the notes table has tokens outside the vocabulary, e.g. {unknown}")
+    piece_column = table["piece_id"].to_numpy(zero_copy_only=False)
+    changes = np.flatnonzero(piece_column[1:] != piece_column[:-1]) + 1
+    bounds = np.concatenate([[0], changes, [len(piece_column)]]).astype(np.int64)
+    return TokenStream(
+        ids=ids.to_numpy(zero_copy_only=False).astype(np.int32),
+        bounds=bounds,
+        piece_ids=[str(piece_column[b]) for b in bounds[:-1]],
+    )
+
+
+def window_starts(stream: TokenStream, sequence_length: int) -> np.ndarray:
+    """Every index `s` with `ids[s:s + L]` and its next token `ids[s + L]` inside one piece."""
+    ranges = [np.arange(begin, end - sequence_length, dtype=np.int64)
+              for begin, end in zip(stream.bounds[:-1], stream.bounds[1:])
+              if end - begin > sequence_length]
+    return np.concatenate(ranges) if ranges else np.zeros(0, dtype=np.int64)
+
+
+def encode_windows(windows, config: ModelConfig, vocab_size: int):
+    """Token-id windows → the network's input: scaled scalars (the paper) or ids (embedding)."""
+    import tensorflow as tf
+
+    if config.input_encoding == "scalar":
+        return tf.cast(windows, tf.float32)[..., None] / float(vocab_size)
+    return windows
+
+
+def make_dataset(stream: TokenStream, starts: np.ndarray, config: ModelConfig,
+                 vocab_size: int, seed: int):
+    """An endless, shuffled dataset of batches (inputs, targets) over the given window starts."""
+    import tensorflow as tf
+
+    ids = tf.constant(stream.ids)
+    offsets = tf.range(config.sequence_length, dtype=tf.int64)
+
+    def to_batch(batch_starts):
+        windows = tf.gather(ids, batch_starts[:, None] + offsets)
+        targets = tf.gather(ids, batch_starts + config.sequence_length)
+        if not config.sparse_targets:
+            targets = tf.one_hot(targets, vocab_size)
+        return encode_windows(windows, config, vocab_size), targets
+
+    return (tf.data.Dataset.from_tensor_slices(starts)
+            .shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
+            .repeat()
+            .batch(config.batch_size, drop_remainder=True)
+            .map(to_batch, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))

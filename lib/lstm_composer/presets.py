@@ -1,0 +1,83 @@
+"""Named, frozen model and training configurations.
+
+`paper` is the network of "Generate Music Using LSTM Network" exactly; `paper-alt` its
+alternative. Change a preset for one run with `dataclasses.replace`, never in place.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+INPUT_ENCODINGS = ("scalar", "embedding")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network and how it is trained; saved as `config.json` next to the model."""
+
+    name: str
+    sequence_length: int
+    lstm_units: tuple[int, ...]
+    recurrent_dropout: float
+    dropout: float
+    dense_units: int
+    input_encoding: str  # "scalar": token id / vocabulary size, as the paper; "embedding"
+    embedding_dim: int
+    sparse_targets: bool  # False: one-hot targets with categorical cross-entropy, as the paper
+    batch_size: int
+    learning_rate: float  # for one rank; Horovod training scales it by the number of ranks
+
+    def __post_init__(self) -> None:
+        if self.sequence_length < 1:
+            raise ValueError(f"sequence_length must be positive, got {self.sequence_length}")
+        if not self.lstm_units or min(self.lstm_units) < 1:
+            raise ValueError(f"lstm_units must be positive sizes, got {self.lstm_units}")
+        for label, rate in (("recurrent_dropout", self.recurrent_dropout), ("dropout", self.dropout)):
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"{label} must be in [0, 1), got {rate}")
+        if self.input_encoding not in INPUT_ENCODINGS:
+            raise ValueError(f"input_encoding must be one of {INPUT_ENCODINGS}, got {self.input_encoding!r}")
+        if self.batch_size < 1 or self.dense_units < 1 or self.embedding_dim < 1:
+            raise ValueError("batch_size, dense_units and embedding_dim must be positive")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        return cls(**{**values, "lstm_units": tuple(values["lstm_units"])})
+
+
+PAPER = ModelConfig(
+    name="paper",
+    sequence_length=100,
+    lstm_units=(216, 316, 316),
+    recurrent_dropout=0.3,
+    dropout=0.3,
+    dense_units=256,
+    input_encoding="scalar",
+    embedding_dim=1,
+    sparse_targets=False,
+    batch_size=128,
+    learning_rate=0.001,  # Keras's RMSprop default, which the paper kept
+)
+
+PRESETS: dict[str, ModelConfig] = {
+    "paper": PAPER,
+    "paper-alt": replace(PAPER, name="paper-alt", sequence_length=120, lstm_units=(250, 350, 350)),
+    # Small enough to train on a laptop's two cores in minutes: `make run`.
+    "small": replace(PAPER, name="small", sequence_length=48, lstm_units=(128, 160, 160),
+                     recurrent_dropout=0.0, dense_units=128, input_encoding="embedding",
+                     embedding_dim=32, sparse_targets=True, batch_size=64, learning_rate=0.002),
+    # Seconds per epoch, for tests.
+    "tiny": replace(PAPER, name="tiny", sequence_length=8, lstm_units=(16, 16), dense_units=16,
+                    recurrent_dropout=0.0, batch_size=16),
+}
+
+
+def preset(name: str) -> ModelConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None

@@ -1,0 +1,22 @@
+"""lstm-composer: MIDI parsing on Spark, stacked-LSTM training with Horovod on Spark."""
+from setuptools import find_packages, setup
+
+setup(
+    name="lstm-composer",
+    version="0.1.0",
+    description="Music generation with a stacked LSTM, parsed on Spark, trained with Horovod on Spark",
+    python_requires=">=3.11,<3.12",
+    package_dir={"": "lib"},
+    packages=find_packages("lib"),
+    # TensorFlow is not listed: Horovod must be compiled against the exact TF build
+    # already installed (tensorflow-cpu or tensorflow[and-cuda]); `make install` does both.
+    install_requires=[
+        "numpy>=1.26,<2",
+        "pyarrow>=14,<26",
+        "pyspark>=3.5,<4.4",
+        "music21>=10,<11",
+        "matplotlib>=3.8",
+        "horovod>=0.28.1,<0.29",
+    ],
+    extras_require={"test": ["pytest>=8"]},
+)

@@ -1,0 +1,60 @@
+from dataclasses import replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lstm_composer.dataset import make_dataset, read_token_stream, window_starts
+from lstm_composer.presets import preset
+from lstm_composer.tokens import Vocabulary
+
+# Two pieces whose tokens sort into ids equal to their value: a0..a6 and b0..b4.
+PIECES = {"a": [f"a{i}" for i in range(7)], "b": [f"b{i}" for i in range(5)]}
+
+
+def write_notes(path, order):
+    rows = [(pid, pos, tok) for pid in order for pos, tok in enumerate(PIECES[pid])]
+    rows.reverse()  # the reader must restore piece and position order itself
+    pid, pos, tok = zip(*rows)
+    pq.write_table(pa.table({"piece_id": pid, "position": pa.array(pos, pa.int32()), "token": tok}),
+                   path / "part-0.parquet")
+
+
+def test_windows_stay_inside_one_piece(tmp_path):
+    write_notes(tmp_path, ["b", "a"])
+    vocabulary = Vocabulary(PIECES["a"] + PIECES["b"])
+    stream = read_token_stream(str(tmp_path), vocabulary)
+    assert stream.piece_ids == ["a", "b"]
+    assert stream.bounds.tolist() == [0, 7, 12]
+    assert vocabulary.decode(stream.piece(1)) == PIECES["b"]
+    # windows of 3 + the next token: a gives 4 (starts 0..3), b gives 2 (starts 7, 8)
+    assert window_starts(stream, 3).tolist() == [0, 1, 2, 3, 7, 8]
+    assert window_starts(stream, 7).tolist() == []
+
+
+def test_dataset_batches_are_windows_and_their_next_token(tmp_path):
+    write_notes(tmp_path, ["a", "b"])
+    vocabulary = Vocabulary(PIECES["a"] + PIECES["b"])
+    stream = read_token_stream(str(tmp_path), vocabulary)
+    starts = window_starts(stream, 3)
+    config = replace(preset("tiny"), sequence_length=3, batch_size=2, input_encoding="embedding",
+                     sparse_targets=True)
+    seen = set()
+    for windows, targets in make_dataset(stream, starts, config, len(vocabulary), seed=1).take(6):
+        for window, target in zip(windows.numpy(), targets.numpy()):
+            start = int(np.flatnonzero(stream.ids == window[0])[0])
+            assert window.tolist() == stream.ids[start:start + 3].tolist()
+            assert target == stream.ids[start + 3]
+            seen.add(start)
+    assert seen == set(starts.tolist())  # three batches of two cover all six windows, twice
+
+
+def test_paper_encoding_is_scaled_scalars_and_one_hot_targets(tmp_path):
+    write_notes(tmp_path, ["a", "b"])
+    vocabulary = Vocabulary(PIECES["a"] + PIECES["b"])
+    stream = read_token_stream(str(tmp_path), vocabulary)
+    config = replace(preset("paper"), sequence_length=3, batch_size=1)
+    windows, targets = next(iter(make_dataset(stream, np.array([7]), config, len(vocabulary), seed=0)))
+    assert windows.shape == (1, 3, 1)
+    assert np.allclose(windows.numpy()[0, :, 0], np.array([7, 8, 9]) / 12)
+    assert targets.numpy()[0].tolist() == [0.0] * 10 + [1.0, 0.0]

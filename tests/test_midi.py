@@ -1,0 +1,62 @@
+import pytest
+
+from lstm_composer.midi import MidiError, read_midi
+from midi_bytes import header, melody, midi_file, off, on, program, tempo, track
+
+
+def notes_of(data):
+    return [(n.start, n.end, n.pitch, n.velocity) for n in read_midi(data).notes]
+
+
+def test_notes_keep_ticks_velocity_and_order():
+    data = midi_file(melody([60, 62]), ticks_per_quarter=96)
+    song = read_midi(data)
+    assert song.ticks_per_quarter == 96
+    assert notes_of(data) == [(0, 240, 60, 80), (240, 480, 62, 80)]
+
+
+def test_note_on_with_velocity_zero_ends_the_note():
+    data = midi_file(track((0, on(60, 90)), (480, on(60, 0))))
+    assert notes_of(data) == [(0, 480, 60, 90)]
+
+
+def test_running_status_reuses_the_last_status_byte():
+    data = midi_file(track((0, b"\x90\x3c\x50"), (240, b"\x3c\x00"), (0, b"\x3e\x50"), (240, b"\x3e\x00")))
+    assert notes_of(data) == [(0, 240, 60, 80), (240, 480, 62, 80)]
+
+
+def test_a_note_that_never_ends_is_released_when_its_track_ends():
+    data = midi_file(track((0, on(60)), (960, b"\xff\x01\x01x")))
+    assert notes_of(data) == [(0, 960, 60, 80)]
+
+
+def test_percussion_channel_is_counted_but_not_kept():
+    song = read_midi(midi_file(track((0, on(36, channel=9)), (240, off(36, channel=9)), (0, on(60)), (240, off(60)))))
+    assert [n.pitch for n in song.notes] == [60]
+    assert song.percussion_notes == 1
+
+
+def test_programs_tempos_and_parts_are_kept():
+    first = track((0, tempo(90)), (0, program(40)), (0, on(67)), (480, off(67)))
+    second = track((0, program(0, channel=1)), (0, on(48, channel=1)), (960, off(48, channel=1)))
+    song = read_midi(midi_file(first, second))
+    assert [(n.pitch, n.program, n.channel, n.track) for n in song.notes] == [(48, 0, 1, 1), (67, 40, 0, 0)]
+    assert song.tempos == [(0, 90.0)]
+
+
+def test_unknown_chunks_are_skipped():
+    data = header(1) + b"XFIH" + (3).to_bytes(4, "big") + b"abc" + melody([64])
+    assert notes_of(data) == [(0, 240, 64, 80)]
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"", "empty file"),
+    (b"RIFF....WAVEfmt ", "not a MIDI file"),
+    (midi_file(melody([60]), smf_format=2), "format 2"),
+    (midi_file(melody([60, 62, 64]))[:-7], "truncated"),
+    (header(1), "no MTrk"),
+    (midi_file(track((0, b"\x3c\x50")), ), "running status before any status byte"),
+])
+def test_broken_files_are_refused_with_a_reason(data, reason):
+    with pytest.raises(MidiError, match=reason):
+        read_midi(data)

@@ -1,0 +1,65 @@
+import json
+
+import pytest
+from music21 import chord, pitch
+
+from lstm_composer.midi import MidiSong, NoteEvent
+from lstm_composer.tokens import Vocabulary, note_name, note_pitch, token_for, token_pitches, tokenize
+
+
+def test_note_names_are_music21s_spelling_and_invert():
+    for midi_number in range(128):
+        assert note_name(midi_number) == pitch.Pitch(midi=midi_number).nameWithOctave
+    for midi_number in range(12, 128):  # below octave 0, music21's names are ambiguous
+        assert note_pitch(note_name(midi_number)) == midi_number
+
+
+@pytest.mark.parametrize("pitches, token", [
+    ([64], "E4"),
+    ([61], "C#4"),
+    ([60, 64, 67], "0.4.7"),
+    ([64, 67, 71], "4.7.11"),
+    ([55, 62, 71, 76], "11.2.4.7"),
+    ([48, 60], "0"),
+])
+def test_token_format(pitches, token):
+    assert token_for(pitches) == token
+
+
+def test_chord_tokens_are_music21_normal_order():
+    for pitches in ([62, 65, 69, 72], [60, 61, 66, 67], [59, 62, 66, 69, 72], [60, 63, 66, 69]):
+        expected = ".".join(str(pc) for pc in chord.Chord(pitches).normalOrder)
+        assert token_for(pitches) == expected
+
+
+def test_token_pitches_voice_chords_upwards_from_octave_four():
+    assert token_pitches("E-4") == [63]
+    assert token_pitches("4.7.11") == [64, 67, 71]
+    assert token_pitches("11.2.4.7") == [71, 74, 76, 79]
+
+
+def test_onsets_become_tokens_across_parts_with_doubled_pitches_merged():
+    note = lambda start, end, p, vel, ch: NoteEvent(start, end, p, vel, ch, program=0, track=ch)
+    song = MidiSong(ticks_per_quarter=96, notes=[
+        note(0, 96, 60, 70, 0), note(0, 192, 64, 90, 1), note(0, 48, 67, 60, 1), note(0, 96, 60, 100, 1),
+        note(96, 144, 72, 50, 0),
+    ])
+    tokens = tokenize(song)
+    assert [(t.position, t.token, t.pitches, t.offset, t.duration, t.velocity) for t in tokens] == [
+        (0, "0.4.7", [60, 64, 67], 0.0, 2.0, 100),
+        (1, "C5", [72], 1.0, 0.5, 50),
+    ]
+
+
+def test_vocabulary_round_trip():
+    vocabulary = Vocabulary(["E4", "0.4.7", "E4", "C#5"])
+    assert vocabulary.tokens == ["0.4.7", "C#5", "E4"]
+    restored = Vocabulary.from_json(vocabulary.to_json())
+    assert restored == vocabulary
+    assert json.loads(vocabulary.to_json()) == {"tokens": ["0.4.7", "C#5", "E4"]}
+    assert restored.decode(restored.encode(["E4", "0.4.7"])) == ["E4", "0.4.7"]
+
+
+def test_empty_vocabulary_is_refused():
+    with pytest.raises(ValueError, match="empty"):
+        Vocabulary([])
