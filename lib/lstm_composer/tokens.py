@@ -34,17 +34,28 @@ def note_pitch(name: str) -> int:
 
 
 @lru_cache(maxsize=4096)
-def _normal_order(pitch_classes: frozenset[int]) -> tuple[int, ...]:
-    from music21 import chord  # imported once per process, on first chord
+def normal_order(pitch_classes: frozenset[int]) -> tuple[int, ...]:
+    """Forte's normal order, which is what music21's `Chord.normalOrder` returns.
 
-    return tuple(chord.Chord([60 + pc for pc in sorted(pitch_classes)]).normalOrder)
+    Of the rotations of the sorted classes, the one with the smallest span from first to
+    last wins; ties go to the smaller intervals from the first class to the second, third, ...;
+    a tie left after that goes to the rotation starting on the lowest class.
+    """
+    ordered = sorted(pitch_classes)
+    rotations = [ordered[i:] + ordered[:i] for i in range(len(ordered))]
+
+    def packing(rotation: list[int]) -> list[int]:
+        first = rotation[0]
+        return [(rotation[-1] - first) % 12] + [(pc - first) % 12 for pc in rotation[1:-1]]
+
+    return tuple(min(rotations, key=packing))
 
 
 def token_for(pitches: Sequence[int]) -> str:
     """The token for the distinct MIDI pitches struck at one onset."""
     if len(pitches) == 1:
         return note_name(pitches[0])
-    order = _normal_order(frozenset(p % 12 for p in pitches))
+    order = normal_order(frozenset(p % 12 for p in pitches))
     return ".".join(str(pc) for pc in order)
 
 
