@@ -20,7 +20,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export SPARK_CONF_DIR := $(abspath cluster/conf)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install run test songs clean
+.PHONY: install run test songs bench bench-parse clean
 
 install: $(STAMP)
 
@@ -42,6 +42,13 @@ run: install
 
 test: install
 	$(PY) -m pytest
+
+SHARED_MIDI ?= ../shared/midi/piano-midi
+
+bench: bench-parse
+
+bench-parse: install
+	$(PY) bench/parse.py --corpus $(SHARED_MIDI)
 
 songs: install
 	$(PY) midi_songs/export.py --output midi_songs

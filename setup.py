@@ -14,6 +14,7 @@ setup(
         "numpy>=1.26,<2",
         "pyarrow>=14,<26",
         "pyspark>=3.5,<4.4",
+        "pandas>=2,<3",
         "music21>=10,<11",
         "matplotlib>=3.8",
         "horovod>=0.28.1,<0.29",

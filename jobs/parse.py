@@ -13,13 +13,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", required=True, help="folder or URI holding .mid/.midi files (searched recursively)")
     parser.add_argument("--output", required=True, help="where the pieces/ and notes/ tables are written")
+    parser.add_argument("--max-bytes", type=int, default=16 << 20, help="larger files are reported, not read")
+    parser.add_argument("--file-timeout", type=float, default=60.0, help="seconds one file's parse may take")
     args = parser.parse_args()
-    config = ParseConfig(input_path=args.input, output_path=args.output)
+    config = ParseConfig(input_path=args.input, output_path=args.output, max_bytes=args.max_bytes,
+                         file_timeout=args.file_timeout)
 
     spark = SparkSession.builder.appName("lstm-composer parse").getOrCreate()
     summary = parse_corpus(spark, config)
     spark.stop()
-    print(f"parsed {summary}; tables in {config.output_path}/pieces and {config.output_path}/notes")
+    print(f"parsed {summary}; tables in {config.pieces_path} and {config.notes_path}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,27 @@
-import pyarrow.parquet as pq
+import collections
+from pathlib import Path
 
-from lstm_composer.corpus import ParseConfig, parse_corpus, piece_id
-from midi_bytes import chords, melody, midi_file
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT, SHARED_MIDI
+from lstm_composer.corpus import ParseConfig, parse_corpus, parse_piece, piece_id
+from midi_bytes import chords, header, melody, midi_file, off, on, tempo, track, varlen
 
 MELODY = midi_file(melody([60, 62, 64, 65]))
 CHORDS = midi_file(chords([[60, 64, 67], [62, 65, 69]]))
+
+
+def read_rows(path):
+    return pq.read_table(path).to_pylist()
+
+
+def notes_by_piece(output):
+    table = pq.read_table(output / "notes").sort_by([("piece_id", "ascending"), ("position", "ascending")])
+    by_piece = collections.defaultdict(list)
+    for row in table.to_pylist():
+        by_piece[row["piece_id"]].append(row)
+    return by_piece
 
 
 def test_a_bad_file_becomes_an_error_row_and_the_rest_is_parsed(spark, tmp_path):
@@ -19,17 +36,127 @@ def test_a_bad_file_becomes_an_error_row_and_the_rest_is_parsed(spark, tmp_path)
     summary = parse_corpus(spark, ParseConfig(str(songs), str(output)))
 
     assert (summary.files, summary.parsed, summary.empty, summary.failed, summary.tokens) == (3, 2, 0, 1, 6)
-    pieces = {row["path"].rsplit("/", 1)[1]: row for row in pq.read_table(output / "pieces").to_pylist()}
+    pieces = {row["path"].rsplit("/", 1)[1]: row for row in read_rows(output / "pieces")}
     assert pieces["broken.mid"]["status"] == "error"
     assert "not a MIDI file" in pieces["broken.mid"]["error"]
     assert pieces["melody.mid"]["piece_id"] == piece_id(MELODY)
     assert (pieces["CHORDS.MIDI"]["status"], pieces["CHORDS.MIDI"]["n_tokens"]) == ("ok", 2)
 
-    notes = pq.read_table(output / "notes").sort_by([("piece_id", "ascending"), ("position", "ascending")])
-    by_piece = {}
-    for row in notes.to_pylist():
-        by_piece.setdefault(row["piece_id"], []).append(row)
+    by_piece = notes_by_piece(output)
     assert [(r["position"], r["token"], r["offset"], r["duration"]) for r in by_piece[piece_id(MELODY)]] == [
         (0, "C4", 0.0, 0.5), (1, "D4", 0.5, 0.5), (2, "E4", 1.0, 0.5), (3, "F4", 1.5, 0.5)]
     assert [(r["token"], r["pitches"], r["velocity"]) for r in by_piece[piece_id(CHORDS)]] == [
         ("0.4.7", [60, 64, 67], 80), ("2.5.9", [62, 65, 69], 80)]
+
+
+def with_track_length(data: bytes, length: int) -> bytes:
+    """`data` with its first track's declared length replaced."""
+    at = data.index(b"MTrk") + 4
+    return data[:at] + length.to_bytes(4, "big") + data[at + 4:]
+
+
+def many_notes(count: int) -> bytes:
+    events = []
+    for i in range(count):
+        events += [(0, on(40 + i % 40)), (10, off(40 + i % 40))]
+    return midi_file(track(*events))
+
+
+# file name → (bytes, expected status, words expected in the reason); every case of a bad or odd
+# file the parse job must survive, written here byte by byte.
+CASES = {
+    "not_midi.mid": (b"RIFF\x00\x00\x00\x00WAVEfmt ", "error", "not a MIDI file"),
+    "zero_bytes.mid": (b"", "error", "empty file"),
+    "cut_mid_track.mid": (MELODY[:-9], "error", "declares"),
+    "length_too_long.mid": (with_track_length(MELODY, 5000), "error", "declares 5000 bytes"),
+    "length_too_short.mid": (with_track_length(MELODY, 6), "error", "ends in the middle of an event"),
+    "unknown_chunk.mid": (header(1) + b"XFIH\x00\x00\x00\x02hi" + melody([64]), "ok", None),
+    "running_status.mid": (midi_file(track((0, b"\x90\x3c\x50"), (240, b"\x3c\x00"), (0, b"\x3e\x50"),
+                                           (240, b"\x3e\x00"))), "ok", None),
+    "velocity_zero_off.mid": (midi_file(track((0, on(60)), (480, on(60, 0)))), "ok", None),
+    "never_ends.mid": (midi_file(track((0, on(60)), (960, b"\xff\x01\x01x"))), "ok", None),
+    "percussion_only.mid": (midi_file(melody([36, 38], channel=9)), "empty", "percussion only"),
+    "no_notes.mid": (midi_file(track((0, tempo(100)))), "empty", "no notes"),
+    "format_2.mid": (midi_file(melody([60]), smf_format=2), "error", "format 2"),
+    "too_big.mid": (midi_file(track((0, b"\xf0" + varlen(500_000) + bytes(500_000)), (0, on(60)), (480, off(60)))),
+                    "error", "over the 400000 bytes limit (--max-bytes)"),
+    "slow.mid": (many_notes(30000), "error", "timeout"),
+}
+TOKENS_OF_OK_CASES = {"unknown_chunk.mid": ["E4"], "running_status.mid": ["C4", "D4"],
+                      "velocity_zero_off.mid": ["C4"], "never_ends.mid": ["C4"]}
+
+
+def test_every_bad_input_gets_its_own_row_and_reason(spark, tmp_path):
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for name, (data, _, _) in CASES.items():
+        (songs / name).write_bytes(data)
+    output = tmp_path / "corpus"
+    config = ParseConfig(str(songs), str(output), max_bytes=400_000, file_timeout=0.02)
+
+    summary = parse_corpus(spark, config)
+
+    pieces = {row["path"].rsplit("/", 1)[1]: row for row in read_rows(output / "pieces")}
+    assert sorted(pieces) == sorted(CASES)
+    for name, (_, status, reason) in CASES.items():
+        assert (name, pieces[name]["status"]) == (name, status)
+        if reason:
+            assert reason in pieces[name]["error"], name
+    by_piece = notes_by_piece(output)
+    for name, tokens in TOKENS_OF_OK_CASES.items():
+        assert [r["token"] for r in by_piece[pieces[name]["piece_id"]]] == tokens
+    assert by_piece[pieces["never_ends.mid"]["piece_id"]][0]["duration"] == 2.0
+    assert (summary.parsed, summary.empty, summary.failed) == (4, 2, 8)
+
+
+def test_a_rerun_parses_only_new_content_and_counts_copies_once(spark, tmp_path):
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    (songs / "melody.mid").write_bytes(MELODY)
+    (songs / "melody copy.mid").write_bytes(MELODY)
+    output = tmp_path / "corpus"
+    config = ParseConfig(str(songs), str(output))
+
+    first = parse_corpus(spark, config)
+    (songs / "chords.mid").write_bytes(CHORDS)
+    second = parse_corpus(spark, config)
+
+    assert (first.files, first.parsed, first.duplicates, first.known) == (2, 1, 1, 0)
+    assert (second.files, second.parsed, second.duplicates, second.known) == (3, 1, 0, 2)
+    pieces = read_rows(output / "pieces")
+    assert sorted(row["piece_id"] for row in pieces) == sorted([piece_id(MELODY), piece_id(CHORDS)])
+    assert {pid: len(rows) for pid, rows in notes_by_piece(output).items()} == {
+        piece_id(MELODY): 4, piece_id(CHORDS): 2}
+
+
+def note_on_pitches(data: bytes) -> collections.Counter:
+    """The independent count: music21's own low-level reader, note-ons off channel 10,
+    one per (onset tick, pitch)."""
+    from music21 import midi
+
+    reader = midi.MidiFile()
+    reader.readstr(data)
+    struck = set()
+    for midi_track in reader.tracks:
+        tick = 0
+        for event in midi_track.events:
+            if event.isDeltaTime():
+                tick += event.time
+            elif event.isNoteOn() and event.channel != 10:
+                struck.add((tick, event.pitch))
+    return collections.Counter(pitch for _, pitch in struck)
+
+
+def real_files():
+    files = sorted((ROOT / "midi_songs").glob("*.mid"))
+    if SHARED_MIDI.is_dir():
+        files += sorted((SHARED_MIDI / "midis").rglob("*.mid"))[::12]
+    return files
+
+
+@pytest.mark.parametrize("path", real_files(), ids=lambda p: p.name)
+def test_tokens_hold_exactly_the_files_note_ons(path: Path):
+    piece, tokens = parse_piece(str(path), path.read_bytes())
+    assert piece[2] == "ok"
+    pitches = collections.Counter(p for token in tokens for p in token.pitches)
+    assert pitches == note_on_pitches(path.read_bytes())

@@ -41,7 +41,8 @@ def test_token_pitches_voice_chords_upwards_from_octave_four():
 
 
 def test_onsets_become_tokens_across_parts_with_doubled_pitches_merged():
-    note = lambda start, end, p, vel, ch: NoteEvent(start, end, p, vel, ch, program=0, track=ch)
+    note = lambda start, end, p, vel, ch: NoteEvent(start=start, pitch=p, end=end, velocity=vel, channel=ch,
+                                                  program=0, track=ch)
     song = MidiSong(ticks_per_quarter=96, notes=[
         note(0, 96, 60, 70, 0), note(0, 192, 64, 90, 1), note(0, 48, 67, 60, 1), note(0, 96, 60, 100, 1),
         note(96, 144, 72, 50, 0),

@@ -8,6 +8,7 @@ in a sentence a user can act on, by raising `MidiError`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 PERCUSSION_CHANNEL = 9  # MIDI channel 10, counted from 0
 
@@ -22,13 +23,12 @@ class MidiError(ValueError):
     """The bytes are not a MIDI file this reader can trust; the message says why."""
 
 
-@dataclass(frozen=True)
-class NoteEvent:
+class NoteEvent(NamedTuple):
     """One sounding note: onset and release in ticks, as written in the file."""
 
     start: int
-    end: int
     pitch: int
+    end: int
     velocity: int
     channel: int
     program: int
@@ -44,36 +44,6 @@ class MidiSong:
     tempos: list[tuple[int, float]] = field(default_factory=list)  # (tick, beats per minute)
     time_signatures: list[tuple[int, str]] = field(default_factory=list)  # (tick, "3/4")
     percussion_notes: int = 0
-
-
-class _Cursor:
-    """Reads big-endian numbers and variable-length quantities from a byte range."""
-
-    def __init__(self, data: bytes, start: int, end: int, where: str):
-        self.data, self.pos, self.end, self.where = data, start, end, where
-
-    def byte(self) -> int:
-        if self.pos >= self.end:
-            raise MidiError(f"truncated: {self.where} ends in the middle of an event")
-        value = self.data[self.pos]
-        self.pos += 1
-        return value
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > self.end:
-            raise MidiError(f"truncated: {self.where} ends in the middle of an event")
-        chunk = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return chunk
-
-    def varlen(self) -> int:
-        value = 0
-        for _ in range(4):
-            b = self.byte()
-            value = (value << 7) | (b & 0x7F)
-            if not b & 0x80:
-                return value
-        raise MidiError(f"corrupt: {self.where} has a variable-length number over 4 bytes")
 
 
 def read_midi(data: bytes) -> MidiSong:
@@ -115,68 +85,108 @@ def read_midi(data: bytes) -> MidiSong:
         pos = body + length  # any other chunk id is skipped, as the standard asks
     if track_index == 0:
         raise MidiError("no MTrk track chunk found")
-    song.notes.sort(key=lambda n: (n.start, n.pitch, n.channel))
+    song.notes.sort()  # by onset, then pitch: NoteEvent's first fields
     return song
 
 
-def _read_track(data: bytes, start: int, end: int, track: int, song: MidiSong) -> None:
-    cursor = _Cursor(data, start, end, f"track {track}")
+def _read_track(data: bytes, pos: int, end: int, track: int, song: MidiSong) -> None:
+    # The hot loop of the parse job: bytes are read inline, not through helper calls.
+    truncated = f"truncated: track {track} ends in the middle of an event"
     tick = 0
     running_status = 0
     programs = [0] * 16
-    open_notes: dict[tuple[int, int], list[tuple[int, int, int]]] = {}  # (ch, pitch) → FIFO
+    open_notes: dict[int, list[tuple[int, int, int]]] = {}  # channel << 7 | pitch → FIFO
+    notes = song.notes
+    new_note = tuple.__new__  # NoteEvent without the Python-level __new__ of NamedTuple
 
-    def close(channel: int, pitch: int, at: int) -> None:
-        pending = open_notes.get((channel, pitch))
-        if pending:
-            onset, velocity, program = pending.pop(0)
-            song.notes.append(NoteEvent(onset, max(at, onset), pitch, velocity,
-                                        channel, program, track))
+    def varlen() -> int:
+        nonlocal pos
+        value = 0
+        for _ in range(4):
+            if pos >= end:
+                raise MidiError(truncated)
+            b = data[pos]
+            pos += 1
+            value = (value << 7) | (b & 0x7F)
+            if b < 0x80:
+                return value
+        raise MidiError(f"corrupt: track {track} has a variable-length number over 4 bytes")
 
-    while cursor.pos < end:
-        tick += cursor.varlen()
-        status = cursor.byte()
+    while pos < end:
+        if data[pos] < 0x80:  # a one-byte delta time, by far the most common
+            tick += data[pos]
+            pos += 1
+        else:
+            tick += varlen()
+        if pos >= end:
+            raise MidiError(truncated)
+        status = data[pos]
         if status < 0x80:  # running status: this byte is already the first data byte
             if not running_status:
                 raise MidiError(f"corrupt: track {track} uses running status before any status byte")
-            cursor.pos -= 1
             status = running_status
+        else:
+            pos += 1
         kind = status & 0xF0
-        if kind in _CHANNEL_DATA_LENGTH:
+        if kind == 0x90 or kind == 0x80:
             running_status = status
-            payload = cursor.take(_CHANNEL_DATA_LENGTH[kind])
+            if pos + 2 > end:
+                raise MidiError(truncated)
+            pitch, velocity = data[pos] & 0x7F, data[pos + 1] & 0x7F
+            pos += 2
             channel = status & 0x0F
-            if kind == 0xC0:
-                programs[channel] = payload[0] & 0x7F
-            elif kind in (0x80, 0x90):
-                pitch, velocity = payload[0] & 0x7F, payload[1] & 0x7F
-                if channel == PERCUSSION_CHANNEL:
-                    song.percussion_notes += kind == 0x90 and velocity > 0
-                elif kind == 0x90 and velocity > 0:
-                    open_notes.setdefault((channel, pitch), []).append(
-                        (tick, velocity, programs[channel]))
+            key = channel << 7 | pitch
+            if channel == PERCUSSION_CHANNEL:
+                song.percussion_notes += kind == 0x90 and velocity > 0
+            elif kind == 0x90 and velocity > 0:
+                pending = open_notes.get(key)
+                if pending is None:
+                    open_notes[key] = [(tick, velocity, programs[channel])]
                 else:
-                    close(channel, pitch, tick)
+                    pending.append((tick, velocity, programs[channel]))
+            else:
+                pending = open_notes.get(key)
+                if pending:
+                    onset, on_velocity, program = pending.pop(0)
+                    notes.append(new_note(NoteEvent, (onset, pitch, tick, on_velocity, channel, program, track)))
+        elif kind in _CHANNEL_DATA_LENGTH:  # other channel messages: only programs matter
+            running_status = status
+            size = _CHANNEL_DATA_LENGTH[kind]
+            if pos + size > end:
+                raise MidiError(truncated)
+            if kind == 0xC0:
+                programs[status & 0x0F] = data[pos] & 0x7F
+            pos += size
         elif status == 0xFF:
             running_status = 0
-            meta_type = cursor.byte()
-            payload = cursor.take(cursor.varlen())
+            if pos >= end:
+                raise MidiError(truncated)
+            meta_type = data[pos]
+            pos += 1
+            size = varlen()
+            if pos + size > end:
+                raise MidiError(truncated)
+            payload = data[pos:pos + size]
+            pos += size
             if meta_type == _META_END_OF_TRACK:
                 break
-            if meta_type == _META_TEMPO and len(payload) == 3:
+            if meta_type == _META_TEMPO and size == 3:
                 micros = int.from_bytes(payload, "big")
                 if micros:
                     song.tempos.append((tick, round(60_000_000 / micros, 3)))
-            elif meta_type == _META_TIME_SIGNATURE and len(payload) >= 2:
+            elif meta_type == _META_TIME_SIGNATURE and size >= 2:
                 song.time_signatures.append((tick, f"{payload[0]}/{2 ** min(payload[1], 6)}"))
-        elif status in (0xF0, 0xF7):
+        elif status == 0xF0 or status == 0xF7:
             running_status = 0
-            cursor.take(cursor.varlen())
+            size = varlen()
+            if pos + size > end:
+                raise MidiError(truncated)
+            pos += size
         else:
             raise MidiError(f"corrupt: track {track} has status byte {status:#04x} "
-                            f"at byte {cursor.pos - 1}, which a MIDI file cannot contain")
+                            f"at byte {pos - 1}, which a MIDI file cannot contain")
 
     # A note still sounding when its track ends is released there.
-    for (channel, pitch), pending in open_notes.items():
-        while pending:
-            close(channel, pitch, tick)
+    for key, pending in open_notes.items():
+        for onset, velocity, program in pending:
+            notes.append(NoteEvent(onset, key & 0x7F, tick, velocity, key >> 7, program, track))

@@ -8,19 +8,19 @@ A token is what sounds at one onset, in the paper's format:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 from lstm_composer.midi import MidiSong
 
 _PITCH_NAMES = ("C", "C#", "D", "E-", "E", "F", "F#", "G", "G#", "A", "B-", "B")
 _NAME_TO_CLASS = {name: pc for pc, name in enumerate(_PITCH_NAMES)}
+_NOTE_NAMES = tuple(f"{_PITCH_NAMES[p % 12]}{p // 12 - 1}" for p in range(128))
 
 
 def note_name(midi_pitch: int) -> str:
     """`60` → `C4`, with music21's default spelling of MIDI pitches."""
-    return f"{_PITCH_NAMES[midi_pitch % 12]}{midi_pitch // 12 - 1}"
+    return _NOTE_NAMES[midi_pitch]
 
 
 def note_pitch(name: str) -> int:
@@ -54,9 +54,13 @@ def normal_order(pitch_classes: frozenset[int]) -> tuple[int, ...]:
 def token_for(pitches: Sequence[int]) -> str:
     """The token for the distinct MIDI pitches struck at one onset."""
     if len(pitches) == 1:
-        return note_name(pitches[0])
-    order = normal_order(frozenset(p % 12 for p in pitches))
-    return ".".join(str(pc) for pc in order)
+        return _NOTE_NAMES[pitches[0]]
+    return _chord_token(frozenset(p % 12 for p in pitches))
+
+
+@lru_cache(maxsize=4096)
+def _chord_token(pitch_classes: frozenset[int]) -> str:
+    return ".".join(str(pc) for pc in normal_order(pitch_classes))
 
 
 def is_chord(token: str) -> bool:
@@ -78,9 +82,8 @@ def token_pitches(token: str, chord_octave: int = 4) -> list[int]:
     return pitches
 
 
-@dataclass(frozen=True)
-class Token:
-    """One row of the notes table (without the piece id)."""
+class Token(NamedTuple):
+    """One row of the notes table (without the piece id), in the table's column order."""
 
     position: int
     token: str
@@ -95,28 +98,31 @@ def tokenize(song: MidiSong) -> list[Token]:
     """Group the song's notes by onset tick: each onset becomes one token.
 
     The same pitch struck twice at one onset (two parts doubling it) counts once, with the
-    longer duration and the louder velocity. A token's duration is its longest note's.
+    longer duration and the louder velocity. A token's duration is its longest note's, its
+    program its lowest note's.
     """
     tpq = float(song.ticks_per_quarter)
     tokens: list[Token] = []
     notes = song.notes  # sorted by onset
-    i = 0
-    while i < len(notes):
-        onset = notes[i].start
-        j = i
-        while j < len(notes) and notes[j].start == onset:
+    i, n = 0, len(notes)
+    while i < n:
+        first = notes[i]
+        onset = first.start
+        j = i + 1
+        while j < n and notes[j].start == onset:
             j += 1
-        group = notes[i:j]
-        pitches = sorted({n.pitch for n in group})
-        tokens.append(Token(
-            position=len(tokens),
-            token=token_for(pitches),
-            pitches=pitches,
-            offset=onset / tpq,
-            duration=max(n.end - n.start for n in group) / tpq,
-            velocity=max(n.velocity for n in group),
-            program=min(group, key=lambda n: n.pitch).program,
-        ))
+        if j == i + 1:  # a single note, the common case
+            tokens.append(Token(len(tokens), _NOTE_NAMES[first.pitch], [first.pitch], onset / tpq,
+                                (first.end - onset) / tpq, first.velocity, first.program))
+        else:
+            group = notes[i:j]
+            pitches = sorted({note.pitch for note in group})
+            tokens.append(Token(
+                len(tokens), token_for(pitches), pitches, onset / tpq,
+                (max(note.end for note in group) - onset) / tpq,
+                max(note.velocity for note in group),
+                min(group, key=lambda note: note.pitch).program,
+            ))
         i = j
     return tokens
 
