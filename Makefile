@@ -37,6 +37,7 @@ $(STAMP): setup.py constraints.txt
 
 run: install
 	$(SPARK_SUBMIT) --master "local[2]" jobs/parse.py --input midi_songs --output $(CORPUS)
+	rm -rf $(MODEL)
 	$(SPARK_SUBMIT) --master "local[2]" jobs/train.py --corpus $(CORPUS) --model-dir $(MODEL) --preset small --epochs $(EPOCHS) --num-proc 2
 	$(PY) jobs/generate.py --model-dir $(MODEL) --length 500 --seed 7 --output output/generated.mid
 

@@ -3,6 +3,7 @@
     python jobs/generate.py --model-dir models/run1 --length 500 --seed 7 --output generated.mid
 """
 import argparse
+import sys
 
 from lstm_composer.generate import GenerateConfig, generate
 from lstm_composer.render import write_midi
@@ -19,7 +20,10 @@ def main() -> None:
     config = GenerateConfig(model_dir=args.model_dir, length=args.length, seed=args.seed,
                             temperature=args.temperature)
 
-    tokens = generate(config)
+    try:
+        tokens = generate(config)
+    except ValueError as error:  # a damaged model directory: the message names the file
+        sys.exit(f"generate: {error}")
     path = write_midi(tokens, args.output)
     print(f"wrote {len(tokens)} tokens to {path.resolve()}")
 

@@ -3,6 +3,7 @@
     spark-submit jobs/train.py --corpus data/corpus --model-dir models/run1 --preset paper --epochs 36 --num-proc 2
 """
 import argparse
+import sys
 from dataclasses import replace
 
 from pyspark.sql import SparkSession
@@ -19,19 +20,27 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=36)
     parser.add_argument("--num-proc", type=int, default=2, help="Horovod ranks, one Spark task slot each")
     parser.add_argument("--batch-size", type=int, help="per rank; default: the preset's")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="share of pieces held out for validation")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --model-dir from its last checkpoint")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     model = preset(args.preset)
     if args.batch_size:
         model = replace(model, batch_size=args.batch_size)
     config = TrainConfig(corpus_path=args.corpus, model_dir=args.model_dir, model=model,
-                         epochs=args.epochs, num_proc=args.num_proc, seed=args.seed)
+                         epochs=args.epochs, num_proc=args.num_proc, seed=args.seed,
+                         val_fraction=args.val_fraction, resume=args.resume)
 
     spark = SparkSession.builder.appName("lstm-composer train").getOrCreate()
-    summary = train(spark, config)
-    spark.stop()
-    print(f"trained {summary.epochs} epochs on {summary.windows} windows, vocabulary {summary.vocab_size}; "
-          f"best loss {summary.best_loss:.4f}; model in {summary.model_dir}")
+    try:
+        summary = train(spark, config)
+    except ValueError as error:  # a corpus or model directory that cannot be used: the message says why
+        sys.exit(f"train: {error}")
+    finally:
+        spark.stop()
+    print(f"trained {summary.epochs} epochs on {summary.train_windows} windows "
+          f"({summary.val_windows} held out), vocabulary {summary.vocab_size}; "
+          f"best validation loss {summary.best_val_loss:.4f}; model in {summary.model_dir}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lstm_composer.dataset import make_dataset, read_token_stream, window_starts
+from lstm_composer.dataset import make_dataset, read_token_stream, split_pieces, window_starts
 from lstm_composer.presets import preset
 from lstm_composer.tokens import Vocabulary
 
@@ -58,3 +58,18 @@ def test_paper_encoding_is_scaled_scalars_and_one_hot_targets(tmp_path):
     assert windows.shape == (1, 3, 1)
     assert np.allclose(windows.numpy()[0, :, 0], np.array([7, 8, 9]) / 12)
     assert targets.numpy()[0].tolist() == [0.0] * 10 + [1.0, 0.0]
+
+
+def test_validation_pieces_are_a_seeded_share_and_their_windows_are_not_trained_on(tmp_path):
+    pieces = [f"piece{i:02d}" for i in range(20)]
+    held_out = split_pieces(pieces, 0.1, seed=3)
+    assert len(held_out) == 2 and set(held_out) <= set(pieces)
+    assert split_pieces(pieces, 0.1, seed=3) == held_out
+    assert split_pieces(pieces, 0.1, seed=4) != held_out
+    assert split_pieces(pieces[:2], 0.1, seed=0) != []  # at least one piece when there are two
+    assert split_pieces(pieces[:1], 0.5, seed=0) == [] and split_pieces(pieces, 0.0, seed=0) == []
+
+    write_notes(tmp_path, ["a", "b"])
+    stream = read_token_stream(str(tmp_path), Vocabulary(PIECES["a"] + PIECES["b"]))
+    assert window_starts(stream, 3, {"b"}).tolist() == [7, 8]
+    assert window_starts(stream, 3, {"a"}).tolist() == [0, 1, 2, 3]

@@ -1,41 +1,60 @@
 """The README's three commands, run as a user runs them: parse → train (2 Horovod ranks) → generate."""
+import json
 import os
+import re
 import shutil
+import signal
+import time
 import subprocess
 import sys
 from pathlib import Path
 
 from music21 import converter
 
+from lstm_composer.model_dir import read_checkpoint, read_history
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SONGS = ["schoenberg_op19_no2.mid", "joplin_maple_leaf_rag.mid", "bach_bwv1_6_chorale.mid"]
 
 
+ENV = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable,
+       "SPARK_CONF_DIR": str(ROOT / "cluster" / "conf"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
 def run(*command, cwd):
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable,
-           "SPARK_CONF_DIR": str(ROOT / "cluster" / "conf"), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout
 
 
-def test_parse_train_generate(tmp_path):
-    songs = tmp_path / "songs"
+def parse_songs(folder):
+    songs = folder / "songs"
     songs.mkdir()
     for name in SONGS:
         shutil.copy(ROOT / "midi_songs" / name, songs / name)
+    return run("spark-submit", "--master", "local[2]", str(ROOT / "jobs/parse.py"),
+               "--input", "songs", "--output", "data/corpus", cwd=folder)
 
-    out = run("spark-submit", "--master", "local[2]", str(ROOT / "jobs/parse.py"),
-              "--input", "songs", "--output", "data/corpus", cwd=tmp_path)
+
+def test_parse_train_generate(tmp_path):
+    out = parse_songs(tmp_path)
     assert "3 files: 3 parsed, 0 empty, 0 failed" in out
 
     out = run("spark-submit", "--master", "local[2]", str(ROOT / "jobs/train.py"), "--corpus", "data/corpus",
               "--model-dir", "models/run1", "--preset", "tiny", "--epochs", "1", "--num-proc", "2", cwd=tmp_path)
     assert "trained 1 epochs" in out
+    assert re.search(r"\[0\]<stdout>:\d+/\d+ - .* - loss: .* - val_loss: ", out)  # rank 0's progress line
     model_dir = tmp_path / "models" / "run1"
-    assert sorted(p.name for p in model_dir.iterdir()) == ["config.json", "history.csv", "model.keras", "vocab.json"]
-    assert len((model_dir / "history.csv").read_text().splitlines()) == 2  # header + one epoch
+    assert sorted(p.name for p in model_dir.iterdir()) == [
+        "checkpoints", "config.json", "history.csv", "logs", "loss.png", "model.keras", "vocab.json"]
+    history = read_history(model_dir)
+    assert len(history) == 1
+    assert {"loss", "val_loss", "accuracy", "val_accuracy", "sequences_per_second", "seconds"} <= set(history[0])
+    assert float(history[0]["val_loss"]) > 0 and float(history[0]["sequences_per_second"]) > 0
+    assert list((model_dir / "logs").rglob("events.out.tfevents.*"))
+    assert (model_dir / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(json.loads((model_dir / "config.json").read_text())["validation_pieces"]) == 1
 
     for name in ("a.mid", "b.mid"):
         out = run(sys.executable, str(ROOT / "jobs/generate.py"), "--model-dir", "models/run1",
@@ -47,27 +66,32 @@ def test_parse_train_generate(tmp_path):
     assert len(score.flatten().notes) == 32
 
 
-def test_saved_model_loads_with_plain_keras(tmp_path):
-    """model.keras holds no Horovod wrapper: `tf.keras.models.load_model` opens it as is."""
-    import tensorflow as tf
+TRAIN = [str(ROOT / "jobs/train.py"), "--corpus", "data/corpus", "--model-dir", "models/run",
+         "--preset", "tiny", "--epochs", "8", "--num-proc", "2", "--batch-size", "4"]
 
-    from lstm_composer.model import build_model
-    from lstm_composer.presets import preset
-    from lstm_composer.training import best_loss_saver
 
-    config = preset("tiny")
-    network = build_model(config, vocab_size=5)
-    saver = best_loss_saver(tmp_path / "model.keras", config, vocab_size=5)
-    saver.set_model(network)
-    saver.on_epoch_end(0, {"loss": 2.0})
-    best_weights = [w.copy() for w in network.get_weights()]
-    network.set_weights([w * 0 for w in best_weights])
-    saver.on_epoch_end(1, {"loss": 3.0})  # worse: the file keeps epoch 0's weights
+def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path):
+    parse_songs(tmp_path)
+    model_dir = tmp_path / "models" / "run"
+    driver = subprocess.Popen(["spark-submit", "--master", "local[2]", *TRAIN], cwd=tmp_path, env=ENV,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not ((model_dir / "checkpoints" / "last.json").exists() and read_checkpoint(model_dir).epoch >= 1):
+            assert driver.poll() is None and time.monotonic() < deadline, "training ended before its second epoch"
+            time.sleep(0.2)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver, its JVM and the ranks: nothing says goodbye
+        driver.wait()
+    killed_after = read_checkpoint(model_dir).epoch
+    assert killed_after < 7
 
-    loaded = tf.keras.models.load_model(tmp_path / "model.keras")
-    assert saver.best_loss == 2.0
-    assert [w.tolist() for w in loaded.get_weights()] == [w.tolist() for w in best_weights]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
+    refused = subprocess.run(["spark-submit", "--master", "local[2]", *TRAIN], cwd=tmp_path, env=ENV,
+                             capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "already holds a training run: pass --resume" in refused.stdout  # spark-submit merges the two
 
-    saver.on_epoch_end(2, {"loss": 1.0})  # better: replaced
-    assert all(not w.any() for w in tf.keras.models.load_model(tmp_path / "model.keras").get_weights())
+    out = run("spark-submit", "--master", "local[2]", *TRAIN, "--resume", cwd=tmp_path)
+    assert f"trained {7 - killed_after} epochs" in out
+    assert [int(row["epoch"]) for row in read_history(model_dir)] == list(range(8))
+    assert read_checkpoint(model_dir).epoch == 7

@@ -47,11 +47,23 @@ def read_token_stream(notes_path: str, vocabulary: Vocabulary) -> TokenStream:
     )
 
 
-def window_starts(stream: TokenStream, sequence_length: int) -> np.ndarray:
-    """Every index `s` with `ids[s:s + L]` and its next token `ids[s + L]` inside one piece."""
+def split_pieces(piece_ids: list[str], val_fraction: float, seed: int) -> list[str]:
+    """The pieces held out for validation: a seeded draw of `val_fraction` of them (at least
+    one when there are two or more), so no window of a validation piece is trained on."""
+    if val_fraction <= 0 or len(piece_ids) < 2:
+        return []
+    count = min(len(piece_ids) - 1, max(1, round(val_fraction * len(piece_ids))))
+    order = np.random.default_rng(seed).permutation(len(piece_ids))
+    return sorted(piece_ids[i] for i in order[:count])
+
+
+def window_starts(stream: TokenStream, sequence_length: int,
+                  pieces: set[str] | None = None) -> np.ndarray:
+    """Every index `s` with `ids[s:s + L]` and its next token `ids[s + L]` inside one piece
+    (of `pieces`, when given)."""
     ranges = [np.arange(begin, end - sequence_length, dtype=np.int64)
-              for begin, end in zip(stream.bounds[:-1], stream.bounds[1:])
-              if end - begin > sequence_length]
+              for piece, begin, end in zip(stream.piece_ids, stream.bounds[:-1], stream.bounds[1:])
+              if end - begin > sequence_length and (pieces is None or piece in pieces)]
     return np.concatenate(ranges) if ranges else np.zeros(0, dtype=np.int64)
 
 
@@ -65,8 +77,9 @@ def encode_windows(windows, config: ModelConfig, vocab_size: int):
 
 
 def make_dataset(stream: TokenStream, starts: np.ndarray, config: ModelConfig,
-                 vocab_size: int, seed: int):
-    """An endless, shuffled dataset of batches (inputs, targets) over the given window starts."""
+                 vocab_size: int, seed: int, shuffle: bool = True, batch_size: int | None = None):
+    """An endless dataset of batches (inputs, targets) over the given window starts,
+    reshuffled every pass unless `shuffle` is False."""
     import tensorflow as tf
 
     ids = tf.constant(stream.ids)
@@ -79,9 +92,10 @@ def make_dataset(stream: TokenStream, starts: np.ndarray, config: ModelConfig,
             targets = tf.one_hot(targets, vocab_size)
         return encode_windows(windows, config, vocab_size), targets
 
-    return (tf.data.Dataset.from_tensor_slices(starts)
-            .shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
-            .repeat()
-            .batch(config.batch_size, drop_remainder=True)
+    dataset = tf.data.Dataset.from_tensor_slices(starts)
+    if shuffle:
+        dataset = dataset.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
+    return (dataset.repeat()
+            .batch(batch_size or config.batch_size, drop_remainder=True)
             .map(to_batch, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))

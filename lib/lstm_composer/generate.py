@@ -1,7 +1,6 @@
 """Generation from a trained model directory, locally, without Spark."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import numpy as np
 
 from lstm_composer.presets import ModelConfig
 from lstm_composer.tokens import Vocabulary
-from lstm_composer.training import CONFIG_FILE, MODEL_FILE, VOCAB_FILE
+from lstm_composer import model_dir as run_files
 
 
 @dataclass(frozen=True)
@@ -37,19 +36,19 @@ class TrainedModel:
 
     @classmethod
     def load(cls, model_dir: str) -> "TrainedModel":
-        import tensorflow as tf
-
+        """Everything checked, and a `ModelDirError` naming the file that is missing or corrupt;
+        a vocabulary that does not fit the network is refused too."""
         directory = Path(model_dir)
-        for name in (CONFIG_FILE, VOCAB_FILE, MODEL_FILE):
-            if not (directory / name).is_file():
-                raise FileNotFoundError(f"{directory / name} is missing: is {directory} a trained model directory?")
-        settings = json.loads((directory / CONFIG_FILE).read_text())
-        return cls(
-            network=tf.keras.models.load_model(directory / MODEL_FILE, compile=False),
-            config=ModelConfig.from_dict(settings["model"]),
-            vocabulary=Vocabulary.from_json((directory / VOCAB_FILE).read_text()),
-            corpus_path=settings["corpus_path"],
-        )
+        settings = run_files.read_json(directory / run_files.CONFIG_FILE)
+        vocabulary = Vocabulary(run_files.read_json(directory / run_files.VOCAB_FILE)["tokens"])
+        network = run_files.load_network(directory)
+        outputs = network.output_shape[-1]
+        if outputs != len(vocabulary):
+            raise run_files.ModelDirError(
+                f"{directory / run_files.VOCAB_FILE} has {len(vocabulary)} tokens but "
+                f"{directory / run_files.MODEL_FILE} predicts {outputs}: they come from different runs")
+        return cls(network=network, config=ModelConfig.from_dict(settings["model"]),
+                   vocabulary=vocabulary, corpus_path=settings["corpus_path"])
 
 
 def primer_window(model: TrainedModel, rng: np.random.Generator) -> np.ndarray:

@@ -1,27 +1,27 @@
 """Data-parallel training with Horovod on Spark.
 
-The driver builds the vocabulary with Spark and writes `config.json` and `vocab.json`;
-`horovod.spark.run` then starts one rank per Spark task. Each rank reads the notes table
-with pyarrow, streams its shard of windows, and trains with Horovod's
-`DistributedOptimizer`; rank 0 alone writes `model.keras` (best loss so far) and
-`history.csv`. The model directory must be reachable by the executor that runs rank 0
-(any local path in local mode; shared storage on a cluster).
+The driver builds the vocabulary with Spark, holds out a seeded share of the pieces for
+validation, and writes `config.json` and `vocab.json`; `horovod.spark.run` then starts one
+rank per Spark task. Each rank reads the notes table with pyarrow, streams its shard of
+windows, and trains with Horovod's `DistributedOptimizer`; rank 0 alone writes: a checkpoint
+(weights and optimizer state) after every epoch, `model.keras` whenever the validation loss
+improves, `history.csv`, TensorBoard logs and `loss.png`. The model directory must be
+reachable by the executor that runs rank 0 (any local path in local mode; shared storage on
+a cluster). A run that was killed continues from its last checkpoint with `resume`.
 """
 from __future__ import annotations
 
 import json
 import os
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from lstm_composer import model_dir as run_files
+from lstm_composer.model_dir import ModelDirError
 from lstm_composer.presets import ModelConfig
 from lstm_composer.tokens import Vocabulary
-
-CONFIG_FILE = "config.json"
-VOCAB_FILE = "vocab.json"
-MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.csv"
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class TrainConfig:
     epochs: int
     num_proc: int
     seed: int = 0
+    val_fraction: float = 0.1
+    resume: bool = False
     threads_per_rank: int = 1
 
     def __post_init__(self) -> None:
@@ -39,6 +41,8 @@ class TrainConfig:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         if self.num_proc < 1:
             raise ValueError(f"num_proc must be at least 1, got {self.num_proc}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.threads_per_rank < 1:
             raise ValueError(f"threads_per_rank must be at least 1, got {self.threads_per_rank}")
 
@@ -50,10 +54,11 @@ class TrainConfig:
 @dataclass(frozen=True)
 class TrainSummary:
     model_dir: str
-    epochs: int
-    best_loss: float
+    epochs: int  # trained in this call
+    best_val_loss: float
     vocab_size: int
-    windows: int
+    train_windows: int
+    val_windows: int
 
 
 def absolute(path: str) -> str:
@@ -66,27 +71,55 @@ def build_vocabulary(spark, notes_path: str) -> Vocabulary:
     return Vocabulary(row.token for row in rows)
 
 
-def write_run_files(config: TrainConfig, vocabulary: Vocabulary) -> None:
-    model_dir = Path(config.model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    settings = {"model": config.model.to_dict(), "corpus_path": config.corpus_path,
-                "epochs": config.epochs, "num_proc": config.num_proc, "seed": config.seed}
-    (model_dir / CONFIG_FILE).write_text(json.dumps(settings, indent=1))
-    (model_dir / VOCAB_FILE).write_text(vocabulary.to_json())
+def piece_ids(spark, notes_path: str) -> list[str]:
+    return sorted(row.piece_id for row in spark.read.parquet(notes_path).select("piece_id").distinct().collect())
+
+
+def _settings(config: TrainConfig, validation_pieces: list[str]) -> dict:
+    return {"model": config.model.to_dict(), "corpus_path": config.corpus_path, "epochs": config.epochs,
+            "num_proc": config.num_proc, "seed": config.seed, "val_fraction": config.val_fraction,
+            "validation_pieces": validation_pieces}
+
+
+def prepare_run(spark, config: TrainConfig) -> tuple[Vocabulary, list[str], int]:
+    """Write config.json and vocab.json for a new run, or check them for a resumed one.
+    Returns the vocabulary, the validation pieces and the first epoch to train."""
+    from lstm_composer.dataset import split_pieces
+
+    directory = Path(config.model_dir)
+    if config.resume:
+        saved = run_files.read_json(directory / run_files.CONFIG_FILE)
+        if saved["model"] != json.loads(json.dumps(config.model.to_dict())):  # tuples as JSON lists
+            raise ModelDirError(f"{directory / run_files.CONFIG_FILE} was written for preset "
+                                f"{saved['model']['name']!r} with other settings: resume with the same preset")
+        vocabulary = Vocabulary(run_files.read_json(directory / run_files.VOCAB_FILE)["tokens"])
+        last = run_files.read_checkpoint(directory, "last")
+        first_epoch = last.epoch + 1 if last else 0
+        run_files.trim_history(directory, first_epoch)
+        settings = {**saved, "epochs": config.epochs}
+        run_files.write_atomic(directory / run_files.CONFIG_FILE, json.dumps(settings, indent=1))
+        return vocabulary, saved["validation_pieces"], first_epoch
+    if run_files.read_checkpoint(directory, "last") is not None:
+        raise ModelDirError(f"{directory} already holds a training run: pass --resume to continue it, "
+                            f"or choose another --model-dir")
+    vocabulary = build_vocabulary(spark, config.notes_path)
+    validation = split_pieces(piece_ids(spark, config.notes_path), config.val_fraction, config.seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    run_files.write_atomic(directory / run_files.CONFIG_FILE, json.dumps(_settings(config, validation), indent=1))
+    run_files.write_atomic(directory / run_files.VOCAB_FILE, vocabulary.to_json())
+    return vocabulary, validation, 0
 
 
 def train(spark, config: TrainConfig) -> TrainSummary:
-    """Build the vocabulary, then train on `config.num_proc` Horovod ranks."""
+    """Train on `config.num_proc` Horovod ranks, from scratch or from the last checkpoint."""
     import horovod.spark
 
-    config = TrainConfig(**{**config.__dict__, "corpus_path": absolute(config.corpus_path),
-                            "model_dir": absolute(config.model_dir)})
-    vocabulary = build_vocabulary(spark, config.notes_path)
-    write_run_files(config, vocabulary)
+    config = replace(config, corpus_path=absolute(config.corpus_path), model_dir=absolute(config.model_dir))
+    vocabulary, validation, first_epoch = prepare_run(spark, config)
     local = spark.sparkContext.master.startswith("local")
     results = horovod.spark.run(
         train_rank,
-        args=(config, vocabulary.tokens),
+        args=(config, vocabulary.tokens, validation, first_epoch),
         num_proc=config.num_proc,
         use_gloo=True,
         nics=["lo"] if local else None,
@@ -95,12 +128,12 @@ def train(spark, config: TrainConfig) -> TrainSummary:
         stderr=sys.stderr,
     )
     rank0 = next(r for r in results if r["rank"] == 0)
-    return TrainSummary(model_dir=config.model_dir, epochs=config.epochs,
-                        best_loss=rank0["best_loss"], vocab_size=len(vocabulary),
-                        windows=rank0["windows"])
+    return TrainSummary(model_dir=config.model_dir, epochs=config.epochs - first_epoch,
+                        best_val_loss=rank0["best_val_loss"], vocab_size=len(vocabulary),
+                        train_windows=rank0["train_windows"], val_windows=rank0["val_windows"])
 
 
-def train_rank(config: TrainConfig, vocab_tokens: list[str]) -> dict:
+def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[str], first_epoch: int) -> dict:
     """What each Horovod rank runs, on an executor. Returns a small summary to the driver."""
     import tensorflow as tf
     import horovod.tensorflow.keras as hvd
@@ -112,60 +145,111 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str]) -> dict:
     # Spark sets OMP_NUM_THREADS for the task; TensorFlow's own pools are set here.
     tf.config.threading.set_intra_op_parallelism_threads(config.threads_per_rank)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    tf.keras.utils.set_random_seed(config.seed + hvd.rank())
+    tf.keras.utils.set_random_seed(config.seed + 1000 * first_epoch + hvd.rank())
+    tf.get_logger().setLevel("ERROR")  # not Keras's "callback is slow" for Horovod's first-batch broadcast
 
     model_config = config.model
+    rank, size, batch = hvd.rank(), hvd.size(), model_config.batch_size
     vocabulary = Vocabulary(vocab_tokens)
     stream = read_token_stream(config.notes_path, vocabulary)
-    starts = window_starts(stream, model_config.sequence_length)
-    steps = len(starts) // hvd.size() // model_config.batch_size
+    held_out = set(validation)
+    train_starts = window_starts(stream, model_config.sequence_length, set(stream.piece_ids) - held_out)
+    val_starts = window_starts(stream, model_config.sequence_length, held_out)
+    steps = len(train_starts) // size // batch
     if steps == 0:
         raise ValueError(
-            f"the corpus gives {len(starts)} windows of {model_config.sequence_length} tokens, "
-            f"fewer than batch_size {model_config.batch_size} × {hvd.size()} ranks: "
-            f"add MIDI files or choose a smaller preset")
-    dataset = make_dataset(stream, starts[hvd.rank()::hvd.size()], model_config,
-                           len(vocabulary), seed=config.seed + hvd.rank())
+            f"the training pieces give {len(train_starts)} windows of {model_config.sequence_length} tokens, "
+            f"fewer than batch_size {batch} × {size} ranks: add MIDI files or choose a smaller preset")
+    dataset = make_dataset(stream, train_starts[rank::size], model_config, len(vocabulary),
+                           seed=config.seed + rank)
+    fit_validation = {}
+    if len(val_starts) >= size:  # every rank evaluates the same number of batches
+        val_batch = min(batch, len(val_starts) // size)
+        fit_validation = {
+            "validation_data": make_dataset(stream, val_starts[rank::size], model_config, len(vocabulary),
+                                            seed=0, shuffle=False, batch_size=val_batch),
+            "validation_steps": len(val_starts) // size // val_batch,
+        }
 
     model = build_model(model_config, len(vocabulary))
-    optimizer = tf.keras.optimizers.RMSprop(learning_rate=model_config.learning_rate * hvd.size())
-    model.compile(loss=loss_name(model_config), optimizer=hvd.DistributedOptimizer(optimizer),
-                  metrics=["accuracy"])
+    optimizer = hvd.DistributedOptimizer(
+        tf.keras.optimizers.RMSprop(learning_rate=model_config.learning_rate * size))
+    model.compile(loss=loss_name(model_config), optimizer=optimizer, metrics=["accuracy"])
+    state = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    best_val_loss = float("inf")
+    if first_epoch:
+        best_val_loss = restore(state, optimizer, model, config.model_dir)
 
-    callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0),
-                 hvd.callbacks.MetricAverageCallback()]
-    best = best_loss_saver(Path(config.model_dir) / MODEL_FILE, model_config, len(vocabulary))
-    if hvd.rank() == 0:
-        callbacks += [best, tf.keras.callbacks.CSVLogger(str(Path(config.model_dir) / HISTORY_FILE))]
-    model.fit(dataset, steps_per_epoch=steps, epochs=config.epochs,
-              verbose=2 if hvd.rank() == 0 else 0, callbacks=callbacks)
-    return {"rank": hvd.rank(), "best_loss": best.best_loss, "windows": len(starts)}
+    directory = Path(config.model_dir)
+    callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
+    saver = None
+    if rank == 0:
+        saver = epoch_saver(directory, state, model_config, len(vocabulary), best_val_loss,
+                            sequences_per_epoch=steps * batch * size)
+        callbacks += [saver,
+                      tf.keras.callbacks.CSVLogger(str(directory / run_files.HISTORY_FILE), append=first_epoch > 0),
+                      tf.keras.callbacks.TensorBoard(str(directory / run_files.LOGS_DIR), profile_batch=0)]
+    if first_epoch < config.epochs:
+        model.fit(dataset, steps_per_epoch=steps, epochs=config.epochs, initial_epoch=first_epoch,
+                  verbose=2 if rank == 0 else 0, callbacks=callbacks, **fit_validation)
+    if rank == 0:
+        run_files.plot_history(directory)
+    return {"rank": rank, "best_val_loss": saver.best_val_loss if saver else best_val_loss,
+            "train_windows": len(train_starts), "val_windows": len(val_starts)}
 
 
-def best_loss_saver(path: Path, model_config: ModelConfig, vocab_size: int):
-    """A Keras callback keeping the weights with the lowest training loss, as the paper did.
+def restore(state, optimizer, model, model_dir: str) -> float:
+    """Load the last checkpoint into `state`; returns the best validation loss so far."""
+    last = run_files.read_checkpoint(model_dir, "last")
+    optimizer.build(model.trainable_variables)  # so its slots exist to be restored into
+    try:
+        state.read(last.prefix).assert_existing_objects_matched()
+    except Exception as error:
+        raise ModelDirError(f"{last.prefix}.* cannot be restored into this network "
+                            f"({type(error).__name__}: {str(error)[:200]})") from None
+    best = run_files.read_checkpoint(model_dir, "best")
+    return float(best.metrics.get("monitored", float("inf"))) if best else float("inf")
 
-    The file holds a plain, uncompiled copy of the network (no Horovod optimizer inside),
-    written to a temporary name and renamed, so a reader never sees half a file.
-    """
+
+def epoch_saver(directory: Path, state, model_config: ModelConfig, vocab_size: int,
+                best_val_loss: float, sequences_per_epoch: int):
+    """Rank 0's Keras callback, after Horovod has averaged the epoch's metrics over ranks:
+    adds throughput to the logs, saves the checkpoint and, when the validation loss (the
+    training loss without a validation set) is the lowest yet, `model.keras`."""
     import tensorflow as tf
 
-    from lstm_composer.model import build_model
-
-    class _BestLossSaver(tf.keras.callbacks.Callback):
+    class EpochSaver(tf.keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.best_loss = float("inf")
+            self.best_val_loss = best_val_loss
+            self.started = time.perf_counter()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
-            loss = float((logs or {}).get("loss", float("inf")))
-            if loss >= self.best_loss:
-                return
-            self.best_loss = loss
-            plain = build_model(model_config, vocab_size)
-            plain.set_weights(self.model.get_weights())
-            partial = path.with_name(f".partial-{path.name}")
-            plain.save(partial)
-            os.replace(partial, path)
+            logs = logs if logs is not None else {}
+            seconds = time.perf_counter() - self.started
+            logs["seconds"] = seconds
+            logs["sequences_per_second"] = sequences_per_epoch / seconds
+            monitored = float(logs.get("val_loss", logs.get("loss", float("inf"))))
+            improved = monitored < self.best_val_loss
+            if improved:
+                self.best_val_loss = monitored
+                export_network(self.model, directory / run_files.MODEL_FILE, model_config, vocab_size)
+            metrics = {key: float(value) for key, value in logs.items()}
+            run_files.save_checkpoint(directory, state, epoch, {**metrics, "monitored": monitored}, improved)
 
-    return _BestLossSaver()
+    return EpochSaver()
+
+
+def export_network(model, path: Path, model_config: ModelConfig, vocab_size: int) -> None:
+    """A plain, uncompiled copy of the network (no Horovod optimizer inside), written to a
+    temporary name and renamed."""
+    from lstm_composer.model import build_model
+
+    plain = build_model(model_config, vocab_size)
+    plain.set_weights(model.get_weights())
+    partial = path.with_name(f".partial-{path.name}")
+    plain.save(partial)
+    os.replace(partial, path)
