@@ -20,7 +20,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export SPARK_CONF_DIR := $(abspath cluster/conf)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install run test songs bench bench-parse clean
+.PHONY: install run test songs bench bench-parse bench-train compare-presets clean
 
 install: $(STAMP)
 
@@ -46,10 +46,17 @@ test: install
 
 SHARED_MIDI ?= ../shared/midi/piano-midi
 
-bench: bench-parse
+bench: bench-parse bench-train
 
 bench-parse: install
 	$(PY) bench/parse.py --corpus $(SHARED_MIDI)
+
+bench-train: install
+	$(PY) bench/train.py
+
+MINUTES ?= 6
+compare-presets: install
+	$(PY) bench/compare_presets.py --corpus $(SHARED_MIDI) --minutes $(MINUTES) paper fast
 
 songs: install
 	$(PY) midi_songs/export.py --output midi_songs

@@ -20,16 +20,23 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=36)
     parser.add_argument("--num-proc", type=int, default=2, help="Horovod ranks, one Spark task slot each")
     parser.add_argument("--batch-size", type=int, help="per rank; default: the preset's")
+    parser.add_argument("--precision", choices=["float32", "mixed_bfloat16"], help="default: the preset's")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of pieces held out for validation")
     parser.add_argument("--resume", action="store_true", help="continue the run in --model-dir from its last checkpoint")
+    parser.add_argument("--steps-per-epoch", type=int, help="cap on batches per rank and epoch (smoke runs, benchmarks)")
+    parser.add_argument("--val-steps", type=int, help="cap on validation batches per rank (the same ones each epoch)")
+    parser.add_argument("--max-minutes", type=float, help="stop after the epoch in which this much time has passed")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     model = preset(args.preset)
     if args.batch_size:
         model = replace(model, batch_size=args.batch_size)
+    if args.precision:
+        model = replace(model, precision=args.precision)
     config = TrainConfig(corpus_path=args.corpus, model_dir=args.model_dir, model=model,
                          epochs=args.epochs, num_proc=args.num_proc, seed=args.seed,
-                         val_fraction=args.val_fraction, resume=args.resume)
+                         val_fraction=args.val_fraction, resume=args.resume, steps_per_epoch=args.steps_per_epoch,
+                         val_steps=args.val_steps, max_minutes=args.max_minutes)
 
     spark = SparkSession.builder.appName("lstm-composer train").getOrCreate()
     try:

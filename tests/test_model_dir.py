@@ -86,3 +86,16 @@ def test_history_is_trimmed_to_the_checkpointed_epochs(tmp_path):
     (tmp_path / "history.csv").write_text("epoch,loss\n0,3.0\n1,2.0\n2,1.5\n")
     run_files.trim_history(tmp_path, 2)
     assert (tmp_path / "history.csv").read_text() == "epoch,loss\n0,3.0\n1,2.0\n"
+
+
+def test_a_network_trained_in_bfloat16_is_saved_in_float32(tmp_path):
+    from dataclasses import replace
+
+    config = replace(CONFIG, input_encoding="embedding", sparse_targets=True, precision="mixed_bfloat16")
+    training = build_model(config, len(TOKENS), for_training=True)
+    assert training.get_layer("lstm_1").compute_dtype == "bfloat16"
+    assert training.get_layer("next_token").compute_dtype == "float32"
+    export_network(training, tmp_path / "model.keras", config, len(TOKENS))
+    saved = run_files.load_network(tmp_path)
+    assert {layer.compute_dtype for layer in saved.layers if layer.weights} == {"float32"}
+    assert [w.tolist() for w in saved.get_weights()] == [w.tolist() for w in training.get_weights()]

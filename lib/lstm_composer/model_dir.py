@@ -27,6 +27,7 @@ HISTORY_FILE = "history.csv"
 LOSS_PLOT = "loss.png"
 LOGS_DIR = "logs"
 CHECKPOINTS_DIR = "checkpoints"
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "sequences_per_second", "seconds")
 
 
 class ModelDirError(ValueError):
@@ -103,6 +104,14 @@ def trim_history(model_dir: Path, epochs: int) -> None:
     write_atomic(path, "".join(",".join(row) + "\n" for row in kept))
 
 
+def append_history(model_dir: Path, epoch: int, logs: dict) -> None:
+    """Add one epoch's row to history.csv (the whole file is rewritten, so never half a row)."""
+    path = model_dir / HISTORY_FILE
+    text = path.read_text() if path.exists() else ",".join(HISTORY_COLUMNS) + "\n"
+    values = [str(epoch)] + [f"{float(logs[key]):.6g}" if key in logs else "" for key in HISTORY_COLUMNS[1:]]
+    write_atomic(path, text + ",".join(values) + "\n")
+
+
 def read_history(model_dir: str | Path) -> list[dict]:
     with (Path(model_dir) / HISTORY_FILE).open() as handle:
         return list(csv.DictReader(handle))
@@ -133,7 +142,7 @@ def plot_history(model_dir: Path) -> Path:
     figure, axes = pyplot.subplots(figsize=(7, 4))
     epochs = [int(row["epoch"]) + 1 for row in rows]
     for key, label in (("loss", "training"), ("val_loss", "validation")):
-        values = [float(row[key]) for row in rows if row.get(key) not in (None, "", "NA")]
+        values = [float(row[key]) for row in rows if row.get(key)]
         if len(values) == len(epochs):
             axes.plot(epochs, values, marker="o", label=label)
     axes.set_xlabel("epoch")

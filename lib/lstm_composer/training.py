@@ -35,6 +35,9 @@ class TrainConfig:
     val_fraction: float = 0.1
     resume: bool = False
     threads_per_rank: int = 1
+    steps_per_epoch: int | None = None  # at most this many batches per rank and epoch
+    val_steps: int | None = None  # at most this many validation batches per rank (the same ones each epoch)
+    max_minutes: float | None = None  # stop after the epoch in which this much time has passed
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -45,6 +48,10 @@ class TrainConfig:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.threads_per_rank < 1:
             raise ValueError(f"threads_per_rank must be at least 1, got {self.threads_per_rank}")
+        for label, value in (("steps_per_epoch", self.steps_per_epoch), ("val_steps", self.val_steps),
+                             ("max_minutes", self.max_minutes)):
+            if value is not None and value <= 0:
+                raise ValueError(f"{label} must be positive, got {value}")
 
     @property
     def notes_path(self) -> str:
@@ -123,12 +130,14 @@ def train(spark, config: TrainConfig) -> TrainSummary:
         num_proc=config.num_proc,
         use_gloo=True,
         nics=["lo"] if local else None,
-        env={**os.environ, "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": "300"},
+        # A 10 ms cycle instead of 1 ms: Horovod's background thread then costs a one-core rank
+        # almost nothing, and an LSTM step takes far longer than the wait.
+        env={"HOROVOD_CYCLE_TIME": "10", **os.environ, "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": "300"},
         stdout=sys.stdout,
         stderr=sys.stderr,
     )
     rank0 = next(r for r in results if r["rank"] == 0)
-    return TrainSummary(model_dir=config.model_dir, epochs=config.epochs - first_epoch,
+    return TrainSummary(model_dir=config.model_dir, epochs=rank0["epochs"],
                         best_val_loss=rank0["best_val_loss"], vocab_size=len(vocabulary),
                         train_windows=rank0["train_windows"], val_windows=rank0["val_windows"])
 
@@ -155,7 +164,7 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
     held_out = set(validation)
     train_starts = window_starts(stream, model_config.sequence_length, set(stream.piece_ids) - held_out)
     val_starts = window_starts(stream, model_config.sequence_length, held_out)
-    steps = len(train_starts) // size // batch
+    steps = min(len(train_starts) // size // batch, config.steps_per_epoch or sys.maxsize)
     if steps == 0:
         raise ValueError(
             f"the training pieces give {len(train_starts)} windows of {model_config.sequence_length} tokens, "
@@ -168,10 +177,10 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
         fit_validation = {
             "validation_data": make_dataset(stream, val_starts[rank::size], model_config, len(vocabulary),
                                             seed=0, shuffle=False, batch_size=val_batch),
-            "validation_steps": len(val_starts) // size // val_batch,
+            "validation_steps": min(len(val_starts) // size // val_batch, config.val_steps or sys.maxsize),
         }
 
-    model = build_model(model_config, len(vocabulary))
+    model = build_model(model_config, len(vocabulary), for_training=True)
     optimizer = hvd.DistributedOptimizer(
         tf.keras.optimizers.RMSprop(learning_rate=model_config.learning_rate * size))
     model.compile(loss=loss_name(model_config), optimizer=optimizer, metrics=["accuracy"])
@@ -186,16 +195,36 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
     if rank == 0:
         saver = epoch_saver(directory, state, model_config, len(vocabulary), best_val_loss,
                             sequences_per_epoch=steps * batch * size)
-        callbacks += [saver,
-                      tf.keras.callbacks.CSVLogger(str(directory / run_files.HISTORY_FILE), append=first_epoch > 0),
-                      tf.keras.callbacks.TensorBoard(str(directory / run_files.LOGS_DIR), profile_batch=0)]
+        callbacks += [saver, tf.keras.callbacks.TensorBoard(str(directory / run_files.LOGS_DIR), profile_batch=0)]
+    if config.max_minutes:
+        callbacks.append(time_budget(config.max_minutes, hvd))
+    epochs_trained = 0
     if first_epoch < config.epochs:
-        model.fit(dataset, steps_per_epoch=steps, epochs=config.epochs, initial_epoch=first_epoch,
-                  verbose=2 if rank == 0 else 0, callbacks=callbacks, **fit_validation)
+        history = model.fit(dataset, steps_per_epoch=steps, epochs=config.epochs, initial_epoch=first_epoch,
+                            verbose=2 if rank == 0 else 0, callbacks=callbacks, **fit_validation)
+        epochs_trained = len(history.history["loss"])
     if rank == 0:
         run_files.plot_history(directory)
-    return {"rank": rank, "best_val_loss": saver.best_val_loss if saver else best_val_loss,
+    return {"rank": rank, "epochs": epochs_trained,
+            "best_val_loss": saver.best_val_loss if saver else best_val_loss,
             "train_windows": len(train_starts), "val_windows": len(val_starts)}
+
+
+def time_budget(minutes: float, hvd):
+    """Stops every rank after the epoch in which rank 0 has trained `minutes`: rank 0's clock
+    decides, so all ranks stop at the same epoch."""
+    import tensorflow as tf
+
+    class TimeBudget(tf.keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            spent = float(time.perf_counter() - self.started > 60 * minutes)
+            if hvd.broadcast(tf.constant(spent), root_rank=0, name="time_budget").numpy() > 0:
+                self.model.stop_training = True
+
+    return TimeBudget()
 
 
 def restore(state, optimizer, model, model_dir: str) -> float:
@@ -214,30 +243,35 @@ def restore(state, optimizer, model, model_dir: str) -> float:
 def epoch_saver(directory: Path, state, model_config: ModelConfig, vocab_size: int,
                 best_val_loss: float, sequences_per_epoch: int):
     """Rank 0's Keras callback, after Horovod has averaged the epoch's metrics over ranks:
-    adds throughput to the logs, saves the checkpoint and, when the validation loss (the
-    training loss without a validation set) is the lowest yet, `model.keras`."""
+    adds throughput to the logs, writes the history row, then the checkpoint (a crash between
+    the two trains that epoch again, and its row is replaced) and, when the validation loss (the training loss without
+    a validation set) is the lowest yet, `model.keras`."""
     import tensorflow as tf
 
     class EpochSaver(tf.keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.best_val_loss = best_val_loss
-            self.started = time.perf_counter()
+            self.started = self.trained = time.perf_counter()
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
+            self.started, self.trained = time.perf_counter(), None
+
+        def on_test_begin(self, logs=None):  # training batches are done; validation starts
+            self.trained = self.trained or time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
-            seconds = time.perf_counter() - self.started
-            logs["seconds"] = seconds
-            logs["sequences_per_second"] = sequences_per_epoch / seconds
+            now = time.perf_counter()
+            logs["seconds"] = now - self.started
+            logs["sequences_per_second"] = sequences_per_epoch / ((self.trained or now) - self.started)
             monitored = float(logs.get("val_loss", logs.get("loss", float("inf"))))
             improved = monitored < self.best_val_loss
             if improved:
                 self.best_val_loss = monitored
                 export_network(self.model, directory / run_files.MODEL_FILE, model_config, vocab_size)
             metrics = {key: float(value) for key, value in logs.items()}
+            run_files.append_history(directory, epoch, metrics)
             run_files.save_checkpoint(directory, state, epoch, {**metrics, "monitored": monitored}, improved)
 
     return EpochSaver()
