@@ -97,5 +97,17 @@ def make_dataset(stream: TokenStream, starts: np.ndarray, config: ModelConfig,
         dataset = dataset.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
     return (dataset.repeat()
             .batch(batch_size or config.batch_size, drop_remainder=True)
-            .map(to_batch, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+            .map(to_batch)
+            .prefetch(2)
+            .with_options(one_core_pipeline()))
+
+
+def one_core_pipeline():
+    """A rank usually owns one core: gathering a batch is cheap, so tf.data gets no tuning
+    or parallel threads that would compete with the training step for that core."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    options.threading.private_threadpool_size = 1
+    return options
