@@ -298,8 +298,8 @@ def parse_corpus(spark: SparkSession, config: ParseConfig) -> ParseSummary:
     pieces_accumulator = spark.sparkContext.accumulator([], _ListParam())
     if decided.to_parse:
         timeout = config.file_timeout
-        to_read = files.where(F.col("length") > 0)  # what Spark scans: files with content
-        if len(decided.to_parse) < sum(1 for _, size, _ in entries if size > 0):
+        to_read = files
+        if len(decided.to_parse) < sum(1 for _, size, _ in entries if size > 0):  # not all are new
             chosen = spark.createDataFrame([(path,) for path in decided.to_parse], "path string")
             to_read = to_read.join(F.broadcast(chosen), "path", "left_semi")
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(FILES_PER_ARROW_BATCH))

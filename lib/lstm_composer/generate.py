@@ -40,7 +40,7 @@ class TrainedModel:
         a vocabulary that does not fit the network is refused too."""
         directory = Path(model_dir)
         settings = run_files.read_json(directory / run_files.CONFIG_FILE)
-        vocabulary = Vocabulary(run_files.read_json(directory / run_files.VOCAB_FILE)["tokens"])
+        vocabulary = run_files.read_vocabulary(directory)
         network = run_files.load_network(directory)
         outputs = network.output_shape[-1]
         if outputs != len(vocabulary):

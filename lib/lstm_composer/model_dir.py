@@ -20,6 +20,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from lstm_composer.tokens import Vocabulary
+
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
 MODEL_FILE = "model.keras"
@@ -47,6 +49,10 @@ def read_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ModelDirError(f"{path} is corrupt (not valid JSON: {error})") from None
+
+
+def read_vocabulary(model_dir: str | Path) -> Vocabulary:
+    return Vocabulary.from_dict(read_json(Path(model_dir) / VOCAB_FILE))
 
 
 @dataclass(frozen=True)

@@ -152,5 +152,9 @@ class Vocabulary:
         return json.dumps({"tokens": self.tokens}, indent=1)
 
     @classmethod
+    def from_dict(cls, values: dict) -> "Vocabulary":
+        return cls(values["tokens"])
+
+    @classmethod
     def from_json(cls, text: str) -> "Vocabulary":
-        return cls(json.loads(text)["tokens"])
+        return cls.from_dict(json.loads(text))

@@ -99,7 +99,7 @@ def prepare_run(spark, config: TrainConfig) -> tuple[Vocabulary, list[str], int]
         if saved["model"] != json.loads(json.dumps(config.model.to_dict())):  # tuples as JSON lists
             raise ModelDirError(f"{directory / run_files.CONFIG_FILE} was written for preset "
                                 f"{saved['model']['name']!r} with other settings: resume with the same preset")
-        vocabulary = Vocabulary(run_files.read_json(directory / run_files.VOCAB_FILE)["tokens"])
+        vocabulary = run_files.read_vocabulary(directory)
         last = run_files.read_checkpoint(directory, "last")
         first_epoch = last.epoch + 1 if last else 0
         run_files.trim_history(directory, first_epoch)
