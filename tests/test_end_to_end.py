@@ -43,7 +43,7 @@ def test_parse_train_generate(tmp_path):
 
     out = run("spark-submit", "--master", "local[2]", str(ROOT / "jobs/train.py"), "--corpus", "data/corpus",
               "--model-dir", "models/run1", "--preset", "tiny", "--epochs", "1", "--num-proc", "2", cwd=tmp_path)
-    assert "trained 1 epochs" in out
+    assert "trained 1 epochs with 2 Horovod ranks" in out
     assert re.search(r"\[0\]<stdout>:\d+/\d+ - .* - loss: .* - val_loss: ", out)  # rank 0's progress line
     model_dir = tmp_path / "models" / "run1"
     assert sorted(p.name for p in model_dir.iterdir()) == [
@@ -59,7 +59,7 @@ def test_parse_train_generate(tmp_path):
     for name in ("a.mid", "b.mid"):
         out = run(sys.executable, str(ROOT / "jobs/generate.py"), "--model-dir", "models/run1",
                   "--length", "32", "--seed", "7", "--output", name, cwd=tmp_path)
-        assert f"wrote 32 tokens to {tmp_path / name}" in out
+        assert f"wrote {tmp_path / name}, {tmp_path / name.replace('.mid', '.report.json')}" in out
     assert (tmp_path / "a.mid").read_bytes() == (tmp_path / "b.mid").read_bytes()  # same seed, same piece
 
     score = converter.parse(tmp_path / "a.mid")

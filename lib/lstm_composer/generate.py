@@ -1,28 +1,77 @@
-"""Generation from a trained model directory, locally, without Spark."""
+"""Generation from a trained model directory, locally, without Spark.
+
+The network is decoded incrementally (`model.Decoder`): the primer goes in once, then one
+token per step with the LSTM states carried along, instead of a whole window through Keras
+for every token as the paper did. Each step samples the next token with a temperature and
+optional top-k / top-p cuts, from a seeded generator, so the same seed gives the same piece.
+A report says how much of the result was copied from the corpus and whether it loops.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from lstm_composer import model_dir as run_files
+from lstm_composer.dataset import TokenStream, read_token_stream
 from lstm_composer.presets import ModelConfig
 from lstm_composer.tokens import Vocabulary
-from lstm_composer import model_dir as run_files
+
+
+class GenerationError(ValueError):
+    """Generation cannot give what was asked for; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the next token is drawn from the network's probabilities."""
+
+    temperature: float = 1.0  # below 1: safer choices; above 1: more surprise
+    top_k: int | None = None  # draw only among the k likeliest tokens (1: always the likeliest)
+    top_p: float | None = None  # draw only among the likeliest tokens that together reach p
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+def sample(probabilities: np.ndarray, rng: np.random.Generator, sampling: Sampling) -> int:
+    """One token id drawn from `probabilities` as `sampling` says. Ties in the top-k and
+    top-p cuts keep the lower id, so top-k 1 is exactly the argmax."""
+    order = np.argsort(-probabilities, kind="stable")
+    logits = np.log(np.maximum(probabilities[order], 1e-300)) / sampling.temperature
+    weights = np.exp(logits - logits[0])
+    keep = len(order) if sampling.top_k is None else min(sampling.top_k, len(order))
+    if sampling.top_p is not None:
+        cumulative = np.cumsum(weights / weights.sum())
+        keep = min(keep, int(np.searchsorted(cumulative, sampling.top_p)) + 1)
+    weights = weights[:keep]
+    return int(order[rng.choice(keep, p=weights / weights.sum())])
 
 
 @dataclass(frozen=True)
 class GenerateConfig:
     model_dir: str
-    length: int
-    seed: int
-    temperature: float = 1.0
+    length: int = 500  # new tokens
+    seed: int = 0
+    sampling: Sampling = field(default_factory=Sampling)
+    primer_path: str | None = None  # a MIDI file to continue; otherwise a random training window
+    max_copy: int | None = None  # resample until no run longer than this is copied from one piece
+    max_tries: int = 20
 
     def __post_init__(self) -> None:
         if self.length < 1:
             raise ValueError(f"length must be at least 1, got {self.length}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.max_copy is not None and self.max_copy < 1:
+            raise ValueError(f"max_copy must be at least 1, got {self.max_copy}")
+        if self.max_tries < 1:
+            raise ValueError(f"max_tries must be at least 1, got {self.max_tries}")
 
 
 @dataclass(frozen=True)
@@ -50,34 +99,207 @@ class TrainedModel:
         return cls(network=network, config=ModelConfig.from_dict(settings["model"]),
                    vocabulary=vocabulary, corpus_path=settings["corpus_path"])
 
-
-def primer_window(model: TrainedModel, rng: np.random.Generator) -> np.ndarray:
-    """A window of training tokens, drawn by `rng`, to start from (as the paper did)."""
-    from lstm_composer.dataset import read_token_stream, window_starts
-
-    stream = read_token_stream(f"{model.corpus_path}/notes", model.vocabulary)
-    starts = window_starts(stream, model.config.sequence_length)
-    start = starts[rng.integers(len(starts))]
-    return stream.ids[start:start + model.config.sequence_length]
+    def corpus(self) -> TokenStream:
+        notes = f"{self.corpus_path}/notes"
+        try:
+            return read_token_stream(notes, self.vocabulary)
+        except FileNotFoundError:
+            raise GenerationError(f"the corpus this model was trained on, {notes}, is not there: it is "
+                                  f"needed for a training window to start from and for the copy report") from None
 
 
-def generate(config: GenerateConfig) -> list[str]:
-    """`config.length` new tokens, sampled from the model's distribution; same seed, same tokens."""
-    import tensorflow as tf
+@dataclass(frozen=True)
+class Primer:
+    """What generation starts from."""
 
-    from lstm_composer.dataset import encode_windows
+    source: str  # "file" or "training window"
+    tokens: list[str]  # fed to the network before the first new token
+    detail: dict  # the file and the tokens skipped, or the piece and position
+
+
+def primer_from_file(path: str, vocabulary: Vocabulary) -> Primer:
+    """A user's MIDI file, tokenized by the parse job's own code; tokens the model never saw
+    are skipped and reported."""
+    from lstm_composer.corpus import parse_piece
+
+    try:
+        content = Path(path).read_bytes()
+    except OSError as error:
+        raise GenerationError(f"cannot read the primer {path}: {error.strerror}") from None
+    piece, tokens = parse_piece(path, content)
+    status, reason = piece[2], piece[3]
+    if status != "ok":
+        raise GenerationError(f"the primer {path} has no notes to start from: {reason}")
+    known = [t.token for t in tokens if t.token in vocabulary.index]
+    skipped = sorted({t.token for t in tokens if t.token not in vocabulary.index})
+    if not known:
+        raise GenerationError(f"none of the {len(tokens)} tokens of the primer {path} is in the model's "
+                              f"vocabulary (e.g. {', '.join(skipped[:5])})")
+    return Primer("file", known, {"path": path, "tokens": len(tokens), "skipped": len(tokens) - len(known),
+                                  "skipped_tokens": skipped})
+
+
+def primer_from_corpus(stream: TokenStream, vocabulary: Vocabulary, length: int,
+                       rng: np.random.Generator) -> Primer:
+    """A window of `length` training tokens drawn by `rng`, as the paper did."""
+    from lstm_composer.dataset import window_starts
+
+    starts = window_starts(stream, length)
+    if not len(starts):
+        raise GenerationError(f"no piece of the corpus is longer than {length} tokens")
+    start = int(starts[rng.integers(len(starts))])
+    piece = int(np.searchsorted(stream.bounds, start, side="right")) - 1
+    return Primer("training window", vocabulary.decode(stream.ids[start:start + length]),
+                  {"piece_id": stream.piece_ids[piece], "position": start - int(stream.bounds[piece])})
+
+
+@dataclass(frozen=True)
+class CopiedRun:
+    """The longest run of consecutive generated tokens found, in order, in one corpus piece."""
+
+    length: int
+    piece_id: str | None
+    piece_position: int | None  # where the run starts in that piece
+    output_position: int | None  # where it starts in the generated tokens
+
+
+def longest_copy(generated: np.ndarray, stream: TokenStream) -> CopiedRun:
+    """Exact search: for every generated position, follow all corpus positions holding the
+    same token for as long as the next tokens agree and the piece goes on."""
+    ids = stream.ids
+    piece_end = np.repeat(stream.bounds[1:], np.diff(stream.bounds))
+    order = np.argsort(ids, kind="stable")
+    first = np.searchsorted(ids[order], np.arange(int(ids.max(initial=0)) + 2))
+    best = CopiedRun(0, None, None, None)
+    for i, token in enumerate(generated):
+        if len(generated) - i <= best.length:
+            break
+        if token + 1 >= len(first):
+            continue
+        positions = order[first[token]:first[token + 1]]
+        k = 1
+        while len(positions) and i + k < len(generated):
+            nxt = positions + k
+            alive = nxt < piece_end[positions]
+            alive[alive] = ids[nxt[alive]] == generated[i + k]
+            if not alive.any():
+                break
+            positions = positions[alive]
+            k += 1
+        if len(positions) and k > best.length:
+            start = int(positions[0])
+            piece = int(np.searchsorted(stream.bounds, start, side="right")) - 1
+            best = CopiedRun(k, stream.piece_ids[piece], start - int(stream.bounds[piece]), i)
+    return best
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """The longest stretch of the output that repeats a pattern of `period` tokens."""
+
+    period: int
+    repeats: float  # span / period
+    start: int
+    span: int  # tokens
+
+
+def longest_cycle(generated: np.ndarray) -> Cycle | None:
+    """The periodic stretch covering the most tokens (at least two full periods); of equal
+    spans, the shortest period. None if nothing repeats back to back."""
+    best = None
+    for period in range(1, len(generated) // 2 + 1):
+        same = np.concatenate([[False], generated[period:] == generated[:-period], [False]])
+        edges = np.flatnonzero(np.diff(same.astype(np.int8)))
+        starts, ends = edges[::2], edges[1::2]
+        if not len(starts):
+            continue
+        longest = int(np.argmax(ends - starts))
+        span = int(ends[longest] - starts[longest]) + period
+        if span >= 2 * period and (best is None or span > best.span):
+            best = Cycle(period, round(span / period, 2), int(starts[longest]), span)
+    return best
+
+
+@dataclass(frozen=True)
+class Report:
+    """How original the generated tokens are; saved as JSON next to the output."""
+
+    generated_tokens: int
+    distinct_tokens: int
+    longest_copy: CopiedRun
+    longest_cycle: Cycle | None
+    primer: dict
+    seed: int
+    sampling: dict
+    tries: int
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    def summary(self) -> str:
+        copy = self.longest_copy
+        lines = [f"{self.generated_tokens} tokens, {self.distinct_tokens} distinct",
+                 f"longest run copied from one corpus piece: {copy.length} tokens"
+                 + (f" (piece {copy.piece_id} at {copy.piece_position}, output position "
+                    f"{copy.output_position})" if copy.piece_id else "")]
+        cycle = self.longest_cycle
+        lines.append("no repeating cycle" if cycle is None else
+                     f"longest repeating cycle: {cycle.period} tokens x {cycle.repeats} "
+                     f"({cycle.span} tokens from position {cycle.start})")
+        if self.tries > 1:
+            lines.append(f"{self.tries} tries to stay under --max-copy")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Composition:
+    tokens: list[str]  # the primer file's tokens (when there is one), then the generated ones
+    primer_length: int  # how many of `tokens` come from the primer file
+    report: Report
+
+
+def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
+                 sampling: Sampling) -> np.ndarray:
+    """`length` token ids drawn one at a time after a primed (probabilities, state) pair."""
+    probabilities, state = primed
+    generated = np.empty(length, dtype=np.int32)
+    for i in range(length):
+        generated[i] = sample(probabilities, rng, sampling)
+        probabilities, state = decoder.step(int(generated[i]), state)
+    return generated
+
+
+def compose(config: GenerateConfig) -> Composition:
+    """Prime the network once, then draw `config.length` tokens; with `max_copy`, draw again
+    (the same seeded stream goes on) while a longer run than that is copied from the corpus."""
+    from lstm_composer.model import Decoder
 
     model = TrainedModel.load(config.model_dir)
+    vocabulary = model.vocabulary
     rng = np.random.default_rng(config.seed)
-    window = list(primer_window(model, rng))
-    vocab_size = len(model.vocabulary)
-    generated = []
-    for _ in range(config.length):
-        inputs = encode_windows(tf.constant([window], dtype=tf.int32), model.config, vocab_size)
-        probabilities = model.network(inputs, training=False).numpy()[0].astype(np.float64)
-        logits = np.log(np.maximum(probabilities, 1e-12)) / config.temperature
-        weights = np.exp(logits - logits.max())
-        next_id = int(rng.choice(vocab_size, p=weights / weights.sum()))
-        generated.append(next_id)
-        window = window[1:] + [next_id]
-    return model.vocabulary.decode(generated)
+    stream = model.corpus()
+    if config.primer_path:
+        primer = primer_from_file(config.primer_path, vocabulary)
+    else:
+        primer = primer_from_corpus(stream, vocabulary, model.config.sequence_length, rng)
+    decoder = Decoder(model.network, model.config, len(vocabulary))
+    primed = decoder.prime(vocabulary.encode(primer.tokens))
+
+    fewest = None  # the shortest copy of the tries that copied too much
+    for tries in range(1, config.max_tries + 1):
+        generated = continuation(decoder, primed, config.length, rng, config.sampling)
+        copy = longest_copy(generated, stream)
+        if config.max_copy is None or copy.length <= config.max_copy:
+            break
+        fewest = copy.length if fewest is None else min(fewest, copy.length)
+    else:
+        raise GenerationError(
+            f"in {config.max_tries} tries every piece copied more than --max-copy {config.max_copy} "
+            f"tokens from the corpus (the least was {fewest}); allow more with --max-copy, or sample "
+            f"more freely with a higher --temperature or without --top-k/--top-p")
+    report = Report(
+        generated_tokens=len(generated), distinct_tokens=len(set(generated.tolist())), longest_copy=copy,
+        longest_cycle=longest_cycle(generated), primer={"source": primer.source, **primer.detail},
+        seed=config.seed, sampling=asdict(config.sampling), tries=tries)
+    shown = primer.tokens if primer.source == "file" else []
+    return Composition(tokens=shown + vocabulary.decode(generated), primer_length=len(shown), report=report)

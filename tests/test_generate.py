@@ -1,0 +1,206 @@
+"""Generation: the step decoder against Keras, sampling controls, primers, the copy report."""
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT
+from midi_bytes import midi_file, off, on, track
+from lstm_composer.dataset import TokenStream
+from lstm_composer.generate import (GenerateConfig, GenerationError, Sampling, compose, longest_copy,
+                                    longest_cycle, sample)
+from lstm_composer.presets import PRESETS
+from lstm_composer.tokens import Vocabulary, note_name
+
+tf = pytest.importorskip("tensorflow")
+
+PITCHES = list(range(55, 80))  # G3..G5
+TOKENS = [note_name(p) for p in PITCHES] + ["0.4.7", "2.5.9"]
+
+
+def randomised(network, seed: int):
+    """Set every weight, BatchNorm statistics included, from a seeded generator."""
+    rng = np.random.default_rng(seed)
+    for layer in network.layers:
+        weights = layer.get_weights()
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            gamma, beta, mean, variance = weights
+            weights = [rng.uniform(0.5, 2, gamma.shape), rng.normal(0, 0.3, beta.shape),
+                       rng.normal(0, 0.3, mean.shape), rng.uniform(0.5, 2, variance.shape)]
+        else:
+            weights = [rng.normal(0, 0.5, w.shape) for w in weights]
+        layer.set_weights([np.asarray(w, np.float32) for w in weights])
+    return network
+
+
+@pytest.mark.parametrize("encoding", ["scalar", "embedding"])
+def test_decoder_gives_what_keras_gives_for_a_window(encoding):
+    from lstm_composer.dataset import encode_windows
+    from lstm_composer.model import Decoder, build_model
+
+    config = replace(PRESETS["tiny"], input_encoding=encoding, embedding_dim=6, sequence_length=12)
+    network = randomised(build_model(config, len(TOKENS)), seed=1)
+    decoder = Decoder(network, config, len(TOKENS))
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        window = rng.integers(len(TOKENS), size=config.sequence_length)
+        expected = network(encode_windows(tf.constant([window]), config, len(TOKENS)), training=False).numpy()[0]
+        probabilities, _ = decoder.prime(window)
+        np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A model directory as training writes it, with random weights and a three-piece corpus
+    whose pieces are scales and arpeggios of the vocabulary's tokens."""
+    from lstm_composer.model import build_model
+
+    root = tmp_path_factory.mktemp("generate")
+    vocabulary = Vocabulary(TOKENS)
+    pieces = {"scale": [note_name(p) for p in PITCHES] * 4,
+              "arpeggio": [note_name(p) for p in PITCHES[::4]] * 10 + ["0.4.7", "2.5.9"] * 5,
+              "mixed": [TOKENS[(i * 7) % len(TOKENS)] for i in range(150)]}
+    rows = [(piece, position, token) for piece, tokens in pieces.items() for position, token in enumerate(tokens)]
+    table = pa.table({name: list(column) for name, column in zip(("piece_id", "position", "token"), zip(*rows))})
+    (root / "corpus/notes").mkdir(parents=True)
+    pq.write_table(table, root / "corpus/notes/part-0.parquet")
+
+    config = replace(PRESETS["tiny"], sequence_length=12, input_encoding="embedding", embedding_dim=8)
+    directory = root / "model"
+    directory.mkdir()
+    randomised(build_model(config, len(vocabulary)), seed=3).save(directory / "model.keras")
+    (directory / "vocab.json").write_text(vocabulary.to_json())
+    (directory / "config.json").write_text(json.dumps({"model": config.to_dict(),
+                                                      "corpus_path": str(root / "corpus")}))
+    return directory
+
+
+def test_same_seed_same_piece_other_seed_other_piece(model_dir):
+    first = compose(GenerateConfig(str(model_dir), length=60, seed=5))
+    again = compose(GenerateConfig(str(model_dir), length=60, seed=5))
+    other = compose(GenerateConfig(str(model_dir), length=60, seed=6))
+    assert first.tokens == again.tokens and first.report == again.report
+    assert len(first.tokens) == 60 and first.primer_length == 0
+    assert other.tokens != first.tokens
+
+
+def test_top_k_one_is_the_argmax_whatever_the_seed_and_temperature(model_dir):
+    from lstm_composer.generate import TrainedModel
+    from lstm_composer.model import Decoder
+
+    greedy = compose(GenerateConfig(str(model_dir), length=40, seed=1, sampling=Sampling(top_k=1)))
+    hot = compose(GenerateConfig(str(model_dir), length=40, seed=1, sampling=Sampling(temperature=3.0, top_k=1)))
+    assert greedy.tokens == hot.tokens
+
+    # Feed the training window the report names, then take argmaxes.
+    model = TrainedModel.load(str(model_dir))
+    detail = greedy.report.primer
+    stream = model.corpus()
+    piece = stream.piece_ids.index(detail["piece_id"])
+    start = int(stream.bounds[piece]) + detail["position"]
+    primer = stream.ids[start:start + model.config.sequence_length]
+    decoder = Decoder(model.network, model.config, len(model.vocabulary))
+    probabilities, state = decoder.prime(primer)
+    expected = []
+    for _ in range(40):
+        expected.append(int(np.argmax(probabilities)))
+        probabilities, state = decoder.step(expected[-1], state)
+    assert greedy.tokens == model.vocabulary.decode(expected)
+
+
+def test_sampling_cuts():
+    probabilities = np.array([0.05, 0.5, 0.3, 0.15])
+    rng = np.random.default_rng(0)
+    assert {sample(probabilities, rng, Sampling(top_k=2)) for _ in range(300)} == {1, 2}
+    assert {sample(probabilities, rng, Sampling(top_p=0.75)) for _ in range(300)} == {1, 2}
+    assert {sample(probabilities, rng, Sampling(top_p=0.5)) for _ in range(100)} == {1}
+    assert {sample(probabilities, rng, Sampling()) for _ in range(500)} == {0, 1, 2, 3}
+    cold = [sample(probabilities, rng, Sampling(temperature=0.2)) for _ in range(500)]
+    assert cold.count(1) > 450
+    with pytest.raises(ValueError, match="top_p"):
+        Sampling(top_p=0)
+
+
+def test_a_primer_files_tokens_start_the_output(model_dir, tmp_path):
+    # C4 (60) is in the vocabulary, C2 (36) is not and is reported; a chord of 0.4.7 is in.
+    notes = [(60, 0), (62, 240), (36, 480), (64, 720), (67, 960)]
+    events = []
+    clock = 0
+    for pitch, tick in notes:
+        events.append((tick - clock, on(pitch)))
+        events.append((200, off(pitch)))
+        clock = tick + 200
+    events += [(40, on(48)), (0, on(52)), (0, on(55)), (240, off(48)), (0, off(52)), (0, off(55))]
+    primer = tmp_path / "primer.mid"
+    primer.write_bytes(midi_file(track(*events)))
+
+    piece = compose(GenerateConfig(str(model_dir), length=20, seed=0, primer_path=str(primer)))
+    assert piece.tokens[:5] == ["C4", "D4", "E4", "G4", "0.4.7"] and piece.primer_length == 5
+    assert len(piece.tokens) == 25
+    assert piece.report.primer["skipped_tokens"] == ["C2"] and piece.report.primer["skipped"] == 1
+
+    (tmp_path / "noise.mid").write_bytes(b"not midi at all")
+    with pytest.raises(GenerationError, match="no notes to start from"):
+        compose(GenerateConfig(str(model_dir), length=5, primer_path=str(tmp_path / "noise.mid")))
+
+
+def test_copy_report_finds_a_planted_copy():
+    rng = np.random.default_rng(0)
+    pieces = [rng.integers(0, 40, size=n).astype(np.int32) for n in (300, 500, 200)]
+    stream = TokenStream(ids=np.concatenate(pieces), bounds=np.cumsum([0, 300, 500, 200]),
+                         piece_ids=["a", "b", "c"])
+    generated = rng.integers(40, 80, size=200).astype(np.int32)  # tokens the corpus never has
+    assert longest_copy(generated, stream).length == 0
+    generated[70:87] = pieces[1][123:140]  # 17 tokens of piece b from position 123
+    copy = longest_copy(generated, stream)
+    assert (copy.length, copy.piece_id, copy.piece_position, copy.output_position) == (17, "b", 123, 70)
+
+    # A run that crosses from one piece into the next is not one copy.
+    generated[100:110] = np.concatenate([pieces[0][-5:], pieces[1][:5]])
+    assert longest_copy(generated, stream).length == 17
+
+
+def test_longest_cycle():
+    assert longest_cycle(np.array([1, 2, 3, 4, 5])) is None
+    looped = np.array([9, 8, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 7, 7, 7, 6])
+    cycle = longest_cycle(looped)
+    assert (cycle.period, cycle.start, cycle.span) == (3, 2, 10)
+    stuck = np.array([5] * 30 + [1, 2])
+    assert (longest_cycle(stuck).period, longest_cycle(stuck).span) == (1, 30)
+
+
+def test_max_copy_resamples_or_fails_clearly(model_dir):
+    free = compose(GenerateConfig(str(model_dir), length=60, seed=2))
+    strict = free.report.longest_copy.length - 1
+    assert strict >= 1, "the random model copies nothing: choose another seed"
+    bounded = compose(GenerateConfig(str(model_dir), length=60, seed=2, max_copy=strict, max_tries=200))
+    assert bounded.report.longest_copy.length <= strict and bounded.report.tries > 1
+    with pytest.raises(GenerationError, match="max-copy 1 "):
+        compose(GenerateConfig(str(model_dir), length=60, seed=2, max_copy=1, max_tries=3))
+
+
+def test_generate_job_writes_midi_report_score_and_roll(model_dir, tmp_path):
+    output = tmp_path / "out/piece.mid"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "jobs/generate.py"), "--model-dir", str(model_dir), "--length", "32",
+         "--seed", "3", "--top-p", "0.9", "--tempo", "90", "--program", "40", "--output", str(output),
+         "--musicxml", "--plot"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "longest run copied from one corpus piece" in result.stdout
+    report = json.loads(output.with_suffix(".report.json").read_text())
+    assert report["generated_tokens"] == 32 and report["sampling"]["top_p"] == 0.9
+    from lstm_composer.midi import read_midi
+
+    song = read_midi(output.read_bytes())
+    assert {note.program for note in song.notes} == {40}
+    assert output.with_suffix(".musicxml").stat().st_size > 0
+    assert output.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+    bad = subprocess.run([sys.executable, str(ROOT / "jobs/generate.py"), "--model-dir", str(tmp_path),
+                          "--output", str(tmp_path / "x.mid")], capture_output=True, text=True)
+    assert bad.returncode != 0 and "config.json is missing" in bad.stderr
