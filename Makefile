@@ -20,7 +20,14 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export SPARK_CONF_DIR := $(abspath cluster/conf)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install run test songs bench bench-parse bench-train compare-presets clean
+.PHONY: install run test songs bench bench-parse bench-train bench-generate compare-presets dist fuzz clean audio-deps
+
+# $(call venv_with_horovod,PYTHON): TensorFlow, then Horovod built against it, into PYTHON's venv.
+define venv_with_horovod
+	$(1) -m pip install --quiet --upgrade "pip<25" wheel "setuptools<70"
+	$(1) -m pip install --quiet -c constraints.txt tensorflow-cpu numpy
+	$(HOROVOD_FLAGS) $(1) -m pip install --no-build-isolation -c constraints.txt horovod
+endef
 
 install: $(STAMP)
 
@@ -28,9 +35,7 @@ $(STAMP): setup.py constraints.txt
 	@for tool in java cmake g++ $(PYTHON); do command -v $$tool >/dev/null || \
 		{ echo "make install needs $$tool (Java 17 for Spark; cmake and g++ to build Horovod; Python 3.11)"; exit 1; }; done
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade "pip<25" wheel "setuptools<70"
-	$(PIP) install --quiet -c constraints.txt tensorflow-cpu numpy
-	$(HOROVOD_FLAGS) $(PIP) install --no-build-isolation -c constraints.txt horovod
+	$(call venv_with_horovod,$(PY))
 	$(PIP) install --quiet -c constraints.txt -e ".[test]"
 	$(PY) -c "import horovod.tensorflow.keras, pyspark, music21, pyarrow; import horovod.common.util as u; assert u.gloo_built(), 'Horovod was built without Gloo'"
 	touch $(STAMP)
@@ -44,12 +49,19 @@ run: install
 test: install
 	$(PY) -m pytest
 
+FUZZ_SECONDS ?= 300
+fuzz: install
+	$(PY) tests/fuzz_midi.py --seconds $(FUZZ_SECONDS)
+
 SHARED_MIDI ?= ../shared/midi/piano-midi
 
-bench: bench-parse bench-train
+bench: bench-parse bench-train bench-generate
 
 bench-parse: install
 	$(PY) bench/parse.py --corpus $(SHARED_MIDI)
+
+bench-generate: install
+	$(PY) bench/generate.py
 
 bench-train: install
 	$(PY) bench/train.py
@@ -61,5 +73,30 @@ compare-presets: install
 songs: install
 	$(PY) midi_songs/export.py --output midi_songs
 
+# What executors need on a cluster (cluster/README.md): the package as a zip for --py-files,
+# and a packed virtualenv with everything for --archives.
+dist: dist/lstm_composer.zip dist/lstm_composer-venv.tar.gz
+
+dist/lstm_composer.zip: $(wildcard lib/lstm_composer/*.py)
+	@mkdir -p dist
+	$(PYTHON) -c "import sys, zipfile, pathlib; \
+		z = zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED); \
+		[z.write(p, p.relative_to('lib')) for p in sorted(pathlib.Path('lib/lstm_composer').glob('*.py'))]" $@
+
+DIST_VENV := dist/venv
+dist/lstm_composer-venv.tar.gz: setup.py constraints.txt $(wildcard lib/lstm_composer/*.py)
+	rm -rf $(DIST_VENV) $@
+	$(PYTHON) -m venv $(DIST_VENV)
+	$(call venv_with_horovod,$(DIST_VENV)/bin/python)
+	$(DIST_VENV)/bin/python -m pip install --quiet -c constraints.txt . venv-pack
+	$(DIST_VENV)/bin/venv-pack --quiet --prefix $(DIST_VENV) --output $@
+	rm -rf $(DIST_VENV) build
+
 clean:
-	rm -rf data models output spark-warehouse
+	rm -rf data models output spark-warehouse dist
+
+# WAV rendering (lstm_composer.render.write_audio): the fluidsynth synthesiser and a General MIDI soundfont.
+audio-deps:
+	@SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	$$SUDO apt-get update && \
+	$$SUDO apt-get install -y --no-install-recommends fluidsynth fluid-soundfont-gm

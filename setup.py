@@ -19,5 +19,5 @@ setup(
         "matplotlib>=3.8",
         "horovod>=0.28.1,<0.29",
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={"test": ["pytest>=8", "atheris>=2.3"]},
 )

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pyspark.sql import SparkSession
 
 from lstm_composer.presets import PRESETS, preset
-from lstm_composer.training import TrainConfig, train
+from lstm_composer.training import TrainConfig, TrainingStopped, train
 
 
 def main() -> None:
@@ -26,6 +26,9 @@ def main() -> None:
     parser.add_argument("--steps-per-epoch", type=int, help="cap on batches per rank and epoch (smoke runs, benchmarks)")
     parser.add_argument("--val-steps", type=int, help="cap on validation batches per rank (the same ones each epoch)")
     parser.add_argument("--max-minutes", type=float, help="stop after the epoch in which this much time has passed")
+    parser.add_argument("--threads-per-rank", type=int, help="TensorFlow threads per rank; default: spark.task.cpus")
+    parser.add_argument("--slot-wait", type=float, default=60.0,
+                        help="seconds to wait for executors offering --num-proc task slots before giving up")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     model = preset(args.preset)
@@ -36,16 +39,20 @@ def main() -> None:
     config = TrainConfig(corpus_path=args.corpus, model_dir=args.model_dir, model=model,
                          epochs=args.epochs, num_proc=args.num_proc, seed=args.seed,
                          val_fraction=args.val_fraction, resume=args.resume, steps_per_epoch=args.steps_per_epoch,
-                         val_steps=args.val_steps, max_minutes=args.max_minutes)
+                         val_steps=args.val_steps, max_minutes=args.max_minutes, slot_wait=args.slot_wait,
+                         threads_per_rank=args.threads_per_rank)
 
     spark = SparkSession.builder.appName("lstm-composer train").getOrCreate()
     try:
         summary = train(spark, config)
     except ValueError as error:  # a corpus or model directory that cannot be used: the message says why
         sys.exit(f"train: {error}")
+    except TrainingStopped as error:
+        resume = " ".join(sys.argv if "--resume" in sys.argv else sys.argv + ["--resume"])
+        sys.exit(f"train: {error}.\nContinue from the last saved epoch with the same spark-submit options and: {resume}")
     finally:
         spark.stop()
-    print(f"trained {summary.epochs} epochs on {summary.train_windows} windows "
+    print(f"trained {summary.epochs} epochs with {summary.ranks} Horovod ranks on {summary.train_windows} windows "
           f"({summary.val_windows} held out), vocabulary {summary.vocab_size}; "
           f"best validation loss {summary.best_val_loss:.4f}; model in {summary.model_dir}")
 

@@ -5,16 +5,19 @@ The job runs in two passes. The first, in the JVM only, lists every file with it
 content hash; the driver then decides what to parse: content already in the tables, a second
 copy of the same content, or a file over the size limit is not read again. The second pass
 parses the chosen files on the executors and writes their tokens; each file's `pieces` row
-comes back to the driver, which writes them last. A file that cannot be parsed becomes a
-row with status `error` and the reason, and never stops the job.
+comes back to the driver, which writes them next, and then commits both (`parse_corpus`).
+A file that cannot be parsed becomes a row with status `error` and the reason, and never
+stops the job.
 """
 from __future__ import annotations
 
 import gc
 import hashlib
 import re
+import secrets
 import signal
 import threading
+import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -57,6 +60,7 @@ MIDI_SUFFIX = r"(?i)\.midi?$"
 MIB = 1 << 20
 FILES_PER_ARROW_BATCH = 32  # bounds an executor's memory: at most this many files' bytes at once
 FILE_OPEN_COST = 64 << 10  # what Spark should count per file when it packs files into tasks
+STAGING_PREFIX = "_staging-"  # a run's output before its commit; readers skip names starting with _
 
 
 @dataclass(frozen=True)
@@ -232,11 +236,53 @@ def catalogue(files: DataFrame, max_bytes: int) -> list[tuple[str, int, str | No
     return sorted(entries)
 
 
+def _filesystem(spark: SparkSession, path: str):
+    """(Hadoop FileSystem, Path) for `path`: local, HDFS, S3, ..."""
+    hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
+
+
 def path_exists(spark: SparkSession, path: str) -> bool:
-    """Whether `path` exists on its Hadoop file system (local, HDFS, S3, ...)."""
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(hadoop_path)
+    filesystem, hadoop_path = _filesystem(spark, path)
+    return filesystem.exists(hadoop_path)
+
+
+def _children(spark: SparkSession, path: str) -> list[str]:
+    filesystem, hadoop_path = _filesystem(spark, path)
+    if not filesystem.exists(hadoop_path):
+        return []
+    return [status.getPath().getName() for status in filesystem.listStatus(hadoop_path)]
+
+
+def _delete(spark: SparkSession, path: str) -> None:
+    filesystem, hadoop_path = _filesystem(spark, path)
+    filesystem.delete(hadoop_path, True)
+
+
+def _rename(spark: SparkSession, source: str, target: str) -> None:
+    filesystem, hadoop_source = _filesystem(spark, source)
+    hadoop_target = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(target)
+    filesystem.mkdirs(hadoop_target.getParent())
+    if not filesystem.rename(hadoop_source, hadoop_target):
+        raise OSError(f"could not rename {source} to {target}")
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def discard_uncommitted(spark: SparkSession, config: ParseConfig) -> list[str]:
+    """Remove what a killed run left: staging folders, and notes of a run whose pieces never
+    landed (its files are parsed again). Returns the run ids removed."""
+    committed = {name for name in _children(spark, config.pieces_path) if name.startswith("run=")}
+    removed = []
+    for table in (config.notes_path, config.pieces_path):
+        for name in _children(spark, table):
+            if name.startswith(STAGING_PREFIX) or (table == config.notes_path and name.startswith("run=")
+                                                   and name not in committed):
+                _delete(spark, f"{table}/{name}")
+                removed.append(name)
+    return removed
 
 
 def known_piece_ids(spark: SparkSession, config: ParseConfig) -> frozenset[str]:
@@ -290,7 +336,18 @@ def task_bytes(spark: SparkSession, sizes: dict[str, int]) -> int:
 
 
 def parse_corpus(spark: SparkSession, config: ParseConfig) -> ParseSummary:
-    """Parse every MIDI file under the input not parsed before; append to `pieces` and `notes`."""
+    """Parse every MIDI file under the input not parsed before; add them to `pieces` and `notes`.
+
+    Each run writes both tables' rows to staging folders, then commits by renaming them to
+    `run=<id>` folders: notes first, pieces last. A run is in the tables once its pieces
+    folder is; whatever a killed run left is removed by the next one, which parses its files
+    again. (Staging names start with `_`, which Spark and pyarrow readers skip.) One parse job
+    at a time per output.
+    """
+    discard_uncommitted(spark, config)
+    run = new_run_id()
+    staged_notes = f"{config.notes_path}/{STAGING_PREFIX}{run}"
+    staged_pieces = f"{config.pieces_path}/{STAGING_PREFIX}{run}"
     files = list_midi_files(spark, config.input_path)
     entries = catalogue(files, config.max_bytes)
     decided = plan(entries, known_piece_ids(spark, config), config.max_bytes)
@@ -307,13 +364,16 @@ def parse_corpus(spark: SparkSession, config: ParseConfig) -> ParseSummary:
         spark.conf.set("spark.sql.files.maxPartitionBytes", str(task_bytes(spark, decided.to_parse)))
         (to_read.select("path", "content")
          .mapInArrow(lambda batches: parse_to_notes(batches, pieces_accumulator, timeout), NOTES_SCHEMA)
-         .write.mode("append").parquet(config.notes_path))
+         .write.parquet(staged_notes))
     parsed = {piece[1]: piece for piece in pieces_accumulator.value}  # by path: drops re-sent rows
     rows = sorted(decided.rows + list(parsed.values()), key=lambda piece: piece[1])
-    # Written last: a piece is in `pieces` only once its notes are stored.
-    # The rows are built here to the schema; checking 300,000 tempo changes again costs 0.4 s.
-    (spark.createDataFrame(rows, PIECES_SCHEMA, verifySchema=False)
-     .coalesce(1).write.mode("append").parquet(config.pieces_path))
+    if rows:
+        # The rows are built here to the schema; checking 300,000 tempo changes again costs 0.4 s.
+        (spark.createDataFrame(rows, PIECES_SCHEMA, verifySchema=False)
+         .coalesce(1).write.parquet(staged_pieces))
+        if path_exists(spark, staged_notes):
+            _rename(spark, staged_notes, f"{config.notes_path}/run={run}")
+        _rename(spark, staged_pieces, f"{config.pieces_path}/run={run}")  # the commit
 
     statuses = [piece[2] for piece in rows]
     return ParseSummary(files=len(entries), parsed=statuses.count("ok"), empty=statuses.count("empty"),

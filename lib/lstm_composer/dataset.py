@@ -6,6 +6,7 @@ Windows never cross a piece boundary.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,8 @@ class TokenStream:
 
 def read_token_stream(notes_path: str, vocabulary: Vocabulary) -> TokenStream:
     """Read the notes table (a local path or any URI pyarrow knows) in piece and position order."""
-    table = pq.read_table(notes_path, columns=["piece_id", "position", "token"])
+    uri = re.sub(r"^s3[an]://", "s3://", notes_path)  # Hadoop's S3 schemes are plain s3 to pyarrow
+    table = pq.read_table(uri, columns=["piece_id", "position", "token"])
     table = table.sort_by([("piece_id", "ascending"), ("position", "ascending")])
     ids = pc.index_in(table["token"], value_set=pa.array(vocabulary.tokens))
     if ids.null_count:

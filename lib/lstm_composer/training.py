@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -34,10 +35,11 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.1
     resume: bool = False
-    threads_per_rank: int = 1
+    threads_per_rank: int | None = None  # TensorFlow threads per rank; default: spark.task.cpus
     steps_per_epoch: int | None = None  # at most this many batches per rank and epoch
     val_steps: int | None = None  # at most this many validation batches per rank (the same ones each epoch)
     max_minutes: float | None = None  # stop after the epoch in which this much time has passed
+    slot_wait: float = 60.0  # seconds to wait for executors to offer `num_proc` task slots
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -46,10 +48,10 @@ class TrainConfig:
             raise ValueError(f"num_proc must be at least 1, got {self.num_proc}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.threads_per_rank < 1:
+        if self.threads_per_rank is not None and self.threads_per_rank < 1:
             raise ValueError(f"threads_per_rank must be at least 1, got {self.threads_per_rank}")
         for label, value in (("steps_per_epoch", self.steps_per_epoch), ("val_steps", self.val_steps),
-                             ("max_minutes", self.max_minutes)):
+                             ("max_minutes", self.max_minutes), ("slot_wait", self.slot_wait)):
             if value is not None and value <= 0:
                 raise ValueError(f"{label} must be positive, got {value}")
 
@@ -62,6 +64,7 @@ class TrainConfig:
 class TrainSummary:
     model_dir: str
     epochs: int  # trained in this call
+    ranks: int  # Horovod ranks that reported back
     best_val_loss: float
     vocab_size: int
     train_windows: int
@@ -117,27 +120,80 @@ def prepare_run(spark, config: TrainConfig) -> tuple[Vocabulary, list[str], int]
     return vocabulary, validation, 0
 
 
+def task_slots(spark, needed: int, wait: float) -> int:
+    """The tasks this application can run at once (executor cores / spark.task.cpus, over the
+    executors registered so far), polled until `needed` are there or `wait` seconds passed:
+    on a cluster, executors register one by one after the application starts."""
+    context = spark.sparkContext._jsc.sc()
+    profile = context.resourceProfileManager().defaultResourceProfile()
+    deadline = time.monotonic() + wait
+    while True:
+        slots = context.maxNumConcurrentTasks(profile)
+        if slots >= needed or time.monotonic() >= deadline:
+            return slots
+        time.sleep(0.5)
+
+
+def check_task_slots(spark, config: TrainConfig) -> None:
+    """Horovod starts its ranks as ordinary Spark tasks and waits for all of them: with fewer
+    free slots than ranks it would wait 10 minutes and fail. Say so now instead."""
+    slots = task_slots(spark, config.num_proc, config.slot_wait)
+    if slots < config.num_proc:
+        raise ValueError(
+            f"--num-proc {config.num_proc} needs {config.num_proc} free task slots, one per Horovod rank, "
+            f"but after {config.slot_wait:g} s the cluster offers {slots} (executor cores / spark.task.cpus "
+            f"over the executors registered). Lower --num-proc, or start more executors or cores "
+            f"(with dynamic allocation, set spark.dynamicAllocation.minExecutors to cover the ranks).")
+
+
+class TrainingStopped(RuntimeError):
+    """Training ended early; the message names the cause and what is saved."""
+
+
+def stopped_message(error: Exception, config: TrainConfig) -> str:
+    """Which rank Horovod lost and what the model directory holds, from Horovod's error."""
+    lost = re.search(r"Process name: (\d+)\s+Exit code: (-?\d+)", str(error))
+    if lost:
+        code = int(lost[2])
+        signal_number = -code if code < 0 else code - 128 if code > 128 else None  # a shell reports 128 + N
+        how = f"was killed (signal {signal_number})" if signal_number else f"exited with code {code}"
+        cause = f"Horovod rank {lost[1]} stopped: its process {how}, and Horovod stopped the other ranks"
+    else:
+        cause = f"Horovod failed: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}"
+    last = run_files.read_checkpoint(config.model_dir, "last")
+    saved = (f"epochs 1 to {last.epoch + 1} are saved in {config.model_dir}" if last
+             else f"no epoch finished, nothing is saved in {config.model_dir}")
+    return f"{cause}; {saved}"
+
+
 def train(spark, config: TrainConfig) -> TrainSummary:
     """Train on `config.num_proc` Horovod ranks, from scratch or from the last checkpoint."""
     import horovod.spark
 
-    config = replace(config, corpus_path=absolute(config.corpus_path), model_dir=absolute(config.model_dir))
+    # Each rank is one Spark task and owns the task's cores.
+    threads = config.threads_per_rank or int(spark.sparkContext.getConf().get("spark.task.cpus", "1"))
+    config = replace(config, corpus_path=absolute(config.corpus_path), model_dir=absolute(config.model_dir),
+                     threads_per_rank=threads)
+    check_task_slots(spark, config)
     vocabulary, validation, first_epoch = prepare_run(spark, config)
     local = spark.sparkContext.master.startswith("local")
-    results = horovod.spark.run(
-        train_rank,
-        args=(config, vocabulary.tokens, validation, first_epoch),
-        num_proc=config.num_proc,
-        use_gloo=True,
-        nics=["lo"] if local else None,
-        # A 10 ms cycle instead of 1 ms: Horovod's background thread then costs a one-core rank
-        # almost nothing, and an LSTM step takes far longer than the wait.
-        env={"HOROVOD_CYCLE_TIME": "10", **os.environ, "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": "300"},
-        stdout=sys.stdout,
-        stderr=sys.stderr,
-    )
+    try:
+        results = horovod.spark.run(
+            train_rank,
+            args=(config, vocabulary.tokens, validation, first_epoch),
+            num_proc=config.num_proc,
+            use_gloo=True,
+            nics=["lo"] if local else None,
+            # A 10 ms cycle instead of 1 ms: Horovod's background thread then costs a one-core rank
+            # almost nothing, and an LSTM step takes far longer than the wait.
+            env={"HOROVOD_CYCLE_TIME": "10", **os.environ, "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": "300"},
+            stdout=sys.stdout,
+            stderr=sys.stderr,
+        )
+    except Exception as error:  # a rank or its executor died: Horovod stops the others
+        raise TrainingStopped(stopped_message(error, config)) from error
     rank0 = next(r for r in results if r["rank"] == 0)
-    return TrainSummary(model_dir=config.model_dir, epochs=rank0["epochs"],
+    return TrainSummary(model_dir=config.model_dir, epochs=rank0["epochs"], ranks=len(results),
                         best_val_loss=rank0["best_val_loss"], vocab_size=len(vocabulary),
                         train_windows=rank0["train_windows"], val_windows=rank0["val_windows"])
 

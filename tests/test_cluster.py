@@ -1,0 +1,77 @@
+"""The cluster section of cluster/README.md, run as written on a standalone cluster on 127.0.0.1:
+a master and two one-core workers, `spark-submit --master spark://…` for parse and for training
+with two Horovod ranks, and a training that asks for more ranks than there are task slots."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.cluster
+BIN = Path(sys.executable).parent
+SONGS = ["schoenberg_op19_no2.mid", "joplin_maple_leaf_rag.mid", "bach_bwv1_6_chorale.mid"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """(master URL, environment); the cluster is stopped however the test ends."""
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable,
+           "SPARK_CONF_DIR": str(ROOT / "cluster" / "conf"), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "STANDALONE_DIR": str(tmp_path / "standalone")}
+    script = str(ROOT / "cluster" / "standalone.sh")
+    try:
+        up = subprocess.run([script, "up", "2", "--cores", "1", "--memory", "2g", "--port", str(free_port())],
+                            env=env, capture_output=True, text=True, timeout=180)
+        assert up.returncode == 0, up.stderr
+        pids = [int(p.read_text()) for p in (tmp_path / "standalone").glob("*.pid")]
+        assert len(pids) == 3
+        yield up.stdout.strip().splitlines()[-1], env
+    finally:
+        subprocess.run([script, "down"], env=env, timeout=120)
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not list((tmp_path / "standalone").glob("*.pid"))
+
+
+def submit(master: str, env: dict, cwd: Path, *job: str) -> subprocess.CompletedProcess:
+    package = ROOT / "dist" / "lstm_composer.zip"
+    return subprocess.run(["spark-submit", "--master", master, "--py-files", str(package), *job],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_parse_and_train_on_a_standalone_cluster(cluster, tmp_path):
+    master, env = cluster
+    assert master.startswith("spark://127.0.0.1:")
+    made = subprocess.run(["make", "-s", "dist/lstm_composer.zip"], cwd=ROOT, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    (tmp_path / "songs").mkdir()
+    for name in SONGS:
+        shutil.copy(ROOT / "midi_songs" / name, tmp_path / "songs" / name)
+
+    parse = submit(master, env, tmp_path, str(ROOT / "jobs/parse.py"), "--input", "songs", "--output", "data/corpus")
+    assert parse.returncode == 0, parse.stdout[-3000:] + parse.stderr[-3000:]
+    assert "3 files: 3 parsed, 0 empty, 0 failed" in parse.stdout
+
+    train = submit(master, env, tmp_path, str(ROOT / "jobs/train.py"), "--corpus", "data/corpus",
+                   "--model-dir", "models/run1", "--preset", "tiny", "--epochs", "1", "--num-proc", "2")
+    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
+    assert "trained 1 epochs with 2 Horovod ranks" in train.stdout
+    assert (tmp_path / "models/run1/model.keras").is_file()
+
+    too_many = submit(master, env, tmp_path, str(ROOT / "jobs/train.py"), "--corpus", "data/corpus",
+                      "--model-dir", "models/run2", "--preset", "tiny", "--epochs", "1", "--num-proc", "3",
+                      "--slot-wait", "5")
+    assert too_many.returncode == 1
+    assert "--num-proc 3 needs 3 free task slots" in too_many.stdout and "offers 2" in too_many.stdout
