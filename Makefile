@@ -44,7 +44,7 @@ run: install
 	$(SPARK_SUBMIT) --master "local[2]" jobs/parse.py --input midi_songs --output $(CORPUS)
 	rm -rf $(MODEL)
 	$(SPARK_SUBMIT) --master "local[2]" jobs/train.py --corpus $(CORPUS) --model-dir $(MODEL) --preset small --epochs $(EPOCHS) --num-proc 2
-	$(PY) jobs/generate.py --model-dir $(MODEL) --length 500 --seed 7 --output output/generated.mid
+	$(PY) jobs/generate.py --model-dir $(MODEL) --length 500 --seed 7 --output output/generated.mid --musicxml --plot
 
 test: install
 	$(PY) -m pytest
@@ -68,7 +68,7 @@ bench-train: install
 
 MINUTES ?= 6
 compare-presets: install
-	$(PY) bench/compare_presets.py --corpus $(SHARED_MIDI) --minutes $(MINUTES) paper fast
+	$(PY) bench/compare_presets.py --corpus $(SHARED_MIDI) --minutes $(MINUTES) paper fast expressive
 
 songs: install
 	$(PY) midi_songs/export.py --output midi_songs

@@ -1,14 +1,15 @@
 """Presets compared at equal wall-clock time, on the paper-like corpus of modern-39.txt.
 
-    make compare-presets      (python bench/compare_presets.py --minutes 6 paper fast)
+    make compare-presets      (python bench/compare_presets.py --minutes 6 paper fast expressive)
 
 Parses the 39 pieces, trains each preset with 2 Horovod ranks in local[2] for the same number
-of minutes (same validation pieces, same capped validation batches), and writes
-docs/presets-validation-loss.png (validation loss against minutes of training) and a
-markdown table of the figures to standard output.
+of minutes (same validation pieces, same capped validation batches during training), then
+evaluates each kept model with jobs/evaluate.py on every window of the held-out pieces and on
+three generated 500-token pieces. Writes docs/presets-validation-loss.png (the token head's
+validation loss against minutes of training) and markdown tables to standard output.
 """
 import argparse
-import math
+import json
 import os
 import shutil
 import subprocess
@@ -60,7 +61,10 @@ def main() -> None:
             for row in rows:
                 elapsed += float(row["seconds"]) / 60
                 minutes.append(elapsed)
-            curves[name] = (minutes, [float(row["val_loss"]) for row in rows], rows)
+            subprocess.run([sys.executable, ROOT / "jobs" / "evaluate.py", "--model-dir", model_dir],
+                           env=env(), check=True, capture_output=True)
+            evaluation = json.loads((model_dir / "evaluation.json").read_text())
+            curves[name] = (minutes, [float(row["val_token_loss"]) for row in rows], rows, evaluation)
 
     import matplotlib
 
@@ -68,22 +72,36 @@ def main() -> None:
     from matplotlib import pyplot
 
     figure, axes = pyplot.subplots(figsize=(7, 4))
-    for name, (minutes, losses, _) in curves.items():
+    for name, (minutes, losses, _, _) in curves.items():
         axes.plot(minutes, losses, marker="o", label=name)
     axes.set_xlabel("minutes of training (2 ranks, local[2])")
-    axes.set_ylabel("validation cross-entropy")
+    axes.set_ylabel("validation cross-entropy of the token head")
     axes.set_title("modern-39: validation loss at equal wall-clock time")
     axes.legend()
     axes.grid(alpha=0.3)
     args.plot.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.plot, dpi=100, bbox_inches="tight")
 
-    print("| preset | epochs | sequences/s | best validation loss | token perplexity | after minutes |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for name, (minutes, losses, rows) in curves.items():
-        best = min(losses)
+    print("| preset | epochs | sequences/s | token perplexity | token accuracy | onset gap / duration / "
+          "velocity perplexity | minutes |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, (minutes, _, rows, evaluation) in curves.items():
+        scores = evaluation["validation"]
         speed = sum(float(row["sequences_per_second"]) for row in rows[1:]) / max(1, len(rows) - 1)
-        print(f"| `{name}` | {len(rows)} | {speed:.0f} | {best:.3f} | {math.exp(best):.0f} | {minutes[-1]:.1f} |")
+        others = " / ".join(f"{scores[head]['perplexity']:.2f}" for head in ("ioi", "duration", "velocity")
+                            if head in scores) or "-"
+        print(f"| `{name}` | {len(rows)} | {speed:.0f} | {scores['token']['perplexity']:.1f} | "
+              f"{scores['token']['accuracy']:.3f} | {others} | {minutes[-1]:.1f} |")
+    print(f"validation windows: {next(iter(curves.values()))[3]['validation']['windows']} (the held-out pieces' "
+          f"windows, in whole batches of 256)")
+    print()
+    print("| preset | generated piece | distinct tokens | onset gaps | durations | velocity bins | longest copy |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, (_, _, _, evaluation) in curves.items():
+        for i, piece in enumerate(evaluation["generated"]):
+            print(f"| `{name}` | {i} | {piece['distinct_tokens']} | {piece['distinct_onset_gaps']} | "
+                  f"{piece['distinct_durations']} | {piece['distinct_velocity_bins']} | "
+                  f"{piece['longest_copy']['length']} |")
     print(f"plot: {args.plot}")
 
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from lstm_composer.generate import GenerateConfig, Sampling, compose
-from lstm_composer.render import AudioUnavailable, fixed_step, plot_piano_roll, write_audio, write_midi, write_musicxml
+from lstm_composer.render import AudioUnavailable, plot_piano_roll, write_audio, write_midi, write_musicxml
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
         piece = compose(config)
     except ValueError as error:  # a bad flag, a damaged model directory, an unusable primer
         sys.exit(f"generate: {error}")
-    events = fixed_step(piece.tokens)  # the paper's timing: 0.5 beats apart
+    events = piece.events
     midi = write_midi(events, args.output, tempo=args.tempo, program=args.program)
     report = midi.with_suffix(".report.json")
     report.write_text(piece.report.to_json())

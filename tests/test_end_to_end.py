@@ -28,10 +28,10 @@ def run(*command, cwd):
     return result.stdout
 
 
-def parse_songs(folder):
+def parse_songs(folder, names=SONGS):
     songs = folder / "songs"
     songs.mkdir()
-    for name in SONGS:
+    for name in names:
         shutil.copy(ROOT / "midi_songs" / name, songs / name)
     return run("spark-submit", "--master", "local[2]", str(ROOT / "jobs/parse.py"),
                "--input", "songs", "--output", "data/corpus", cwd=folder)
@@ -95,3 +95,31 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path):
     assert f"trained {7 - killed_after} epochs" in out
     assert [int(row["epoch"]) for row in read_history(model_dir)] == list(range(8))
     assert read_checkpoint(model_dir).epoch == 7
+
+
+def test_expressive_training_evaluation_and_generation(tmp_path):
+    # Pieces longer than the preset's 100-token window, whichever is held out.
+    parse_songs(tmp_path, ["bach_bwv1_6_chorale.mid", "chopin_mazurka_op6_no2.mid",
+                           "beach_prayer_of_a_tired_child.mid"])
+    out = run("spark-submit", "--master", "local[2]", str(ROOT / "jobs/train.py"), "--corpus", "data/corpus",
+              "--model-dir", "models/expressive", "--preset", "expressive", "--epochs", "1", "--num-proc", "2",
+              "--batch-size", "8", "--steps-per-epoch", "3", "--val-steps", "2", cwd=tmp_path)
+    assert "trained 1 epochs with 2 Horovod ranks" in out
+    assert re.search(r"next_velocity_loss: [\d.]+", out)  # every head is trained
+    vocab = json.loads((tmp_path / "models/expressive/vocab.json").read_text())
+    assert set(vocab["expression"]) == {"ioi", "duration", "velocity"}
+    history = read_history(tmp_path / "models/expressive")
+    assert float(history[0]["val_token_loss"]) < float(history[0]["val_loss"])  # one head of four
+
+    out = run(sys.executable, str(ROOT / "jobs/evaluate.py"), "--model-dir", "models/expressive", "--pieces", "1",
+              "--length", "64", cwd=tmp_path)
+    for head in ("token", "ioi", "duration", "velocity"):
+        assert re.search(rf"\| {head} \| [\d.]+ \| [\d.]+ \| [\d.]+ \|", out), out
+    evaluation = json.loads((tmp_path / "models/expressive/evaluation.json").read_text())
+    assert evaluation["validation"]["windows"] > 0
+
+    out = run(sys.executable, str(ROOT / "jobs/generate.py"), "--model-dir", "models/expressive", "--length", "64",
+              "--output", "expressive.mid", "--musicxml", cwd=tmp_path)
+    report = json.loads((tmp_path / "expressive.report.json").read_text())
+    assert report["distinct_onset_gaps"] > 1 and report["distinct_velocity_bins"] > 1
+    assert (tmp_path / "expressive.musicxml").stat().st_size > 0

@@ -51,7 +51,7 @@ def test_decoder_gives_what_keras_gives_for_a_window(encoding):
         window = rng.integers(len(TOKENS), size=config.sequence_length)
         expected = network(encode_windows(tf.constant([window]), config, len(TOKENS)), training=False).numpy()[0]
         probabilities, _ = decoder.prime(window)
-        np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+        np.testing.assert_allclose(probabilities[0], expected, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_top_k_one_is_the_argmax_whatever_the_seed_and_temperature(model_dir):
     probabilities, state = decoder.prime(primer)
     expected = []
     for _ in range(40):
-        expected.append(int(np.argmax(probabilities)))
+        expected.append(int(np.argmax(probabilities[0])))
         probabilities, state = decoder.step(expected[-1], state)
     assert greedy.tokens == model.vocabulary.decode(expected)
 
@@ -204,3 +204,85 @@ def test_generate_job_writes_midi_report_score_and_roll(model_dir, tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "jobs/generate.py"), "--model-dir", str(tmp_path),
                           "--output", str(tmp_path / "x.mid")], capture_output=True, text=True)
     assert bad.returncode != 0 and "config.json is missing" in bad.stderr
+
+
+def test_expression_classes_round_trip_within_half_a_step():
+    from lstm_composer.expression import Expression
+
+    expression = Expression()
+    rng = np.random.default_rng(0)
+    values = np.array(expression.duration)
+    x = rng.uniform(values[0], values[-1], 2000)
+    back = values[expression.classes(np.zeros(2000), x, np.full(2000, 64))[:, 1]]
+    gaps = np.diff(values)
+    step = np.concatenate([[gaps[0]], np.maximum(gaps[:-1], gaps[1:]), [gaps[-1]]])  # around each value
+    assert np.all(np.abs(back - x) <= step[np.searchsorted(values, back)] / 2 + 1e-9)
+    assert np.array_equal(values[expression.classes(np.zeros(len(values)), values, np.ones(len(values)))[:, 1]],
+                          values)  # grid values map to themselves
+    assert expression.classes(np.zeros(1), np.array([40.0]), np.ones(1))[0, 1] == len(values) - 1  # clipped
+
+    velocities = np.arange(1, 128)
+    played = np.array(expression.velocity)[expression.classes(np.zeros(127), np.ones(127), velocities)[:, 2]]
+    assert np.all(np.abs(played - velocities) <= 127 / 16 + 0.5)
+    assert len(set(played)) == 8
+
+    offsets = np.array([0.0, 0.5, 0.75, 1.75, 1.75 + 1 / 3, 10.0])
+    gaps = np.array(expression.ioi)[expression.classes(offsets, np.ones(6), np.ones(6))[:, 0]]
+    assert gaps.tolist() == [0.0, 0.5, 0.25, 1.0, pytest.approx(1 / 3), 8.0]
+
+
+def expressive_config():
+    return replace(PRESETS["expressive"], sequence_length=12, lstm_units=(16, 16), dense_units=16,
+                   embedding_dim=6, precision="float32")
+
+
+def test_decoder_gives_what_keras_gives_for_every_head_of_an_expressive_model():
+    from lstm_composer.expression import ATTRIBUTES, Expression
+    from lstm_composer.model import Decoder, build_model
+
+    config, sizes = expressive_config(), Expression().sizes()
+    network = randomised(build_model(config, len(TOKENS), expression_sizes=sizes), seed=4)
+    decoder = Decoder(network, config, len(TOKENS))
+    rng = np.random.default_rng(5)
+    window = np.stack([rng.integers(n, size=12) for n in (len(TOKENS), *sizes)], axis=1)
+    expected = network({name: tf.constant(window[None, :, i]) for i, name in enumerate(ATTRIBUTES)}, training=False)
+    probabilities, _ = decoder.prime(window)
+    assert len(probabilities) == 4
+    for head, keras_head in zip(probabilities, expected):
+        np.testing.assert_allclose(head, keras_head.numpy()[0], atol=1e-5)
+
+
+def test_an_expressive_model_writes_its_own_rhythm_and_dynamics(tmp_path):
+    from lstm_composer.expression import Expression
+    from lstm_composer.model import build_model
+    from lstm_composer.model_dir import vocabulary_json
+
+    rng = np.random.default_rng(6)
+    steps = [0.25, 0.5, 1 / 3, 1.0, 1.5]
+    rows = []
+    for piece in ("a", "b"):
+        offset = 0.0
+        for position in range(80):
+            rows.append((piece, position, TOKENS[int(rng.integers(len(TOKENS)))], offset,
+                         float(rng.choice(steps)), int(rng.integers(20, 120))))
+            offset += float(rng.choice(steps))
+    names = ("piece_id", "position", "token", "offset", "duration", "velocity")
+    (tmp_path / "corpus/notes").mkdir(parents=True)
+    pq.write_table(pa.table({name: list(column) for name, column in zip(names, zip(*rows))}),
+                   tmp_path / "corpus/notes/part-0.parquet")
+    config, vocabulary, expression = expressive_config(), Vocabulary(TOKENS), Expression()
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    network = randomised(build_model(config, len(vocabulary), expression_sizes=expression.sizes()), seed=7)
+    network.save(model_dir / "model.keras")
+    (model_dir / "vocab.json").write_text(vocabulary_json(vocabulary, expression))
+    (model_dir / "config.json").write_text(json.dumps({"model": config.to_dict(),
+                                                      "corpus_path": str(tmp_path / "corpus")}))
+
+    piece = compose(GenerateConfig(str(model_dir), length=200, seed=1))
+    report = piece.report
+    assert (report.distinct_onset_gaps, report.distinct_durations, report.distinct_velocity_bins) >= (4, 4, 4)
+    assert piece.events[0].offset == 0.0
+    assert all(b.offset >= a.offset for a, b in zip(piece.events, piece.events[1:]))
+    assert {e.duration for e in piece.events} <= set(expression.duration)
+    assert {e.velocity for e in piece.events} <= set(expression.velocity)

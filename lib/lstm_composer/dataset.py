@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lstm_composer.expression import ATTRIBUTES, Expression
 from lstm_composer.presets import ModelConfig
 from lstm_composer.tokens import Vocabulary
 
@@ -25,15 +26,18 @@ class TokenStream:
     ids: np.ndarray  # int32
     bounds: np.ndarray  # int64, len = pieces + 1
     piece_ids: list[str]
+    expression: np.ndarray | None = None  # (tokens, 3) int32: ioi, duration, velocity classes
 
     def piece(self, i: int) -> np.ndarray:
         return self.ids[self.bounds[i]:self.bounds[i + 1]]
 
 
-def read_token_stream(notes_path: str, vocabulary: Vocabulary) -> TokenStream:
-    """Read the notes table (a local path or any URI pyarrow knows) in piece and position order."""
+def read_token_stream(notes_path: str, vocabulary: Vocabulary, expression: Expression | None = None) -> TokenStream:
+    """Read the notes table (a local path or any URI pyarrow knows) in piece and position order;
+    with `expression`, each token's onset gap, duration and velocity classes too."""
     uri = re.sub(r"^s3[an]://", "s3://", notes_path)  # Hadoop's S3 schemes are plain s3 to pyarrow
-    table = pq.read_table(uri, columns=["piece_id", "position", "token"])
+    columns = ["piece_id", "position", "token"] + (["offset", "duration", "velocity"] if expression else [])
+    table = pq.read_table(uri, columns=columns)
     table = table.sort_by([("piece_id", "ascending"), ("position", "ascending")])
     ids = pc.index_in(table["token"], value_set=pa.array(vocabulary.tokens))
     if ids.null_count:
@@ -42,10 +46,15 @@ def read_token_stream(notes_path: str, vocabulary: Vocabulary) -> TokenStream:
     piece_column = table["piece_id"].to_numpy(zero_copy_only=False)
     changes = np.flatnonzero(piece_column[1:] != piece_column[:-1]) + 1
     bounds = np.concatenate([[0], changes, [len(piece_column)]]).astype(np.int64)
+    classes = None
+    if expression:
+        classes = expression.classes(table["offset"].to_numpy(), table["duration"].to_numpy(),
+                                     table["velocity"].to_numpy(), piece_starts=bounds[:-1])
     return TokenStream(
         ids=ids.to_numpy(zero_copy_only=False).astype(np.int32),
         bounds=bounds,
         piece_ids=[str(piece_column[b]) for b in bounds[:-1]],
+        expression=classes,
     )
 
 
@@ -84,12 +93,18 @@ def make_dataset(stream: TokenStream, starts: np.ndarray, config: ModelConfig,
     reshuffled every pass unless `shuffle` is False."""
     import tensorflow as tf
 
-    ids = tf.constant(stream.ids)
     offsets = tf.range(config.sequence_length, dtype=tf.int64)
+    if config.expressive:  # columns: token, ioi, duration, velocity
+        table = tf.constant(np.concatenate([stream.ids[:, None], stream.expression], axis=1))
+    else:
+        table = tf.constant(stream.ids)
 
     def to_batch(batch_starts):
-        windows = tf.gather(ids, batch_starts[:, None] + offsets)
-        targets = tf.gather(ids, batch_starts + config.sequence_length)
+        windows = tf.gather(table, batch_starts[:, None] + offsets)
+        targets = tf.gather(table, batch_starts + config.sequence_length)
+        if config.expressive:
+            return ({name: windows[..., i] for i, name in enumerate(ATTRIBUTES)},
+                    {f"next_{name}": targets[:, i] for i, name in enumerate(ATTRIBUTES)})
         if not config.sparse_targets:
             targets = tf.one_hot(targets, vocab_size)
         return encode_windows(windows, config, vocab_size), targets

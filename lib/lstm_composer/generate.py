@@ -16,7 +16,9 @@ import numpy as np
 
 from lstm_composer import model_dir as run_files
 from lstm_composer.dataset import TokenStream, read_token_stream
+from lstm_composer.expression import Expression
 from lstm_composer.presets import ModelConfig
+from lstm_composer.render import PAPER_STEP, Event, fixed_step
 from lstm_composer.tokens import Vocabulary
 
 
@@ -82,6 +84,7 @@ class TrainedModel:
     config: ModelConfig
     vocabulary: Vocabulary
     corpus_path: str
+    expression: Expression | None  # an expressive model's class values
 
     @classmethod
     def load(cls, model_dir: str) -> "TrainedModel":
@@ -91,18 +94,24 @@ class TrainedModel:
         settings = run_files.read_json(directory / run_files.CONFIG_FILE)
         vocabulary = run_files.read_vocabulary(directory)
         network = run_files.load_network(directory)
-        outputs = network.output_shape[-1]
+        shape = network.output_shape
+        outputs = (shape[0] if isinstance(shape, list) else shape)[-1]  # the token head's
         if outputs != len(vocabulary):
             raise run_files.ModelDirError(
                 f"{directory / run_files.VOCAB_FILE} has {len(vocabulary)} tokens but "
                 f"{directory / run_files.MODEL_FILE} predicts {outputs}: they come from different runs")
-        return cls(network=network, config=ModelConfig.from_dict(settings["model"]),
-                   vocabulary=vocabulary, corpus_path=settings["corpus_path"])
+        config = ModelConfig.from_dict(settings["model"])
+        expression = run_files.read_expression(directory)
+        if config.expressive and expression is None:
+            raise run_files.ModelDirError(f"{directory / run_files.VOCAB_FILE} has no expression classes, "
+                                          f"which the {config.name} model needs")
+        return cls(network=network, config=config, vocabulary=vocabulary, corpus_path=settings["corpus_path"],
+                   expression=expression if config.expressive else None)
 
     def corpus(self) -> TokenStream:
         notes = f"{self.corpus_path}/notes"
         try:
-            return read_token_stream(notes, self.vocabulary)
+            return read_token_stream(notes, self.vocabulary, self.expression)
         except FileNotFoundError:
             raise GenerationError(f"the corpus this model was trained on, {notes}, is not there: it is "
                                   f"needed for a training window to start from and for the copy report") from None
@@ -115,9 +124,11 @@ class Primer:
     source: str  # "file" or "training window"
     tokens: list[str]  # fed to the network before the first new token
     detail: dict  # the file and the tokens skipped, or the piece and position
+    expression: np.ndarray | None = None  # (tokens, 3) classes, for an expressive model
+    events: list[Event] | None = None  # a file's tokens as played in it
 
 
-def primer_from_file(path: str, vocabulary: Vocabulary) -> Primer:
+def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression | None = None) -> Primer:
     """A user's MIDI file, tokenized by the parse job's own code; tokens the model never saw
     are skipped and reported."""
     from lstm_composer.corpus import parse_piece
@@ -130,13 +141,20 @@ def primer_from_file(path: str, vocabulary: Vocabulary) -> Primer:
     status, reason = piece[2], piece[3]
     if status != "ok":
         raise GenerationError(f"the primer {path} has no notes to start from: {reason}")
-    known = [t.token for t in tokens if t.token in vocabulary.index]
+    kept = [t for t in tokens if t.token in vocabulary.index]
     skipped = sorted({t.token for t in tokens if t.token not in vocabulary.index})
-    if not known:
+    if not kept:
         raise GenerationError(f"none of the {len(tokens)} tokens of the primer {path} is in the model's "
                               f"vocabulary (e.g. {', '.join(skipped[:5])})")
-    return Primer("file", known, {"path": path, "tokens": len(tokens), "skipped": len(tokens) - len(known),
-                                  "skipped_tokens": skipped})
+    classes = None
+    if expression:
+        classes = expression.classes(np.array([t.offset for t in kept]), np.array([t.duration for t in kept]),
+                                     np.array([t.velocity for t in kept]))
+    start = kept[0].offset
+    events = [Event(t.token, t.offset - start, max(t.duration, 1e-3), max(1, min(127, t.velocity))) for t in kept]
+    return Primer("file", [t.token for t in kept], {"path": path, "tokens": len(tokens),
+                                                    "skipped": len(tokens) - len(kept), "skipped_tokens": skipped},
+                  classes, events)
 
 
 def primer_from_corpus(stream: TokenStream, vocabulary: Vocabulary, length: int,
@@ -149,8 +167,9 @@ def primer_from_corpus(stream: TokenStream, vocabulary: Vocabulary, length: int,
         raise GenerationError(f"no piece of the corpus is longer than {length} tokens")
     start = int(starts[rng.integers(len(starts))])
     piece = int(np.searchsorted(stream.bounds, start, side="right")) - 1
+    classes = None if stream.expression is None else stream.expression[start:start + length]
     return Primer("training window", vocabulary.decode(stream.ids[start:start + length]),
-                  {"piece_id": stream.piece_ids[piece], "position": start - int(stream.bounds[piece])})
+                  {"piece_id": stream.piece_ids[piece], "position": start - int(stream.bounds[piece])}, classes)
 
 
 @dataclass(frozen=True)
@@ -226,6 +245,9 @@ class Report:
 
     generated_tokens: int
     distinct_tokens: int
+    distinct_onset_gaps: int  # different times between onsets (1 with the paper's fixed step)
+    distinct_durations: int
+    distinct_velocity_bins: int
     longest_copy: CopiedRun
     longest_cycle: Cycle | None
     primer: dict
@@ -238,7 +260,8 @@ class Report:
 
     def summary(self) -> str:
         copy = self.longest_copy
-        lines = [f"{self.generated_tokens} tokens, {self.distinct_tokens} distinct",
+        lines = [f"{self.generated_tokens} tokens, {self.distinct_tokens} distinct; {self.distinct_onset_gaps} "
+                 f"onset gaps, {self.distinct_durations} durations, {self.distinct_velocity_bins} velocity bins",
                  f"longest run copied from one corpus piece: {copy.length} tokens"
                  + (f" (piece {copy.piece_id} at {copy.piece_position}, output position "
                     f"{copy.output_position})" if copy.piece_id else "")]
@@ -254,41 +277,59 @@ class Report:
 @dataclass(frozen=True)
 class Composition:
     tokens: list[str]  # the primer file's tokens (when there is one), then the generated ones
+    events: list[Event]  # the same tokens as played
     primer_length: int  # how many of `tokens` come from the primer file
     report: Report
 
 
 def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
                  sampling: Sampling) -> np.ndarray:
-    """`length` token ids drawn one at a time after a primed (probabilities, state) pair."""
+    """(length, heads) ids drawn one position at a time after a primed (probabilities, state)
+    pair: the token, and for an expressive model its onset gap, duration and velocity classes."""
     probabilities, state = primed
-    generated = np.empty(length, dtype=np.int32)
+    generated = np.empty((length, len(probabilities)), dtype=np.int32)
     for i in range(length):
-        generated[i] = sample(probabilities, rng, sampling)
-        probabilities, state = decoder.step(int(generated[i]), state)
+        generated[i] = [sample(p, rng, sampling) for p in probabilities]
+        probabilities, state = decoder.step(generated[i], state)
     return generated
 
 
+def play(tokens: list[str], classes: np.ndarray | None, expression: Expression | None,
+         after: float | None) -> list[Event]:
+    """Generated tokens as events, after an onset at `after` (None: from the start): their own
+    timing and loudness when the model has heads for them, the paper's fixed step otherwise."""
+    if expression is None or classes is None:
+        start = 0.0 if after is None else after + PAPER_STEP
+        return [Event(e.token, start + e.offset, e.duration, e.velocity) for e in fixed_step(tokens)]
+    offsets = np.cumsum([expression.ioi[c] for c in classes[:, 0]])
+    offsets = offsets - offsets[0] if after is None else offsets + after  # the first token opens the piece
+    return [Event(token, float(offset), expression.duration[d], expression.velocity[v])
+            for token, offset, (_, d, v) in zip(tokens, offsets, classes)]
+
+
 def compose(config: GenerateConfig) -> Composition:
-    """Prime the network once, then draw `config.length` tokens; with `max_copy`, draw again
+    """Prime the network once, then draw `config.length` positions; with `max_copy`, draw again
     (the same seeded stream goes on) while a longer run than that is copied from the corpus."""
     from lstm_composer.model import Decoder
 
     model = TrainedModel.load(config.model_dir)
-    vocabulary = model.vocabulary
+    vocabulary, expression = model.vocabulary, model.expression
     rng = np.random.default_rng(config.seed)
     stream = model.corpus()
     if config.primer_path:
-        primer = primer_from_file(config.primer_path, vocabulary)
+        primer = primer_from_file(config.primer_path, vocabulary, expression)
     else:
         primer = primer_from_corpus(stream, vocabulary, model.config.sequence_length, rng)
     decoder = Decoder(model.network, model.config, len(vocabulary))
-    primed = decoder.prime(vocabulary.encode(primer.tokens))
+    positions = np.array(vocabulary.encode(primer.tokens), dtype=np.int32)[:, None]
+    if expression is not None:
+        positions = np.concatenate([positions, primer.expression], axis=1)
+    primed = decoder.prime(positions)
 
     fewest = None  # the shortest copy of the tries that copied too much
     for tries in range(1, config.max_tries + 1):
         generated = continuation(decoder, primed, config.length, rng, config.sampling)
-        copy = longest_copy(generated, stream)
+        copy = longest_copy(generated[:, 0], stream)
         if config.max_copy is None or copy.length <= config.max_copy:
             break
         fewest = copy.length if fewest is None else min(fewest, copy.length)
@@ -297,9 +338,20 @@ def compose(config: GenerateConfig) -> Composition:
             f"in {config.max_tries} tries every piece copied more than --max-copy {config.max_copy} "
             f"tokens from the corpus (the least was {fewest}); allow more with --max-copy, or sample "
             f"more freely with a higher --temperature or without --top-k/--top-p")
+    tokens = vocabulary.decode(generated[:, 0])
+    classes = generated[:, 1:] if expression is not None else None
+    shown = primer.events if primer.source == "file" else []
+    if shown and expression is None:
+        shown = fixed_step(primer.tokens)
+    events = shown + play(tokens, classes, expression, shown[-1].offset if shown else None)
+    generated_events = events[len(shown):]
+    gaps = {round(b.offset - a.offset, 6) for a, b in zip(generated_events, generated_events[1:])}
     report = Report(
-        generated_tokens=len(generated), distinct_tokens=len(set(generated.tolist())), longest_copy=copy,
-        longest_cycle=longest_cycle(generated), primer={"source": primer.source, **primer.detail},
-        seed=config.seed, sampling=asdict(config.sampling), tries=tries)
-    shown = primer.tokens if primer.source == "file" else []
-    return Composition(tokens=shown + vocabulary.decode(generated), primer_length=len(shown), report=report)
+        generated_tokens=len(generated), distinct_tokens=len(set(generated[:, 0].tolist())),
+        distinct_onset_gaps=len(gaps), distinct_durations=len({e.duration for e in generated_events}),
+        distinct_velocity_bins=len({e.velocity for e in generated_events}),
+        longest_copy=copy, longest_cycle=longest_cycle(generated[:, 0]),
+        primer={"source": primer.source, **primer.detail}, seed=config.seed,
+        sampling=asdict(config.sampling), tries=tries)
+    return Composition(tokens=[e.token for e in shown] + tokens, events=events, primer_length=len(shown),
+                       report=report)

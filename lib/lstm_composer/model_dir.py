@@ -1,7 +1,7 @@
 """The model directory: what a training run writes, and how it is read back.
 
     config.json        the run's settings: preset values, corpus, validation pieces, ...
-    vocab.json         {"tokens": [...]}: token id = index
+    vocab.json         {"tokens": [...]}: token id = index; an expressive model's class values too
     model.keras        the network with the lowest validation loss, plain Keras
     history.csv        one row per epoch: loss, val_loss, accuracy, val_accuracy, ...
     loss.png           the loss curves
@@ -20,6 +20,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from lstm_composer.expression import Expression
 from lstm_composer.tokens import Vocabulary
 
 CONFIG_FILE = "config.json"
@@ -29,7 +30,8 @@ HISTORY_FILE = "history.csv"
 LOSS_PLOT = "loss.png"
 LOGS_DIR = "logs"
 CHECKPOINTS_DIR = "checkpoints"
-HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "sequences_per_second", "seconds")
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_token_loss",
+                   "sequences_per_second", "seconds")
 
 
 class ModelDirError(ValueError):
@@ -53,6 +55,19 @@ def read_json(path: Path) -> dict:
 
 def read_vocabulary(model_dir: str | Path) -> Vocabulary:
     return Vocabulary.from_dict(read_json(Path(model_dir) / VOCAB_FILE))
+
+
+def vocabulary_json(vocabulary: Vocabulary, expression: Expression | None = None) -> str:
+    """vocab.json: the tokens, and an expressive model's ioi/duration/velocity class values."""
+    values = json.loads(vocabulary.to_json())
+    if expression:
+        values["expression"] = expression.to_dict()
+    return json.dumps(values, indent=1)
+
+
+def read_expression(model_dir: str | Path) -> Expression | None:
+    values = read_json(Path(model_dir) / VOCAB_FILE).get("expression")
+    return Expression.from_dict(values) if values else None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,12 @@ class ModelConfig:
     # Training arithmetic. "mixed_bfloat16" keeps float32 weights and computes in bfloat16:
     # about twice as fast on CPUs with AVX512-BF16 or AMX and on recent GPUs, slower elsewhere.
     precision: str = "float32"
+    batch_norm: bool = True  # the paper's BatchNorm after the LSTM stack and after the Dense layer
+    # Heads for the time since the previous onset, the duration and the velocity besides the
+    # token (see expression.py); the loss is the heads' cross-entropies weighted by `loss_weights`
+    # (token, ioi, duration, velocity).
+    expressive: bool = False
+    loss_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
 
     def __post_init__(self) -> None:
         if self.sequence_length < 1:
@@ -44,6 +50,10 @@ class ModelConfig:
             raise ValueError(f"input_encoding must be one of {INPUT_ENCODINGS}, got {self.input_encoding!r}")
         if self.batch_size < 1 or self.dense_units < 1 or self.embedding_dim < 1:
             raise ValueError("batch_size, dense_units and embedding_dim must be positive")
+        if len(self.loss_weights) != 4 or min(self.loss_weights) < 0:
+            raise ValueError(f"loss_weights must be 4 weights >= 0, got {self.loss_weights}")
+        if self.expressive and (self.input_encoding != "embedding" or not self.sparse_targets):
+            raise ValueError("an expressive model needs embedding inputs and sparse targets")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
 
@@ -52,7 +62,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
-        return cls(**{**values, "lstm_units": tuple(values["lstm_units"])})
+        tuples = {key: tuple(values[key]) for key in ("lstm_units", "loss_weights") if key in values}
+        return cls(**{**values, **tuples})
 
 
 PAPER = ModelConfig(
@@ -77,10 +88,18 @@ PRESETS: dict[str, ModelConfig] = {
     # fused LSTM kernels (cuDNN on a GPU), and bfloat16 arithmetic.
     "fast": replace(PAPER, name="fast", recurrent_dropout=0.0, input_encoding="embedding",
                     embedding_dim=64, sparse_targets=True, precision="mixed_bfloat16"),
-    # Small enough to train on a laptop's two cores in minutes: `make run`.
+    # `fast` that also learns when each token starts, how long it lasts and how loud it is:
+    # one softmax head each beside the token's. No BatchNorm: its moving statistics after the
+    # LSTM stack go bad in training (docs/results.md).
+    "expressive": replace(PAPER, name="expressive", recurrent_dropout=0.0, input_encoding="embedding",
+                          embedding_dim=64, sparse_targets=True, precision="mixed_bfloat16",
+                          batch_norm=False, expressive=True),
+    # Small enough to train on a laptop's two cores in minutes (`make run`), with rhythm and
+    # dynamics heads like `expressive`.
     "small": replace(PAPER, name="small", sequence_length=48, lstm_units=(128, 160, 160),
                      recurrent_dropout=0.0, dense_units=128, input_encoding="embedding",
-                     embedding_dim=32, sparse_targets=True, batch_size=64, learning_rate=0.002),
+                     embedding_dim=32, sparse_targets=True, batch_size=64, learning_rate=0.002,
+                     batch_norm=False, expressive=True),
     # Seconds per epoch, for tests.
     "tiny": replace(PAPER, name="tiny", sequence_length=8, lstm_units=(16, 16), dense_units=16,
                     recurrent_dropout=0.0, batch_size=16),

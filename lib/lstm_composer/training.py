@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lstm_composer import model_dir as run_files
+from lstm_composer.expression import ATTRIBUTES, Expression
 from lstm_composer.model_dir import ModelDirError
 from lstm_composer.presets import ModelConfig
 from lstm_composer.tokens import Vocabulary
@@ -116,7 +117,8 @@ def prepare_run(spark, config: TrainConfig) -> tuple[Vocabulary, list[str], int]
     validation = split_pieces(piece_ids(spark, config.notes_path), config.val_fraction, config.seed)
     directory.mkdir(parents=True, exist_ok=True)
     run_files.write_atomic(directory / run_files.CONFIG_FILE, json.dumps(_settings(config, validation), indent=1))
-    run_files.write_atomic(directory / run_files.VOCAB_FILE, vocabulary.to_json())
+    expression = Expression() if config.model.expressive else None
+    run_files.write_atomic(directory / run_files.VOCAB_FILE, run_files.vocabulary_json(vocabulary, expression))
     return vocabulary, validation, 0
 
 
@@ -180,7 +182,8 @@ def train(spark, config: TrainConfig) -> TrainSummary:
     try:
         results = horovod.spark.run(
             train_rank,
-            args=(config, vocabulary.tokens, validation, first_epoch),
+            args=(config, vocabulary.tokens, validation, first_epoch,
+                  run_files.read_expression(config.model_dir)),
             num_proc=config.num_proc,
             use_gloo=True,
             nics=["lo"] if local else None,
@@ -198,7 +201,8 @@ def train(spark, config: TrainConfig) -> TrainSummary:
                         train_windows=rank0["train_windows"], val_windows=rank0["val_windows"])
 
 
-def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[str], first_epoch: int) -> dict:
+def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[str], first_epoch: int,
+               expression: Expression | None) -> dict:
     """What each Horovod rank runs, on an executor. Returns a small summary to the driver."""
     import tensorflow as tf
     import horovod.tensorflow.keras as hvd
@@ -216,7 +220,7 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
     model_config = config.model
     rank, size, batch = hvd.rank(), hvd.size(), model_config.batch_size
     vocabulary = Vocabulary(vocab_tokens)
-    stream = read_token_stream(config.notes_path, vocabulary)
+    stream = read_token_stream(config.notes_path, vocabulary, expression)
     held_out = set(validation)
     train_starts = window_starts(stream, model_config.sequence_length, set(stream.piece_ids) - held_out)
     val_starts = window_starts(stream, model_config.sequence_length, held_out)
@@ -236,10 +240,17 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
             "validation_steps": min(len(val_starts) // size // val_batch, config.val_steps or sys.maxsize),
         }
 
-    model = build_model(model_config, len(vocabulary), for_training=True)
+    sizes = expression.sizes() if expression else None
+    model = build_model(model_config, len(vocabulary), for_training=True, expression_sizes=sizes)
     optimizer = hvd.DistributedOptimizer(
         tf.keras.optimizers.RMSprop(learning_rate=model_config.learning_rate * size))
-    model.compile(loss=loss_name(model_config), optimizer=optimizer, metrics=["accuracy"])
+    if model_config.expressive:  # one cross-entropy per head, weighted; accuracy of the token head
+        heads = [f"next_{name}" for name in ATTRIBUTES]
+        model.compile(loss={head: loss_name(model_config) for head in heads},
+                      loss_weights=dict(zip(heads, model_config.loss_weights)),
+                      optimizer=optimizer, metrics={"next_token": ["accuracy"]})
+    else:
+        model.compile(loss=loss_name(model_config), optimizer=optimizer, metrics=["accuracy"])
     state = tf.train.Checkpoint(model=model, optimizer=optimizer)
     best_val_loss = float("inf")
     if first_epoch:
@@ -250,7 +261,7 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
     saver = None
     if rank == 0:
         saver = epoch_saver(directory, state, model_config, len(vocabulary), best_val_loss,
-                            sequences_per_epoch=steps * batch * size)
+                            sequences_per_epoch=steps * batch * size, expression_sizes=sizes)
         callbacks += [saver, tf.keras.callbacks.TensorBoard(str(directory / run_files.LOGS_DIR), profile_batch=0)]
     if config.max_minutes:
         callbacks.append(time_budget(config.max_minutes, hvd))
@@ -296,8 +307,8 @@ def restore(state, optimizer, model, model_dir: str) -> float:
     return float(best.metrics.get("monitored", float("inf"))) if best else float("inf")
 
 
-def epoch_saver(directory: Path, state, model_config: ModelConfig, vocab_size: int,
-                best_val_loss: float, sequences_per_epoch: int):
+def epoch_saver(directory: Path, state, model_config: ModelConfig, vocab_size: int, best_val_loss: float,
+                sequences_per_epoch: int, expression_sizes: tuple[int, int, int] | None = None):
     """Rank 0's Keras callback, after Horovod has averaged the epoch's metrics over ranks:
     adds throughput to the logs, writes the history row, then the checkpoint (a crash between
     the two trains that epoch again, and its row is replaced) and, when the validation loss (the training loss without
@@ -321,11 +332,17 @@ def epoch_saver(directory: Path, state, model_config: ModelConfig, vocab_size: i
             now = time.perf_counter()
             logs["seconds"] = now - self.started
             logs["sequences_per_second"] = sequences_per_epoch / ((self.trained or now) - self.started)
+            if "val_loss" in logs:  # the token head's alone: comparable across presets
+                logs["val_token_loss"] = logs.get("val_next_token_loss", logs["val_loss"])
+            for key in ("accuracy", "val_accuracy"):  # an expressive model's: its token head's
+                if key not in logs and key.replace("accuracy", "next_token_accuracy") in logs:
+                    logs[key] = logs[key.replace("accuracy", "next_token_accuracy")]
             monitored = float(logs.get("val_loss", logs.get("loss", float("inf"))))
             improved = monitored < self.best_val_loss
             if improved:
                 self.best_val_loss = monitored
-                export_network(self.model, directory / run_files.MODEL_FILE, model_config, vocab_size)
+                export_network(self.model, directory / run_files.MODEL_FILE, model_config, vocab_size,
+                               expression_sizes)
             metrics = {key: float(value) for key, value in logs.items()}
             run_files.append_history(directory, epoch, metrics)
             run_files.save_checkpoint(directory, state, epoch, {**metrics, "monitored": monitored}, improved)
@@ -333,12 +350,13 @@ def epoch_saver(directory: Path, state, model_config: ModelConfig, vocab_size: i
     return EpochSaver()
 
 
-def export_network(model, path: Path, model_config: ModelConfig, vocab_size: int) -> None:
+def export_network(model, path: Path, model_config: ModelConfig, vocab_size: int,
+                   expression_sizes: tuple[int, int, int] | None = None) -> None:
     """A plain, uncompiled copy of the network (no Horovod optimizer inside), written to a
     temporary name and renamed."""
     from lstm_composer.model import build_model
 
-    plain = build_model(model_config, vocab_size)
+    plain = build_model(model_config, vocab_size, expression_sizes=expression_sizes)
     plain.set_weights(model.get_weights())
     partial = path.with_name(f".partial-{path.name}")
     plain.save(partial)
