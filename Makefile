@@ -46,7 +46,7 @@ run: install
 	$(SPARK_SUBMIT) --master "local[2]" jobs/train.py --corpus $(CORPUS) --model-dir $(MODEL) --preset small --epochs $(EPOCHS) --num-proc 2
 	$(PY) jobs/generate.py --model-dir $(MODEL) --length 500 --seed 7 --output output/generated.mid --musicxml --plot
 
-test: install
+test: install audio-deps
 	$(PY) -m pytest
 
 FUZZ_SECONDS ?= 300
@@ -96,7 +96,9 @@ clean:
 	rm -rf data models output spark-warehouse dist
 
 # WAV rendering (lstm_composer.render.write_audio): the fluidsynth synthesiser and a General MIDI soundfont.
+# `make test` renders real audio, so it installs them when they are missing.
 audio-deps:
-	@SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	@if command -v fluidsynth >/dev/null && [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then exit 0; fi; \
+	SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 	$$SUDO apt-get update && \
 	$$SUDO apt-get install -y --no-install-recommends fluidsynth fluid-soundfont-gm

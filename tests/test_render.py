@@ -1,13 +1,11 @@
 import re
-import shutil
 import wave
-from pathlib import Path
 
 import pytest
 
 from lstm_composer.midi import read_midi
 from lstm_composer.render import (
-    SOUNDFONTS, AudioUnavailable, Event, fixed_step, plot_piano_roll, write_audio, write_midi, write_musicxml,
+    AudioUnavailable, Event, fixed_step, plot_piano_roll, write_audio, write_midi, write_musicxml,
 )
 
 # A bar and a half for both hands: a long bass note under moving ones, triplets, 16ths,
@@ -146,17 +144,8 @@ def test_piano_roll_is_a_png_of_a_sensible_size(tmp_path):
     assert 800 <= width <= 2400 and 400 <= height <= 1200
 
 
-def audio_missing() -> str | None:
-    if shutil.which("fluidsynth") is None:
-        return "no fluidsynth on PATH (make audio-deps)"
-    if not any(Path(sf).is_file() for sf in SOUNDFONTS):
-        return "no General MIDI soundfont (make audio-deps)"
-    return None
-
-
 def test_audio_has_sound_for_as_long_as_the_piece(tmp_path):
-    if reason := audio_missing():
-        pytest.skip(reason)
+    # `make test` installs fluidsynth and its soundfont (make audio-deps).
     import numpy as np
 
     midi = write_midi(fixed_step(["C4", "0.4.7", "G2", "E5"] * 2), tmp_path / "piece.mid", tempo=120)
@@ -169,8 +158,6 @@ def test_audio_has_sound_for_as_long_as_the_piece(tmp_path):
 
 
 def test_audio_refuses_a_file_that_is_not_a_soundfont(tmp_path):
-    if reason := audio_missing():
-        pytest.skip(reason)
     midi = write_midi(fixed_step(["C4"]), tmp_path / "piece.mid")
     (tmp_path / "fake.sf2").write_bytes(b"not a soundfont")
     with pytest.raises(AudioUnavailable, match="not a SoundFont"):
