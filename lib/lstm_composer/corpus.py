@@ -271,18 +271,15 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-def discard_uncommitted(spark: SparkSession, config: ParseConfig) -> list[str]:
+def discard_uncommitted(spark: SparkSession, config: ParseConfig) -> None:
     """Remove what a killed run left: staging folders, and notes of a run whose pieces never
-    landed (its files are parsed again). Returns the run ids removed."""
+    landed (its files are parsed again)."""
     committed = {name for name in _children(spark, config.pieces_path) if name.startswith("run=")}
-    removed = []
     for table in (config.notes_path, config.pieces_path):
         for name in _children(spark, table):
             if name.startswith(STAGING_PREFIX) or (table == config.notes_path and name.startswith("run=")
                                                    and name not in committed):
                 _delete(spark, f"{table}/{name}")
-                removed.append(name)
-    return removed
 
 
 def known_piece_ids(spark: SparkSession, config: ParseConfig) -> frozenset[str]:

@@ -61,7 +61,7 @@ def evaluate(model_dir: str, pieces: int = 3, length: int = 500, seed: int = 0) 
         raise ValueError(f"{model_dir} held out no validation pieces (--val-fraction 0): nothing to evaluate")
     generated = []
     for i in range(pieces):
-        report = compose(GenerateConfig(model_dir, length=length, seed=seed + i)).report
+        report = compose(GenerateConfig(model_dir, length=length, seed=seed + i), model).report
         generated.append({key: value for key, value in asdict(report).items()
                           if key not in ("primer", "sampling")})
     result = {"preset": model.config.name, "validation_pieces": len(validation),

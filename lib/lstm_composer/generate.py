@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,11 @@ class TrainedModel:
                    expression=expression if config.expressive else None)
 
     def corpus(self) -> TokenStream:
+        """The corpus's tokens, read once per loaded model."""
+        return self._corpus
+
+    @cached_property
+    def _corpus(self) -> TokenStream:
         notes = f"{self.corpus_path}/notes"
         try:
             return read_token_stream(notes, self.vocabulary, self.expression)
@@ -307,12 +313,13 @@ def play(tokens: list[str], classes: np.ndarray | None, expression: Expression |
             for token, offset, (_, d, v) in zip(tokens, offsets, classes)]
 
 
-def compose(config: GenerateConfig) -> Composition:
+def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Composition:
     """Prime the network once, then draw `config.length` positions; with `max_copy`, draw again
-    (the same seeded stream goes on) while a longer run than that is copied from the corpus."""
+    (the same seeded stream goes on) while a longer run than that is copied from the corpus.
+    `model`: `config.model_dir` already loaded, to compose several pieces from one load."""
     from lstm_composer.model import Decoder
 
-    model = TrainedModel.load(config.model_dir)
+    model = model or TrainedModel.load(config.model_dir)
     vocabulary, expression = model.vocabulary, model.expression
     rng = np.random.default_rng(config.seed)
     stream = model.corpus()
