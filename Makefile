@@ -68,7 +68,7 @@ bench-train: install
 
 MINUTES ?= 6
 compare-presets: install
-	$(PY) bench/compare_presets.py --corpus $(SHARED_MIDI) --minutes $(MINUTES) paper fast expressive
+	$(PY) bench/compare_presets.py --corpus $(SHARED_MIDI) --minutes $(MINUTES) paper paper-alt fast expressive small
 
 songs: install
 	$(PY) midi_songs/export.py --output midi_songs

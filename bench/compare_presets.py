@@ -1,11 +1,12 @@
 """Presets compared at equal wall-clock time, on the paper-like corpus of modern-39.txt.
 
-    make compare-presets      (python bench/compare_presets.py --minutes 6 paper fast expressive)
+    make compare-presets      (python bench/compare_presets.py --minutes 6 paper paper-alt fast expressive small)
 
 Parses the 39 pieces, trains each preset with 2 Horovod ranks in local[2] for the same number
 of minutes (same validation pieces, same capped validation batches during training), then
-evaluates each kept model with jobs/evaluate.py on every window of the held-out pieces and on
-three generated 500-token pieces. Writes docs/presets-validation-loss.png (the token head's
+evaluates each kept model with jobs/evaluate.py: its perplexity on the held-out pieces beside
+the n-gram models' on the same targets, its context curve, and three generated 500-token
+pieces against the training pieces. Writes docs/presets-validation-loss.png (the token head's
 validation loss against minutes of training) and markdown tables to standard output.
 """
 import argparse

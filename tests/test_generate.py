@@ -232,8 +232,11 @@ def test_expression_classes_round_trip_within_half_a_step():
 
 
 def expressive_config():
+    """Four heads over windows, without the composer's pointer, bass head and dense targets
+    (tests/test_model.py has those)."""
     return replace(PRESETS["expressive"], sequence_length=12, lstm_units=(16, 16), dense_units=16,
-                   embedding_dim=6, precision="float32")
+                   embedding_dim=6, precision="float32", bass=False, pointer=False, dense_targets=False,
+                   transpose=(0, 0))
 
 
 def test_decoder_gives_what_keras_gives_for_every_head_of_an_expressive_model():

@@ -1,8 +1,11 @@
-"""Notes table → (window → next token) examples, streamed with tf.data, sharded per rank.
+"""Notes table → training examples, streamed with tf.data, sharded per rank.
 
-Only the token ids (one int32 per token) and the start of each window live in memory;
-windows are gathered batch by batch, so memory stays O(tokens), not O(tokens × window).
-Windows never cross a piece boundary.
+The paper's examples are (window → next token); a dense model's are (window → the next
+token at every position of it), which teaches as many predictions per window as it has
+tokens. Only the token ids (one int32 per token, with an expressive model's classes) and the
+start of each window live in memory; windows are gathered batch by batch, so memory stays
+O(tokens), not O(tokens × window). Windows never cross a piece boundary. Training windows
+may be transposed (`transposition_table`), each by its own random interval.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lstm_composer.expression import ATTRIBUTES, Expression
+from lstm_composer.expression import Expression
 from lstm_composer.presets import ModelConfig
 from lstm_composer.tokens import Vocabulary
 
@@ -27,16 +30,29 @@ class TokenStream:
     bounds: np.ndarray  # int64, len = pieces + 1
     piece_ids: list[str]
     expression: np.ndarray | None = None  # (tokens, 3) int32: ioi, duration, velocity classes
+    bass: np.ndarray | None = None  # int32: each token's lowest MIDI pitch
+
+    def attributes(self, config: ModelConfig) -> np.ndarray:
+        """(tokens, attributes) int32: the columns `config.attributes` name, in order."""
+        columns = [self.ids[:, None]]
+        if config.expressive:
+            columns.append(self.expression)
+        if config.bass:
+            columns.append(self.bass[:, None])
+        return np.concatenate(columns, axis=1).astype(np.int32)
 
     def piece(self, i: int) -> np.ndarray:
         return self.ids[self.bounds[i]:self.bounds[i + 1]]
 
 
-def read_token_stream(notes_path: str, vocabulary: Vocabulary, expression: Expression | None = None) -> TokenStream:
+def read_token_stream(notes_path: str, vocabulary: Vocabulary, expression: Expression | None = None,
+                      bass: bool = False) -> TokenStream:
     """Read the notes table (a local path or any URI pyarrow knows) in piece and position order;
-    with `expression`, each token's onset gap, duration and velocity classes too."""
-    uri = re.sub(r"^s3[an]://", "s3://", notes_path)  # Hadoop's S3 schemes are plain s3 to pyarrow
-    columns = ["piece_id", "position", "token"] + (["offset", "duration", "velocity"] if expression else [])
+    with `expression`, each token's onset gap, duration and velocity classes too; with `bass`,
+    each token's lowest pitch."""
+    uri = notes_uri(notes_path)
+    columns = (["piece_id", "position", "token"] + (["offset", "duration", "velocity"] if expression else [])
+               + (["pitches"] if bass else []))
     table = pq.read_table(uri, columns=columns)
     table = table.sort_by([("piece_id", "ascending"), ("position", "ascending")])
     ids = pc.index_in(table["token"], value_set=pa.array(vocabulary.tokens))
@@ -55,7 +71,13 @@ def read_token_stream(notes_path: str, vocabulary: Vocabulary, expression: Expre
         bounds=bounds,
         piece_ids=[str(piece_column[b]) for b in bounds[:-1]],
         expression=classes,
+        bass=pc.list_element(table["pitches"], 0).to_numpy().astype(np.int32) if bass else None,
     )
+
+
+def notes_uri(notes_path: str) -> str:
+    """The notes table's path as pyarrow reads it: Hadoop's S3 schemes are plain s3 there."""
+    return re.sub(r"^s3[an]://", "s3://", notes_path)
 
 
 def split_pieces(piece_ids: list[str], val_fraction: float, seed: int) -> list[str]:
@@ -78,6 +100,31 @@ def window_starts(stream: TokenStream, sequence_length: int,
     return np.concatenate(ranges) if ranges else np.zeros(0, dtype=np.int64)
 
 
+def dense_window_starts(stream: TokenStream, sequence_length: int, pieces: set[str] | None = None) -> np.ndarray:
+    """(windows, 3) int64 rows of (start, piece begin, piece end): the pieces (of `pieces`, when
+    given) cut into consecutive windows of `sequence_length` targets. The last window of a piece
+    may be short: its missing positions are padding that carries no weight."""
+    rows = [(start, begin, end)
+            for piece, begin, end in zip(stream.piece_ids, stream.bounds[:-1], stream.bounds[1:])
+            if end - begin >= 2 and (pieces is None or piece in pieces)
+            for start in range(int(begin), int(end) - 1, sequence_length)]
+    return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def transposition_table(vocabulary: Vocabulary, semitones: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(shifts, table): the intervals of the range and, for every token id, the id of the token
+    transposed by each of them (-1 where the result is off the piano or not in the vocabulary)."""
+    from lstm_composer.tokens import transpose_token
+
+    shifts = np.arange(semitones[0], semitones[1] + 1)
+    table = np.full((len(vocabulary), len(shifts)), -1, dtype=np.int32)
+    for i, token in enumerate(vocabulary.tokens):
+        for j, shift in enumerate(shifts):
+            moved = token if shift == 0 else transpose_token(token, int(shift))
+            table[i, j] = vocabulary.index.get(moved, -1) if moved is not None else -1
+    return shifts.astype(np.int32), table
+
+
 def encode_windows(windows, config: ModelConfig, vocab_size: int):
     """Token-id windows → the network's input: scaled scalars (the paper) or ids (embedding)."""
     import tensorflow as tf
@@ -88,35 +135,108 @@ def encode_windows(windows, config: ModelConfig, vocab_size: int):
 
 
 def make_dataset(stream: TokenStream, starts: np.ndarray, config: ModelConfig,
-                 vocab_size: int, seed: int, shuffle: bool = True, batch_size: int | None = None):
-    """An endless dataset of batches (inputs, targets) over the given window starts,
-    reshuffled every pass unless `shuffle` is False."""
+                 vocab_size: int, seed: int, shuffle: bool = True, batch_size: int | None = None,
+                 transpositions: tuple[np.ndarray, np.ndarray] | None = None):
+    """An endless dataset of batches over the given window starts, reshuffled every pass unless
+    `shuffle` is False: (inputs, targets) for the paper's windows (`window_starts`), and
+    (inputs, targets, weights) for a dense model's (`dense_window_starts`), whose shuffled
+    windows also start at a random shift of up to half a window each pass. With
+    `transpositions` (from `transposition_table`), each window is transposed by one of the
+    intervals that keep all of its tokens (and basses) on the piano."""
+    import tensorflow as tf
+
+    table = tf.constant(stream.attributes(config) if config.expressive else stream.ids)
+    dataset = tf.data.Dataset.from_tensor_slices(starts)
+    if shuffle:
+        dataset = dataset.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.repeat().batch(batch_size or config.batch_size, drop_remainder=True)
+    if config.dense_targets:
+        batches = dense_batches(table, config, jitter=shuffle, seed=seed, transpositions=transpositions)
+    else:
+        batches = last_token_batches(table, config, vocab_size)
+    return dataset.map(batches).prefetch(2).with_options(one_core_pipeline())
+
+
+def last_token_batches(table, config: ModelConfig, vocab_size: int):
+    """The paper's examples: each window of `sequence_length` tokens and the token after it."""
     import tensorflow as tf
 
     offsets = tf.range(config.sequence_length, dtype=tf.int64)
-    if config.expressive:  # columns: token, ioi, duration, velocity
-        table = tf.constant(np.concatenate([stream.ids[:, None], stream.expression], axis=1))
-    else:
-        table = tf.constant(stream.ids)
 
     def to_batch(batch_starts):
         windows = tf.gather(table, batch_starts[:, None] + offsets)
         targets = tf.gather(table, batch_starts + config.sequence_length)
         if config.expressive:
-            return ({name: windows[..., i] for i, name in enumerate(ATTRIBUTES)},
-                    {f"next_{name}": targets[:, i] for i, name in enumerate(ATTRIBUTES)})
+            return ({name: windows[..., i] for i, name in enumerate(config.attributes)},
+                    {f"next_{name}": targets[:, i] for i, name in enumerate(config.attributes)})
         if not config.sparse_targets:
             targets = tf.one_hot(targets, vocab_size)
         return encode_windows(windows, config, vocab_size), targets
 
-    dataset = tf.data.Dataset.from_tensor_slices(starts)
-    if shuffle:
-        dataset = dataset.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
-    return (dataset.repeat()
-            .batch(batch_size or config.batch_size, drop_remainder=True)
-            .map(to_batch)
-            .prefetch(2)
-            .with_options(one_core_pipeline()))
+    return to_batch
+
+
+def dense_batches(table, config: ModelConfig, jitter: bool, seed: int,
+                  transpositions: tuple[np.ndarray, np.ndarray] | None):
+    """A dense model's examples: `sequence_length` positions in, the next position out at each
+    of them, with a weight of 0 where a short piece's window is padded."""
+    import tensorflow as tf
+
+    length = config.sequence_length
+    offsets = tf.range(length + 1, dtype=tf.int64)
+    rng = tf.random.Generator.from_seed(seed)
+    if transpositions is not None:
+        shifts, moved = (tf.constant(part) for part in transpositions)
+
+    def to_batch(rows):
+        starts, begins, ends = rows[:, 0], rows[:, 1], rows[:, 2]
+        if jitter:  # another cut of the piece each pass
+            shift = rng.uniform(tf.shape(starts), -(length // 2), length // 2 + 1, dtype=tf.int64)
+            starts = tf.clip_by_value(starts + shift, begins, tf.maximum(begins, ends - length - 1))
+        positions = starts[:, None] + offsets
+        inside = positions < ends[:, None]
+        columns = tf.gather(table, tf.minimum(positions, ends[:, None] - 1))
+        if not config.expressive:
+            columns = columns[..., None]
+        if transpositions is not None:
+            columns = transposed(columns, shifts, moved, config, rng)
+        weights = tf.cast(inside[:, 1:], tf.float32)
+        inputs, targets = columns[:, :-1], columns[:, 1:]
+        if not config.expressive:
+            return inputs[..., 0], targets[..., 0], weights
+        features = {name: inputs[..., i] for i, name in enumerate(config.attributes)}
+        if config.bass:
+            from lstm_composer.model import CHOSEN_TOKEN
+
+            features[CHOSEN_TOKEN] = targets[..., 0]
+        heads = {f"next_{name}": targets[..., i] for i, name in enumerate(config.attributes)}
+        return features, heads, {head: weights for head in heads}
+
+    return to_batch
+
+
+def transposed(columns, shifts, moved, config: ModelConfig, rng):
+    """Each window (batch, positions, attributes) moved by one interval drawn from those that
+    keep every token in the vocabulary and every bass on the piano; interval 0 always fits."""
+    import tensorflow as tf
+
+    from lstm_composer.tokens import HIGHEST_KEY, LOWEST_KEY
+
+    candidates = tf.gather(moved, columns[..., 0])  # (batch, positions, intervals)
+    fits = tf.reduce_all(candidates >= 0, axis=1)
+    if config.bass:
+        bass = columns[..., 4][..., None] + tf.cast(shifts, columns.dtype)
+        fits &= tf.reduce_all((bass >= LOWEST_KEY) & (bass <= HIGHEST_KEY), axis=1)
+    fits |= tf.cast(shifts, tf.int32)[None, :] == 0
+    choice = tf.random.stateless_categorical(tf.math.log(tf.cast(fits, tf.float32)), 1,
+                                             seed=rng.make_seeds(1)[:, 0])[:, 0]
+    tokens = tf.gather(candidates, choice, axis=2, batch_dims=1)
+    parts = [tokens[..., None]]
+    if config.expressive:
+        parts.append(columns[..., 1:4])
+    if config.bass:
+        parts.append(columns[..., 4:5] + tf.cast(tf.gather(shifts, choice), columns.dtype)[:, None, None])
+    return tf.concat(parts, axis=-1)
 
 
 def one_core_pipeline():

@@ -1,91 +1,297 @@
-"""How good a trained model is, on the pieces its training run held out, and in what it writes.
+"""How good a trained model is, always on the pieces its training run held out.
 
-For each head (the token; for an expressive model also the onset gap, the duration and the
-velocity): the mean cross-entropy of the next position over every validation window, its
-perplexity and the accuracy of the likeliest class, with the network in inference mode.
-Then a few generated pieces: distinct onset gaps, durations and velocity bins, and the copy
-report.
+Three yardsticks, as the field judges a language model of music:
+- **Scores beside baselines.** Each head's cross-entropy, perplexity and accuracy over the
+  validation pieces' targets, with the network in inference mode, and on the same targets
+  the n-gram models fitted on the training pieces (unigram; interpolated Kneser-Ney of orders
+  2 to 5): the network's token perplexity over the best n-gram's is the figure to watch.
+  A dense network predicts every position of a piece after its first, from everything before
+  it (the state carried, as generation does); the paper's network every position after its
+  first window, from the window before it.
+- **The context curve.** The token loss with the network shown only the last 1, 4 or 16
+  tokens, against all it normally sees, on the targets that have 16 tokens before them: a
+  network that does not use its context scores the same with 4 tokens as with all of them.
+- **Statistics of what it writes.** Histograms (`statistics.py`) of generated pieces and of the
+  held-out real pieces, each against the training pieces: generated pieces should be as close
+  to the corpus as real pieces the network never saw. With the copy and cycle reports.
+For networks with BatchNorm, the token loss in training mode (batch statistics) beside the
+inference-mode one shows whether the moving statistics are sound.
 """
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from lstm_composer import model_dir as run_files
-from lstm_composer.dataset import make_dataset, window_starts
-from lstm_composer.expression import ATTRIBUTES
+from lstm_composer.dataset import TokenStream
 from lstm_composer.generate import GenerateConfig, TrainedModel, compose
+from lstm_composer.ngram import KneserNey, unigram_add_one
+from lstm_composer.statistics import FEATURES, Onset, overlaps, pooled
 
 BATCH = 256
-
-
-def validation_scores(model: TrainedModel, validation: list[str]) -> dict:
-    """{head: {cross_entropy, perplexity, accuracy}} over the windows of the validation pieces, in
-    whole batches (all of them but fewer than one batch)."""
-    stream = model.corpus()
-    starts = window_starts(stream, model.config.sequence_length, set(validation))
-    if not len(starts):
-        raise ValueError("the validation pieces are shorter than one window: nothing to evaluate")
-    heads = ATTRIBUTES if model.config.expressive else ATTRIBUTES[:1]
-    batch = min(BATCH, len(starts))
-    dataset = make_dataset(stream, starts, model.config, len(model.vocabulary), seed=0, shuffle=False,
-                           batch_size=batch)
-    totals = {head: [0.0, 0] for head in heads}  # summed -log p, correct
-    steps = len(starts) // batch  # whole batches: at most one batch short of every window
-    for inputs, targets in dataset.take(steps):
-        outputs = model.network(inputs, training=False)
-        outputs = outputs if isinstance(outputs, list) else [outputs]
-        targets = [targets[f"next_{h}"] for h in heads] if isinstance(targets, dict) else [targets]
-        for head, probabilities, target in zip(heads, outputs, targets):
-            probabilities, target = probabilities.numpy(), target.numpy()
-            target = target.argmax(-1) if target.ndim == 2 else target  # the paper's one-hot targets
-            chosen = probabilities[np.arange(len(target)), target]
-            totals[head][0] += float(-np.log(np.maximum(chosen, 1e-12)).sum())
-            totals[head][1] += int((probabilities.argmax(-1) == target).sum())
-    windows = steps * batch
-    return {"windows": windows, **{head: {"cross_entropy": loss / windows, "perplexity": math.exp(loss / windows),
-                                          "accuracy": correct / windows}
-                                   for head, (loss, correct) in totals.items()}}
+CONTEXTS = (1, 4, 16)
+NGRAM_ORDERS = (2, 3, 4, 5)
 
 
 def evaluate(model_dir: str, pieces: int = 3, length: int = 500, seed: int = 0) -> dict:
-    """Validation scores and `pieces` generated pieces' figures; saved as evaluation.json."""
+    """Scores, baselines, context curve and statistics; saved as evaluation.json."""
     model = TrainedModel.load(model_dir)
     settings = run_files.read_json(Path(model_dir) / run_files.CONFIG_FILE)
     validation = settings.get("validation_pieces") or []
     if not validation:
         raise ValueError(f"{model_dir} held out no validation pieces (--val-fraction 0): nothing to evaluate")
+    stream = model.corpus()
+    held_out = [i for i, piece in enumerate(stream.piece_ids) if piece in set(validation)]
+    training = [i for i, piece in enumerate(stream.piece_ids) if piece not in set(validation)]
+    first_target = 1 if model.config.dense_targets else model.config.sequence_length
+    if not any(len(stream.piece(i)) > first_target for i in held_out):
+        raise ValueError(f"the validation pieces are not longer than {first_target} tokens: nothing to evaluate")
+
+    network = NetworkScorer(model, stream)
+    scores = network.scores(held_out, first_target)
+    baselines = ngram_scores([stream.piece(i) for i in training], [stream.piece(i) for i in held_out],
+                             len(model.vocabulary), first_target)
+    best = min(baselines, key=lambda name: baselines[name]["perplexity"])
+    result = {
+        "preset": model.config.name,
+        "validation_pieces": len(validation),
+        "targets": scores["targets"],
+        "first_target": first_target,
+        "validation": scores,
+        "baselines": baselines,
+        "best_baseline": best,
+        "ratio_to_best_baseline": scores["token"]["perplexity"] / baselines[best]["perplexity"],
+        "context_curve": network.context_curve(held_out, max(first_target, max(CONTEXTS))),
+    }
+    if model.config.batch_norm:
+        result["batch_norm_check"] = network.batch_norm_check(held_out)
+
     generated = []
+    onsets = corpus_onsets(model.corpus_path, stream)
+    reference = pooled(onsets[stream.piece_ids[i]] for i in training)
     for i in range(pieces):
-        report = compose(GenerateConfig(model_dir, length=length, seed=seed + i), model).report
-        generated.append({key: value for key, value in asdict(report).items()
-                          if key not in ("primer", "sampling")})
-    result = {"preset": model.config.name, "validation_pieces": len(validation),
-              "validation": validation_scores(model, validation), "generated": generated}
+        piece = compose(GenerateConfig(model_dir, length=length, seed=seed + i), model)
+        report = {key: value for key, value in asdict(piece.report).items() if key not in ("primer", "sampling")}
+        played = [Onset(e.offset, e.duration, e.velocity, e.pitches) for e in piece.events]
+        generated.append({**report, "overlaps": overlaps(played, reference)})
+    real = [{"piece_id": stream.piece_ids[i], "tokens": len(stream.piece(i)),
+             "overlaps": overlaps(onsets[stream.piece_ids[i]], reference)} for i in held_out]
+    together = [onset for i in held_out for onset in onsets[stream.piece_ids[i]]]
+    result["generated"] = generated
+    result["held_out"] = real
+    result["held_out_together"] = overlaps(together, reference)
+    result["overlap_summary"] = overlap_summary(generated, result["held_out_together"])
     run_files.write_atomic(Path(model_dir) / "evaluation.json", json.dumps(result, indent=1))
     return result
 
 
+def overlap_summary(generated: list[dict], held_out: dict) -> dict:
+    """Mean overlap per feature of the generated pieces, beside the held-out pieces' (taken
+    together, as one histogram: a single short piece's would be noisy), and the ratio of their
+    overall means (1: generated pieces as close to the corpus as unseen real ones)."""
+    mean = {name: float(np.nanmean([p["overlaps"][name] for p in generated])) for name in FEATURES + ("mean",)}
+    return {"generated": mean, "held_out": held_out, "ratio": mean["mean"] / held_out["mean"],
+            "generated_lowest": float(min(p["overlaps"][name] for p in generated for name in FEATURES))}
+
+
+def ngram_scores(training: list[np.ndarray], held_out: list[np.ndarray], vocab_size: int,
+                 first_target: int) -> dict:
+    """{name: {cross_entropy, perplexity}} of the n-gram yardsticks on the targets from
+    `first_target` on of each held-out piece."""
+    unigram = unigram_add_one(training, vocab_size)
+    targets = np.concatenate([piece[first_target:] for piece in held_out])
+    entropy = float(-np.log(unigram[targets]).mean())
+    scores = {"unigram": {"cross_entropy": entropy, "perplexity": math.exp(entropy)}}
+    for order in NGRAM_ORDERS:
+        entropy, _ = KneserNey(training, order, vocab_size).cross_entropy(held_out, first_target)
+        scores[f"kneser_ney_{order}"] = {"cross_entropy": entropy, "perplexity": math.exp(entropy)}
+    return scores
+
+
+class NetworkScorer:
+    """The trained network, rebuilt to take windows of any length, scoring held-out pieces."""
+
+    def __init__(self, model: TrainedModel, stream: TokenStream):
+        from lstm_composer.model import build_model
+
+        self.config, self.stream = model.config, stream
+        self.vocab_size = len(model.vocabulary)
+        sizes = model.expression.sizes() if model.expression else None
+        self.network = build_model(self.config, self.vocab_size, expression_sizes=sizes, window=None)
+        self.network.set_weights(model.network.get_weights())
+        self.columns = stream.attributes(self.config)
+        self.heads = self.config.attributes
+
+    def _inputs(self, windows: np.ndarray, chosen: np.ndarray):
+        """Network inputs for (batch, steps) rows of the stream; `chosen`: the next tokens."""
+        import tensorflow as tf
+
+        from lstm_composer.dataset import encode_windows
+        from lstm_composer.model import CHOSEN_TOKEN
+
+        rows = self.columns[windows]
+        if not self.config.expressive:
+            return encode_windows(tf.constant(rows[..., 0]), self.config, self.vocab_size)
+        inputs = {name: tf.constant(rows[..., i]) for i, name in enumerate(self.heads)}
+        if self.config.bass:
+            inputs[CHOSEN_TOKEN] = tf.constant(chosen)
+        return inputs
+
+    def _probabilities(self, windows: np.ndarray) -> list[np.ndarray]:
+        """Each head's probabilities at every position of each window: (batch, steps, classes)."""
+        next_tokens = self.columns[np.minimum(windows + 1, len(self.columns) - 1), 0]
+        outputs = self.network(self._inputs(windows, next_tokens), training=False)
+        outputs = outputs if isinstance(outputs, list) else [outputs]
+        return [o.numpy() if o.ndim == 3 else o.numpy()[:, None, :] for o in outputs]
+
+    def _from_windows(self, ends: np.ndarray, context: int) -> tuple[np.ndarray, np.ndarray]:
+        """(-ln p, correct), each (targets, heads), of the stream's positions `ends`, each
+        predicted from the `context` positions before it."""
+        losses, correct = [], []
+        for begin in range(0, len(ends), BATCH):
+            chunk = ends[begin:begin + BATCH]
+            windows = chunk[:, None] - context + np.arange(context)
+            probabilities = [p[:, -1] for p in self._probabilities(windows)]
+            losses.append(np.stack([_chosen(p, self.columns[chunk, h]) for h, p in enumerate(probabilities)], 1))
+            correct.append(np.stack([p.argmax(-1) == self.columns[chunk, h] for h, p in enumerate(probabilities)], 1))
+        return np.concatenate(losses), np.concatenate(correct)
+
+    def _piece_losses(self, piece: int) -> tuple[np.ndarray, np.ndarray]:
+        """A dense network over a whole piece: (-ln p, correct) per target position 1.., per head."""
+        begin, end = int(self.stream.bounds[piece]), int(self.stream.bounds[piece + 1])
+        window = np.arange(begin, end - 1)[None, :]
+        probabilities = self._probabilities(window)
+        targets = self.columns[begin + 1:end]
+        losses = np.stack([_chosen(p[0], targets[:, h]) for h, p in enumerate(probabilities)], axis=1)
+        correct = np.stack([p[0].argmax(-1) == targets[:, h] for h, p in enumerate(probabilities)], axis=1)
+        return losses, correct
+
+    def _targets(self, pieces: list[int], first_target: int) -> np.ndarray:
+        return np.concatenate([np.arange(int(self.stream.bounds[i]) + first_target, int(self.stream.bounds[i + 1]))
+                               for i in pieces])
+
+    def scores(self, pieces: list[int], first_target: int) -> dict:
+        """{head: {cross_entropy, perplexity, accuracy}} over the targets of `pieces`."""
+        if self.config.dense_targets:
+            parts = [self._piece_losses(i) for i in pieces if len(self.stream.piece(i)) > 1]
+            losses = np.concatenate([p[0] for p in parts])
+            correct = np.concatenate([p[1] for p in parts])
+        else:
+            losses, correct = self._from_windows(self._targets(pieces, first_target), self.config.sequence_length)
+        result = {"targets": int(len(losses))}
+        for h, head in enumerate(self.heads):
+            entropy = float(losses[:, h].mean())
+            result[head] = {"cross_entropy": entropy, "perplexity": math.exp(entropy),
+                            "accuracy": float(correct[:, h].mean())}
+        return result
+
+    def context_curve(self, pieces: list[int], first_target: int) -> dict:
+        """Token cross-entropy with the context cut to each of CONTEXTS tokens, and with all of
+        it ("full"), on the targets from `first_target` on."""
+        ends = self._targets(pieces, first_target)
+        curve = {}
+        for context in CONTEXTS:
+            if context <= self.config.sequence_length or self.config.dense_targets:
+                curve[str(context)] = float(self._from_windows(ends, context)[0][:, 0].mean())
+        if self.config.dense_targets:
+            parts = [self._piece_losses(i)[0][first_target - 1:, 0] for i in pieces
+                     if len(self.stream.piece(i)) > first_target]
+            curve["full"] = float(np.concatenate(parts).mean())
+        else:
+            curve["full"] = float(self._from_windows(ends, self.config.sequence_length)[0][:, 0].mean())
+        curve["targets"] = int(len(ends))
+        return curve
+
+    def batch_norm_check(self, pieces: list[int]) -> dict:
+        """Token cross-entropy on the same windows in inference mode (BatchNorm's moving
+        statistics) and in training mode (each batch's own statistics; dropout off)."""
+        from lstm_composer.model import build_model
+
+        length = self.config.sequence_length
+        plain = replace(self.config, dropout=0.0, recurrent_dropout=0.0)
+        sizes = None
+        if self.config.expressive:
+            sizes = tuple(self.network.get_layer(f"next_{name}").units for name in ("ioi", "duration", "velocity"))
+        undropped = build_model(plain, self.vocab_size, expression_sizes=sizes, window=None)
+        undropped.set_weights(self.network.get_weights())
+        ends = self._targets(pieces, length)
+        batch = self.config.batch_size
+        ends = ends[:len(ends) // batch * batch] if len(ends) >= batch else ends
+        losses = {"inference": [], "training_mode": []}
+        for begin in range(0, len(ends), batch):
+            chunk = ends[begin:begin + batch]
+            windows = chunk[:, None] - length + np.arange(length)
+            for mode, training in (("inference", False), ("training_mode", True)):
+                outputs = undropped(self._inputs(windows, self.columns[windows + 1, 0]), training=training)
+                token = (outputs[0] if isinstance(outputs, list) else outputs).numpy()
+                losses[mode].append(_chosen(token[:, -1] if token.ndim == 3 else token, self.columns[chunk, 0]))
+        check = {mode: float(np.concatenate(values).mean()) for mode, values in losses.items()}
+        check["ratio"] = check["inference"] / check["training_mode"]
+        return check
+
+
+def _chosen(probabilities: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """-ln of each row's probability of its target."""
+    return -np.log(np.maximum(probabilities[np.arange(len(targets)), targets], 1e-12))
+
+
+def corpus_onsets(corpus_path: str, stream: TokenStream) -> dict[str, list[Onset]]:
+    """Every piece of the notes table as played (offset, duration, velocity, pitches), by piece id."""
+    from lstm_composer.dataset import notes_uri
+
+    table = pq.read_table(notes_uri(f"{corpus_path}/notes"),
+                          columns=["piece_id", "position", "offset", "duration", "velocity", "pitches"])
+    table = table.sort_by([("piece_id", "ascending"), ("position", "ascending")])
+    onsets: dict[str, list[Onset]] = {}
+    for piece, offset, duration, velocity, pitches in zip(*(table[c].to_pylist() for c in (
+            "piece_id", "offset", "duration", "velocity", "pitches"))):
+        onsets.setdefault(piece, []).append(Onset(offset, duration, velocity, pitches))
+    return onsets
+
+
 def summary(result: dict) -> str:
-    lines = [f"preset {result['preset']}: {result['validation']['windows']} validation windows "
-             f"from {result['validation_pieces']} held-out pieces",
+    validation = result["validation"]
+    lines = [f"preset {result['preset']}: {result['targets']} targets in {result['validation_pieces']} held-out "
+             f"pieces (every position from {result['first_target']} on)",
              "| head | cross-entropy | perplexity | accuracy |", "| --- | --- | --- | --- |"]
-    for head in ATTRIBUTES:
-        if head in result["validation"]:
-            scores = result["validation"][head]
+    for head, scores in validation.items():
+        if isinstance(scores, dict):
             lines.append(f"| {head} | {scores['cross_entropy']:.3f} | {scores['perplexity']:.1f} | "
                          f"{scores['accuracy']:.3f} |")
-    lines += ["", "| generated piece | tokens | distinct tokens | onset gaps | durations | velocity bins | "
-                  "longest copy | longest cycle |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["", "| token model, same targets | perplexity |", "| --- | --- |",
+              f"| network | {validation['token']['perplexity']:.1f} |"]
+    lines += [f"| {name} | {scores['perplexity']:.1f} |" for name, scores in result["baselines"].items()]
+    lines.append(f"ratio to the best n-gram ({result['best_baseline']}): {result['ratio_to_best_baseline']:.2f}x")
+    curve = result["context_curve"]
+    shown = [key for key in curve if key != "targets"]
+    lines += ["", f"context curve (token cross-entropy, {curve['targets']} targets): "
+              + ", ".join(f"{key}: {curve[key]:.3f}" for key in shown)]
+    if "4" in curve:
+        lines.append(f"full context vs 4 tokens: {100 * (1 - curve['full'] / curve['4']):.1f}% lower loss")
+    if "batch_norm_check" in result:
+        check = result["batch_norm_check"]
+        lines.append(f"BatchNorm: inference {check['inference']:.3f}, training mode {check['training_mode']:.3f} "
+                     f"(ratio {check['ratio']:.3f})")
+    lines += ["", "| piece | " + " | ".join(FEATURES) + " | mean | longest copy |",
+              "| --- |" + " --- |" * (len(FEATURES) + 2)]
     for i, piece in enumerate(result["generated"]):
-        cycle = piece["longest_cycle"]
-        cycle = "none" if cycle is None else f"{cycle['period']} x {cycle['repeats']}"
-        lines.append(f"| {i} | {piece['generated_tokens']} | {piece['distinct_tokens']} | "
-                     f"{piece['distinct_onset_gaps']} | {piece['distinct_durations']} | "
-                     f"{piece['distinct_velocity_bins']} | {piece['longest_copy']['length']} | "
-                     f"{cycle} |")
+        values = piece["overlaps"]
+        lines.append(f"| generated {i} | " + " | ".join(f"{values[n]:.2f}" for n in FEATURES)
+                     + f" | {values['mean']:.2f} | {piece['longest_copy']['length']} |")
+    for piece in result["held_out"]:
+        values = piece["overlaps"]
+        lines.append(f"| held out {piece['piece_id'][:8]} ({piece['tokens']} tokens) | "
+                     + " | ".join(f"{values[n]:.2f}" for n in FEATURES) + f" | {values['mean']:.2f} | |")
+    values = result["held_out_together"]
+    lines.append("| held out, together | " + " | ".join(f"{values[n]:.2f}" for n in FEATURES)
+                 + f" | {values['mean']:.2f} | |")
+    overall = result["overlap_summary"]
+    lines.append(f"overlap with the training pieces: generated {overall['generated']['mean']:.3f}, held out "
+                 f"{overall['held_out']['mean']:.3f}: ratio {overall['ratio']:.2f}; lowest generated "
+                 f"{overall['generated_lowest']:.2f}")
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,11 @@ from lstm_composer.dataset import TokenStream, read_token_stream
 from lstm_composer.expression import Expression
 from lstm_composer.presets import ModelConfig
 from lstm_composer.render import PAPER_STEP, Event, fixed_step
-from lstm_composer.tokens import Vocabulary
+from lstm_composer.tokens import Vocabulary, is_chord, token_pitches
+from lstm_composer.voicing import Voicings, allowed_basses
+
+
+LOOP_PERIOD = 8  # patterns of up to this many tokens count as loops
 
 
 class GenerationError(ValueError):
@@ -34,6 +38,11 @@ class Sampling:
     temperature: float = 1.0  # below 1: safer choices; above 1: more surprise
     top_k: int | None = None  # draw only among the k likeliest tokens (1: always the likeliest)
     top_p: float | None = None  # draw only among the likeliest tokens that together reach p
+    # The longest stretch of tokens that may repeat a pattern of up to LOOP_PERIOD tokens
+    # (a note struck over and over, a figure going round): the token that would make it longer
+    # is not drawn. Real pieces rarely hold such a stretch past 20 tokens; a network that can
+    # copy can fall into one for good. None: no limit.
+    loop_limit: int | None = 24
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
@@ -42,6 +51,8 @@ class Sampling:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
         if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.loop_limit is not None and self.loop_limit <= LOOP_PERIOD:
+            raise ValueError(f"loop_limit must be above {LOOP_PERIOD}, got {self.loop_limit}")
 
 
 def sample(probabilities: np.ndarray, rng: np.random.Generator, sampling: Sampling) -> int:
@@ -86,6 +97,7 @@ class TrainedModel:
     vocabulary: Vocabulary
     corpus_path: str
     expression: Expression | None  # an expressive model's class values
+    voicings: Voicings  # how the corpus voices chords
 
     @classmethod
     def load(cls, model_dir: str) -> "TrainedModel":
@@ -107,7 +119,8 @@ class TrainedModel:
             raise run_files.ModelDirError(f"{directory / run_files.VOCAB_FILE} has no expression classes, "
                                           f"which the {config.name} model needs")
         return cls(network=network, config=config, vocabulary=vocabulary, corpus_path=settings["corpus_path"],
-                   expression=expression if config.expressive else None)
+                   expression=expression if config.expressive else None,
+                   voicings=run_files.read_voicings(directory))
 
     def corpus(self) -> TokenStream:
         """The corpus's tokens, read once per loaded model."""
@@ -117,7 +130,7 @@ class TrainedModel:
     def _corpus(self) -> TokenStream:
         notes = f"{self.corpus_path}/notes"
         try:
-            return read_token_stream(notes, self.vocabulary, self.expression)
+            return read_token_stream(notes, self.vocabulary, self.expression, bass=self.config.bass)
         except FileNotFoundError:
             raise GenerationError(f"the corpus this model was trained on, {notes}, is not there: it is "
                                   f"needed for a training window to start from and for the copy report") from None
@@ -130,11 +143,12 @@ class Primer:
     source: str  # "file" or "training window"
     tokens: list[str]  # fed to the network before the first new token
     detail: dict  # the file and the tokens skipped, or the piece and position
-    expression: np.ndarray | None = None  # (tokens, 3) classes, for an expressive model
+    attributes: np.ndarray | None = None  # (tokens, attributes - 1): the classes after each token, if any
     events: list[Event] | None = None  # a file's tokens as played in it
 
 
-def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression | None = None) -> Primer:
+def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression | None = None,
+                     bass: bool = False) -> Primer:
     """A user's MIDI file, tokenized by the parse job's own code; tokens the model never saw
     are skipped and reported."""
     from lstm_composer.corpus import parse_piece
@@ -156,24 +170,28 @@ def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression |
     if expression:
         classes = expression.classes(np.array([t.offset for t in kept]), np.array([t.duration for t in kept]),
                                      np.array([t.velocity for t in kept]))
+        if bass:
+            classes = np.concatenate([classes, [[min(t.pitches)] for t in kept]], axis=1).astype(np.int32)
     start = kept[0].offset
-    events = [Event(t.token, t.offset - start, max(t.duration, 1e-3), max(1, min(127, t.velocity))) for t in kept]
+    events = [Event(t.token, t.offset - start, max(t.duration, 1e-3), max(1, min(127, t.velocity)),
+                    tuple(t.pitches)) for t in kept]
     return Primer("file", [t.token for t in kept], {"path": path, "tokens": len(tokens),
                                                     "skipped": len(tokens) - len(kept), "skipped_tokens": skipped},
                   classes, events)
 
 
-def primer_from_corpus(stream: TokenStream, vocabulary: Vocabulary, length: int,
+def primer_from_corpus(stream: TokenStream, vocabulary: Vocabulary, config: ModelConfig,
                        rng: np.random.Generator) -> Primer:
     """A window of `length` training tokens drawn by `rng`, as the paper did."""
     from lstm_composer.dataset import window_starts
 
+    length = config.sequence_length
     starts = window_starts(stream, length)
     if not len(starts):
         raise GenerationError(f"no piece of the corpus is longer than {length} tokens")
     start = int(starts[rng.integers(len(starts))])
     piece = int(np.searchsorted(stream.bounds, start, side="right")) - 1
-    classes = None if stream.expression is None else stream.expression[start:start + length]
+    classes = stream.attributes(config)[start:start + length, 1:] if config.expressive else None
     return Primer("training window", vocabulary.decode(stream.ids[start:start + length]),
                   {"piece_id": stream.piece_ids[piece], "position": start - int(stream.bounds[piece])}, classes)
 
@@ -289,28 +307,93 @@ class Composition:
 
 
 def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
-                 sampling: Sampling) -> np.ndarray:
+                 sampling: Sampling, vocabulary: Vocabulary | None = None, primer=()) -> np.ndarray:
     """(length, heads) ids drawn one position at a time after a primed (probabilities, state)
-    pair: the token, and for an expressive model its onset gap, duration and velocity classes."""
+    pair: the token, and for an expressive model its onset gap, duration and velocity classes,
+    and its bass when the network has a bass head (drawn after the token, among the pitches
+    that can be the lowest note of that token: `vocabulary` names them). `primer`: the token
+    ids fed before, which a loop may begin in."""
     probabilities, state = primed
-    generated = np.empty((length, len(probabilities)), dtype=np.int32)
+    with_bass = decoder.bass_head is not None
+    generated = np.empty((length, len(probabilities) + with_bass), dtype=np.int32)
+    loops = LoopGuard(sampling.loop_limit, primer)
     for i in range(length):
-        generated[i] = [sample(p, rng, sampling) for p in probabilities]
+        drawn = [sample(loops.allowed(p), rng, sampling) for p in probabilities[:1]]
+        drawn += [sample(p, rng, sampling) for p in probabilities[1:]]
+        loops.add(drawn[0])
+        if with_bass:
+            basses = decoder.bass_probabilities(state, drawn[0]) * _bass_mask(vocabulary.tokens[drawn[0]])
+            drawn.append(sample(basses / basses.sum(), rng, sampling) if basses.sum() > 0
+                         else int(np.flatnonzero(_bass_mask(vocabulary.tokens[drawn[0]]))[0]))
+        generated[i] = drawn
         probabilities, state = decoder.step(generated[i], state)
     return generated
 
 
+_bass_mask = lru_cache(maxsize=8192)(allowed_basses)
+
+
+class LoopGuard:
+    """Keeps a token sequence out of loops: knows, for each period up to LOOP_PERIOD, how long
+    the stretch repeating that period at the end of the sequence is, and takes away the
+    probability of the token that would carry a stretch past `limit` tokens."""
+
+    def __init__(self, limit: int | None, tokens):
+        self.limit, self.tokens = limit, []
+        self.runs = np.zeros(LOOP_PERIOD + 1, dtype=np.int64)  # runs[p]: positions equal to the one p before
+        for token in tokens:
+            self.add(int(token))
+
+    def add(self, token: int) -> None:
+        for period in range(1, LOOP_PERIOD + 1):
+            repeats = len(self.tokens) >= period and self.tokens[-period] == token
+            self.runs[period] = self.runs[period] + 1 if repeats else 0
+        self.tokens.append(token)
+
+    def allowed(self, probabilities: np.ndarray) -> np.ndarray:
+        if self.limit is None:
+            return probabilities
+        banned = sorted({self.tokens[-period] for period in range(1, LOOP_PERIOD + 1)
+                         if len(self.tokens) >= period and self.runs[period] + period + 1 > self.limit})
+        if not banned or probabilities[banned].sum() >= probabilities.sum():
+            return probabilities
+        kept = probabilities.copy()
+        kept[banned] = 0.0
+        return kept / kept.sum()
+
+
 def play(tokens: list[str], classes: np.ndarray | None, expression: Expression | None,
-         after: float | None) -> list[Event]:
-    """Generated tokens as events, after an onset at `after` (None: from the start): their own
-    timing and loudness when the model has heads for them, the paper's fixed step otherwise."""
+         after: float | None, voicing: list[tuple[int, ...]]) -> list[Event]:
+    """Generated tokens as events, after an onset at `after` (None: from the start), each with
+    its pitches from `voicing`: their own timing and loudness when the model has heads for
+    them, the paper's fixed step otherwise."""
     if expression is None or classes is None:
         start = 0.0 if after is None else after + PAPER_STEP
-        return [Event(e.token, start + e.offset, e.duration, e.velocity) for e in fixed_step(tokens)]
+        return [Event(e.token, start + e.offset, e.duration, e.velocity, pitches)
+                for e, pitches in zip(fixed_step(tokens), voicing)]
     offsets = np.cumsum([expression.ioi[c] for c in classes[:, 0]])
     offsets = offsets - offsets[0] if after is None else offsets + after  # the first token opens the piece
-    return [Event(token, float(offset), expression.duration[d], expression.velocity[v])
-            for token, offset, (_, d, v) in zip(tokens, offsets, classes)]
+    return [Event(token, float(offset), expression.duration[d], expression.velocity[v], pitches)
+            for token, offset, (_, d, v, *_), pitches in zip(tokens, offsets, classes, voicing)]
+
+
+def voice(tokens: list[str], basses: np.ndarray | None, voicings: Voicings, previous_bass: int | None,
+          rng: np.random.Generator) -> list[tuple[int, ...]]:
+    """The pitches of each token: single pitches as they are; chords over the bass the network
+    drew (`basses`), or else over a bass chosen near the previous one, in a voicing the corpus
+    uses for such chords."""
+    voiced = []
+    for i, token in enumerate(tokens):
+        if basses is not None:
+            bass = int(basses[i])
+        elif is_chord(token):
+            bass = voicings.choose_bass(token, previous_bass, rng)
+        else:
+            bass = None
+        pitches = tuple(voicings.voice(token, bass, rng)) if bass is not None else tuple(token_pitches(token))
+        voiced.append(pitches)
+        previous_bass = min(pitches) if is_chord(token) or min(pitches) < 60 else previous_bass
+    return voiced
 
 
 def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Composition:
@@ -322,20 +405,21 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
     model = model or TrainedModel.load(config.model_dir)
     vocabulary, expression = model.vocabulary, model.expression
     rng = np.random.default_rng(config.seed)
+    voicing_rng = np.random.default_rng([config.seed, 1])  # voicings do not change what is drawn
     stream = model.corpus()
     if config.primer_path:
-        primer = primer_from_file(config.primer_path, vocabulary, expression)
+        primer = primer_from_file(config.primer_path, vocabulary, expression, bass=model.config.bass)
     else:
-        primer = primer_from_corpus(stream, vocabulary, model.config.sequence_length, rng)
+        primer = primer_from_corpus(stream, vocabulary, model.config, rng)
     decoder = Decoder(model.network, model.config, len(vocabulary))
     positions = np.array(vocabulary.encode(primer.tokens), dtype=np.int32)[:, None]
     if expression is not None:
-        positions = np.concatenate([positions, primer.expression], axis=1)
+        positions = np.concatenate([positions, primer.attributes], axis=1)
     primed = decoder.prime(positions)
 
     fewest = None  # the shortest copy of the tries that copied too much
     for tries in range(1, config.max_tries + 1):
-        generated = continuation(decoder, primed, config.length, rng, config.sampling)
+        generated = continuation(decoder, primed, config.length, rng, config.sampling, vocabulary, positions[:, 0])
         copy = longest_copy(generated[:, 0], stream)
         if config.max_copy is None or copy.length <= config.max_copy:
             break
@@ -349,8 +433,12 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
     classes = generated[:, 1:] if expression is not None else None
     shown = primer.events if primer.source == "file" else []
     if shown and expression is None:
-        shown = fixed_step(primer.tokens)
-    events = shown + play(tokens, classes, expression, shown[-1].offset if shown else None)
+        shown = [Event(e.token, e.offset, e.duration, e.velocity, p.voiced)
+                 for e, p in zip(fixed_step(primer.tokens), shown)]
+    previous_bass = min(shown[-1].pitches) if shown else None
+    basses = generated[:, 4] if model.config.bass else None
+    voicing = voice(tokens, basses, model.voicings, previous_bass, voicing_rng)
+    events = shown + play(tokens, classes, expression, shown[-1].offset if shown else None, voicing)
     generated_events = events[len(shown):]
     gaps = {round(b.offset - a.offset, 6) for a, b in zip(generated_events, generated_events[1:])}
     report = Report(

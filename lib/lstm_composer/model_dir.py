@@ -2,6 +2,7 @@
 
     config.json        the run's settings: preset values, corpus, validation pieces, ...
     vocab.json         {"tokens": [...]}: token id = index; an expressive model's class values too
+    voicings.json      how the corpus voices each chord, for generation
     model.keras        the network with the lowest validation loss, plain Keras
     history.csv        one row per epoch: loss, val_loss, accuracy, val_accuracy, ...
     loss.png           the loss curves
@@ -25,6 +26,7 @@ from lstm_composer.tokens import Vocabulary
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
+VOICINGS_FILE = "voicings.json"
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
 LOSS_PLOT = "loss.png"
@@ -63,6 +65,15 @@ def vocabulary_json(vocabulary: Vocabulary, expression: Expression | None = None
     if expression:
         values["expression"] = expression.to_dict()
     return json.dumps(values, indent=1)
+
+
+def read_voicings(model_dir: str | Path):
+    """The corpus's chord voicings (`voicing.Voicings`); empty ones for a directory written
+    before they were kept (chords are then voiced from their bass upwards)."""
+    from lstm_composer.voicing import Voicings
+
+    path = Path(model_dir) / VOICINGS_FILE
+    return Voicings.from_dict(read_json(path)) if path.exists() else Voicings()
 
 
 def read_expression(model_dir: str | Path) -> Expression | None:
@@ -142,6 +153,9 @@ def load_network(model_dir: str | Path):
     """The best network of a run, as plain Keras."""
     import tensorflow as tf
 
+    from lstm_composer.model import pointer_class
+
+    pointer_class()  # registers the pointer head's layer, which a model may hold
     path = Path(model_dir) / MODEL_FILE
     if not path.is_file():
         raise ModelDirError(f"{path} is missing: the run has not finished an epoch yet, "

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, replace
 
 INPUT_ENCODINGS = ("scalar", "embedding")
 PRECISIONS = ("float32", "mixed_bfloat16")
+OPTIMIZERS = ("rmsprop", "adam")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,20 @@ class ModelConfig:
     # (token, ioi, duration, velocity).
     expressive: bool = False
     loss_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
+    # Every position of a window is a target (the network returns a prediction per position),
+    # not only the last one as in the paper: a window of L tokens teaches L predictions.
+    dense_targets: bool = False
+    # Each training window is transposed by a random number of semitones in this range
+    # (never the validation windows); (0, 0): no transposition.
+    transpose: tuple[int, int] = (0, 0)
+    # A pointer head beside the token softmax: the network can also copy the token that
+    # followed an earlier moment of the piece whose context resembles the present one
+    # (a learned cache, as in pointer-sentinel language models). Needs dense_targets.
+    pointer: bool = False
+    # A head for the lowest pitch of the next position (its bass), given the token chosen
+    # there: chords are then voiced over a bass line the network writes. Needs expressive.
+    bass: bool = False
+    optimizer: str = "rmsprop"  # the paper's; or "adam" (with gradients clipped to norm 1)
 
     def __post_init__(self) -> None:
         if self.sequence_length < 1:
@@ -50,19 +65,47 @@ class ModelConfig:
             raise ValueError(f"input_encoding must be one of {INPUT_ENCODINGS}, got {self.input_encoding!r}")
         if self.batch_size < 1 or self.dense_units < 1 or self.embedding_dim < 1:
             raise ValueError("batch_size, dense_units and embedding_dim must be positive")
-        if len(self.loss_weights) != 4 or min(self.loss_weights) < 0:
-            raise ValueError(f"loss_weights must be 4 weights >= 0, got {self.loss_weights}")
+        if len(self.loss_weights) not in (4, 5) or min(self.loss_weights) < 0:
+            raise ValueError(f"loss_weights must be 4 or 5 weights >= 0 (token, ioi, duration, velocity, bass), "
+                             f"got {self.loss_weights}")
         if self.expressive and (self.input_encoding != "embedding" or not self.sparse_targets):
             raise ValueError("an expressive model needs embedding inputs and sparse targets")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        low, high = self.transpose
+        if not -6 <= low <= 0 <= high <= 6 or high - low > 11:
+            raise ValueError(f"transpose must be a range of semitones around 0 within -6..6 and at most "
+                             f"12 values, got {self.transpose}")
+        if self.pointer and not self.dense_targets:
+            raise ValueError("a pointer head needs dense_targets")
+        if (self.dense_targets or self.transpose != (0, 0)) and self.input_encoding != "embedding":
+            raise ValueError("dense targets and transposition need embedding inputs and sparse targets")
+        if self.dense_targets and not self.sparse_targets:
+            raise ValueError("dense targets and transposition need embedding inputs and sparse targets")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.bass and not self.expressive:
+            raise ValueError("a bass head needs an expressive model")
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        """What each position carries, as the network's inputs and heads, in order."""
+        if not self.expressive:
+            return ("token",)
+        return ("token", "ioi", "duration", "velocity") + (("bass",) if self.bass else ())
+
+    @property
+    def head_weights(self) -> dict[str, float]:
+        """The loss weight of each head, `next_<attribute>`; a bass head weighs 1 unless given."""
+        weights = tuple(self.loss_weights) + (1.0,) * (5 - len(self.loss_weights))
+        return {f"next_{name}": weight for name, weight in zip(self.attributes, weights)}
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
-        tuples = {key: tuple(values[key]) for key in ("lstm_units", "loss_weights") if key in values}
+        tuples = {key: tuple(values[key]) for key in ("lstm_units", "loss_weights", "transpose") if key in values}
         return cls(**{**values, **tuples})
 
 
@@ -83,24 +126,30 @@ PAPER = ModelConfig(
 PRESETS: dict[str, ModelConfig] = {
     "paper": PAPER,
     "paper-alt": replace(PAPER, name="paper-alt", sequence_length=120, lstm_units=(250, 350, 350)),
-    # The paper's shape, made for speed: token embeddings instead of one scaled scalar,
-    # sparse targets instead of one-hot, no recurrent dropout, so TensorFlow can use its
-    # fused LSTM kernels (cuDNN on a GPU), and bfloat16 arithmetic.
+    # The paper's layers, made to learn more from the same pieces and faster: token embeddings
+    # instead of one scaled scalar, a target at every position, windows transposed by -5..+6
+    # semitones, no recurrent dropout (so TensorFlow can use its fused LSTM kernels, cuDNN on a
+    # GPU), and bfloat16 arithmetic.
     "fast": replace(PAPER, name="fast", recurrent_dropout=0.0, input_encoding="embedding",
-                    embedding_dim=64, sparse_targets=True, precision="mixed_bfloat16"),
-    # `fast` that also learns when each token starts, how long it lasts and how loud it is:
-    # one softmax head each beside the token's. No BatchNorm: its moving statistics after the
-    # LSTM stack go bad in training (docs/results.md).
-    "expressive": replace(PAPER, name="expressive", recurrent_dropout=0.0, input_encoding="embedding",
-                          embedding_dim=64, sparse_targets=True, precision="mixed_bfloat16",
-                          batch_norm=False, expressive=True),
-    # Small enough to train on a laptop's two cores in minutes (`make run`), with rhythm and
-    # dynamics heads like `expressive`.
-    "small": replace(PAPER, name="small", sequence_length=48, lstm_units=(128, 160, 160),
-                     recurrent_dropout=0.0, dense_units=128, input_encoding="embedding",
-                     embedding_dim=32, sparse_targets=True, batch_size=64, learning_rate=0.002,
-                     batch_norm=False, expressive=True),
-    # Seconds per epoch, for tests.
+                    embedding_dim=64, sparse_targets=True, precision="mixed_bfloat16",
+                    dense_targets=True, transpose=(-5, 6)),
+    # What a composer needs: when each token starts, how long it lasts, how loud it is and which
+    # bass carries it (one head each beside the token's), and a pointer head that can continue a
+    # passage heard earlier in the piece. Dense targets, transposition, Adam; no BatchNorm.
+    # Windows of 256 tokens, so that the network learns to carry its state (and its pointer's
+    # memory) over as long a stretch as a generated piece of 500 tokens needs.
+    "expressive": replace(PAPER, name="expressive", sequence_length=256, lstm_units=(256, 256),
+                          recurrent_dropout=0.0, input_encoding="embedding", embedding_dim=64,
+                          sparse_targets=True, batch_size=16, precision="mixed_bfloat16", batch_norm=False,
+                          expressive=True, dense_targets=True, transpose=(-5, 6), pointer=True, bass=True,
+                          optimizer="adam", learning_rate=0.001),
+    # `expressive` small enough to train on a laptop's two cores in minutes (`make run`).
+    "small": replace(PAPER, name="small", sequence_length=128, lstm_units=(192, 192),
+                     recurrent_dropout=0.0, dense_units=192, input_encoding="embedding",
+                     embedding_dim=48, sparse_targets=True, batch_size=16, learning_rate=0.001,
+                     batch_norm=False, expressive=True, dense_targets=True, transpose=(-5, 6),
+                     pointer=True, bass=True, optimizer="adam"),
+    # The paper's network in miniature, seconds per epoch, for tests.
     "tiny": replace(PAPER, name="tiny", sequence_length=8, lstm_units=(16, 16), dense_units=16,
                     recurrent_dropout=0.0, batch_size=16),
 }

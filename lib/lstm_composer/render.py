@@ -47,9 +47,12 @@ class Event:
     offset: float  # quarter lengths from the start
     duration: float  # quarter lengths (> 0)
     velocity: int  # 1..127
+    voiced: tuple[int, ...] | None = None  # the MIDI pitches to play; None: the token's own (chords from C4)
 
     def __post_init__(self) -> None:
         token_pitches(self.token)  # a malformed token fails here, not deep inside a writer
+        if self.voiced is not None and (not self.voiced or not all(0 <= p <= 127 for p in self.voiced)):
+            raise ValueError(f"{self.token} at offset {self.offset}: voiced as {self.voiced}, not MIDI pitches")
         if self.offset < 0:
             raise ValueError(f"{self.token} at offset {self.offset}: offsets start at 0")
         if not self.duration > 0:
@@ -59,7 +62,7 @@ class Event:
 
     @property
     def pitches(self) -> list[int]:
-        return token_pitches(self.token)
+        return sorted(self.voiced) if self.voiced is not None else token_pitches(self.token)
 
 
 def fixed_step(tokens: Sequence[str], step: float = PAPER_STEP, velocity: int = DEFAULT_VELOCITY) -> list[Event]:

@@ -67,6 +67,30 @@ def is_chord(token: str) -> bool:
     return token[0].isdigit()
 
 
+LOWEST_KEY, HIGHEST_KEY = 21, 108  # A0 and C8, the piano's range
+
+
+def transpose_token(token: str, semitones: int) -> str | None:
+    """The token moved by `semitones`: a chord's pitch classes (in normal order again), a single
+    pitch by the interval; None when a single pitch would leave the piano."""
+    if is_chord(token):
+        return _chord_token(frozenset((int(pc) + semitones) % 12 for pc in token.split(".")))
+    pitch = note_pitch(token) + semitones
+    return _NOTE_NAMES[pitch] if LOWEST_KEY <= pitch <= HIGHEST_KEY else None
+
+
+def with_transpositions(tokens: Iterable[str], semitones: tuple[int, int]) -> set[str]:
+    """The tokens and every transposition of them by an interval in the range: what a
+    vocabulary must hold for training windows transposed by those intervals."""
+    found = set(tokens)
+    for token in list(found):
+        for shift in range(semitones[0], semitones[1] + 1):
+            moved = transpose_token(token, shift)
+            if moved is not None:
+                found.add(moved)
+    return found
+
+
 def token_pitches(token: str, chord_octave: int = 4) -> list[int]:
     """MIDI pitches to play for a token; a chord's classes are voiced upwards from `chord_octave`."""
     if not is_chord(token):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lstm_composer import model_dir as run_files
-from lstm_composer.expression import ATTRIBUTES, Expression
+from lstm_composer.expression import Expression
 from lstm_composer.model_dir import ModelDirError
 from lstm_composer.presets import ModelConfig
 from lstm_composer.tokens import Vocabulary
@@ -40,6 +40,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # at most this many batches per rank and epoch
     val_steps: int | None = None  # at most this many validation batches per rank (the same ones each epoch)
     max_minutes: float | None = None  # stop after the epoch in which this much time has passed
+    patience: int | None = None  # stop after this many epochs without a lower validation loss
     slot_wait: float = 60.0  # seconds to wait for executors to offer `num_proc` task slots
 
     def __post_init__(self) -> None:
@@ -52,7 +53,8 @@ class TrainConfig:
         if self.threads_per_rank is not None and self.threads_per_rank < 1:
             raise ValueError(f"threads_per_rank must be at least 1, got {self.threads_per_rank}")
         for label, value in (("steps_per_epoch", self.steps_per_epoch), ("val_steps", self.val_steps),
-                             ("max_minutes", self.max_minutes), ("slot_wait", self.slot_wait)):
+                             ("max_minutes", self.max_minutes), ("slot_wait", self.slot_wait),
+                             ("patience", self.patience)):
             if value is not None and value <= 0:
                 raise ValueError(f"{label} must be positive, got {value}")
 
@@ -77,9 +79,23 @@ def absolute(path: str) -> str:
     return path if "://" in path else os.path.abspath(path)
 
 
-def build_vocabulary(spark, notes_path: str) -> Vocabulary:
+def build_vocabulary(spark, notes_path: str, transpose: tuple[int, int] = (0, 0)) -> Vocabulary:
+    """The corpus's distinct tokens, and every transposition of them the training may make."""
+    from lstm_composer.tokens import with_transpositions
+
     rows = spark.read.parquet(notes_path).select("token").distinct().collect()
-    return Vocabulary(row.token for row in rows)
+    return Vocabulary(with_transpositions((row.token for row in rows), transpose))
+
+
+def count_voicings(spark, notes_path: str):
+    """How the corpus voices each chord (`voicing.Voicings`), counted by Spark."""
+    from pyspark.sql import functions as F
+
+    from lstm_composer.voicing import Voicings
+
+    chords = (spark.read.parquet(notes_path).where(F.size("pitches") > 1)
+              .groupBy("token", "pitches").count().collect())
+    return Voicings.count((row.token, row.pitches, row["count"]) for row in chords)
 
 
 def piece_ids(spark, notes_path: str) -> list[str]:
@@ -113,12 +129,13 @@ def prepare_run(spark, config: TrainConfig) -> tuple[Vocabulary, list[str], int]
     if run_files.read_checkpoint(directory, "last") is not None:
         raise ModelDirError(f"{directory} already holds a training run: pass --resume to continue it, "
                             f"or choose another --model-dir")
-    vocabulary = build_vocabulary(spark, config.notes_path)
+    vocabulary = build_vocabulary(spark, config.notes_path, config.model.transpose)
     validation = split_pieces(piece_ids(spark, config.notes_path), config.val_fraction, config.seed)
     directory.mkdir(parents=True, exist_ok=True)
     run_files.write_atomic(directory / run_files.CONFIG_FILE, json.dumps(_settings(config, validation), indent=1))
     expression = Expression() if config.model.expressive else None
     run_files.write_atomic(directory / run_files.VOCAB_FILE, run_files.vocabulary_json(vocabulary, expression))
+    run_files.write_atomic(directory / run_files.VOICINGS_FILE, count_voicings(spark, config.notes_path).to_json())
     return vocabulary, validation, 0
 
 
@@ -204,11 +221,12 @@ def train(spark, config: TrainConfig) -> TrainSummary:
 def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[str], first_epoch: int,
                expression: Expression | None) -> dict:
     """What each Horovod rank runs, on an executor. Returns a small summary to the driver."""
+    import numpy as np
     import tensorflow as tf
     import horovod.tensorflow.keras as hvd
 
-    from lstm_composer.dataset import make_dataset, read_token_stream, window_starts
-    from lstm_composer.model import build_model, loss_name
+    from lstm_composer.dataset import make_dataset, read_token_stream, transposition_table
+    from lstm_composer.model import build_model
 
     hvd.init()
     # Spark sets OMP_NUM_THREADS for the task; TensorFlow's own pools are set here.
@@ -220,18 +238,22 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
     model_config = config.model
     rank, size, batch = hvd.rank(), hvd.size(), model_config.batch_size
     vocabulary = Vocabulary(vocab_tokens)
-    stream = read_token_stream(config.notes_path, vocabulary, expression)
+    stream = read_token_stream(config.notes_path, vocabulary, expression, bass=model_config.bass)
     held_out = set(validation)
-    train_starts = window_starts(stream, model_config.sequence_length, set(stream.piece_ids) - held_out)
-    val_starts = window_starts(stream, model_config.sequence_length, held_out)
+    train_starts = training_windows(stream, model_config, set(stream.piece_ids) - held_out)
+    val_starts = training_windows(stream, model_config, held_out)
     steps = min(len(train_starts) // size // batch, config.steps_per_epoch or sys.maxsize)
     if steps == 0:
         raise ValueError(
             f"the training pieces give {len(train_starts)} windows of {model_config.sequence_length} tokens, "
             f"fewer than batch_size {batch} × {size} ranks: add MIDI files or choose a smaller preset")
+    transpositions = (transposition_table(vocabulary, model_config.transpose)
+                      if model_config.transpose != (0, 0) else None)
     dataset = make_dataset(stream, train_starts[rank::size], model_config, len(vocabulary),
-                           seed=config.seed + rank)
+                           seed=config.seed + rank, transpositions=transpositions)
     fit_validation = {}
+    if 0 < len(val_starts) < size:  # a short held-out piece: ranks share its windows, and their average holds
+        val_starts = np.resize(val_starts, (size, *val_starts.shape[1:]))
     if len(val_starts) >= size:  # every rank evaluates the same number of batches
         val_batch = min(batch, len(val_starts) // size)
         fit_validation = {
@@ -242,15 +264,8 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
 
     sizes = expression.sizes() if expression else None
     model = build_model(model_config, len(vocabulary), for_training=True, expression_sizes=sizes)
-    optimizer = hvd.DistributedOptimizer(
-        tf.keras.optimizers.RMSprop(learning_rate=model_config.learning_rate * size))
-    if model_config.expressive:  # one cross-entropy per head, weighted; accuracy of the token head
-        heads = [f"next_{name}" for name in ATTRIBUTES]
-        model.compile(loss={head: loss_name(model_config) for head in heads},
-                      loss_weights=dict(zip(heads, model_config.loss_weights)),
-                      optimizer=optimizer, metrics={"next_token": ["accuracy"]})
-    else:
-        model.compile(loss=loss_name(model_config), optimizer=optimizer, metrics=["accuracy"])
+    optimizer = hvd.DistributedOptimizer(make_optimizer(model_config, ranks=size))
+    compile_network(model, model_config, optimizer)
     state = tf.train.Checkpoint(model=model, optimizer=optimizer)
     best_val_loss = float("inf")
     if first_epoch:
@@ -258,6 +273,10 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
 
     directory = Path(config.model_dir)
     callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
+    if model_config.batch_norm:  # before validation and before the saver exports the network
+        calibration = make_dataset(stream, train_starts[rank::size], model_config, len(vocabulary),
+                                   seed=config.seed + 7 + rank)
+        callbacks.append(batch_norm_refresh(calibration, calibration_batches(model_config, size), hvd))
     saver = None
     if rank == 0:
         saver = epoch_saver(directory, state, model_config, len(vocabulary), best_val_loss,
@@ -265,6 +284,9 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
         callbacks += [saver, tf.keras.callbacks.TensorBoard(str(directory / run_files.LOGS_DIR), profile_batch=0)]
     if config.max_minutes:
         callbacks.append(time_budget(config.max_minutes, hvd))
+    if config.patience:  # every rank sees the same averaged validation loss, so all stop together
+        callbacks.append(tf.keras.callbacks.EarlyStopping(
+            monitor="val_loss" if fit_validation else "loss", patience=config.patience))
     epochs_trained = 0
     if first_epoch < config.epochs:
         history = model.fit(dataset, steps_per_epoch=steps, epochs=config.epochs, initial_epoch=first_epoch,
@@ -275,6 +297,92 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
     return {"rank": rank, "epochs": epochs_trained,
             "best_val_loss": saver.best_val_loss if saver else best_val_loss,
             "train_windows": len(train_starts), "val_windows": len(val_starts)}
+
+
+def training_windows(stream, model_config: ModelConfig, pieces: set[str]):
+    """The windows of `pieces`: the paper's window starts, or a dense model's (start, piece
+    begin, piece end) rows. Rank r of n trains on `windows[r::n]`."""
+    from lstm_composer.dataset import dense_window_starts, window_starts
+
+    if model_config.dense_targets:
+        return dense_window_starts(stream, model_config.sequence_length, pieces)
+    return window_starts(stream, model_config.sequence_length, pieces)
+
+
+def make_optimizer(model_config: ModelConfig, ranks: int):
+    """The preset's optimizer, its learning rate scaled by the number of ranks (Horovod's rule:
+    the gradient averaged over `ranks` batches is as noisy as one batch `ranks` times larger)."""
+    import tensorflow as tf
+
+    rate = model_config.learning_rate * ranks
+    if model_config.optimizer == "adam":
+        return tf.keras.optimizers.Adam(learning_rate=rate, clipnorm=1.0)
+    return tf.keras.optimizers.RMSprop(learning_rate=rate)
+
+
+def compile_network(model, model_config: ModelConfig, optimizer) -> None:
+    """One cross-entropy per head, weighted; accuracy of the token head."""
+    from lstm_composer.model import loss_name
+
+    if model_config.expressive:
+        weights = model_config.head_weights
+        model.compile(loss={head: loss_name(model_config) for head in weights}, loss_weights=weights,
+                      optimizer=optimizer, metrics={"next_token": ["accuracy"]})
+    else:
+        model.compile(loss=loss_name(model_config), optimizer=optimizer, metrics=["accuracy"])
+
+
+def calibration_batches(model_config: ModelConfig, ranks: int) -> int:
+    """Batches per rank for re-estimating BatchNorm statistics: about 2,048 windows of the
+    paper's kind, or 64 dense windows (each gives a statistic per position), over all ranks."""
+    wanted = 64 if model_config.dense_targets else 2048
+    return max(1, -(-wanted // (ranks * model_config.batch_size)))
+
+
+def batch_norm_refresh(dataset, batches: int, hvd):
+    """Re-estimates every BatchNorm layer's moving mean and variance after each epoch's training
+    batches, before validation (or at the epoch's end without one), from `batches` batches of
+    training windows per rank, with the network in inference mode, averaged over the ranks.
+
+    The moving averages that Keras keeps during training do not describe the network as it is
+    at the end of the epoch (docs/results.md): with them, inference-mode losses were several
+    times the training-mode ones. Layer by layer, each BatchNorm gets the exact mean and
+    variance of what reaches it in inference mode, the earlier ones already corrected.
+    """
+    import tensorflow as tf
+
+    class BatchNormRefresh(tf.keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.done = False
+
+        def on_test_begin(self, logs=None):
+            if not getattr(self, "done", True):
+                self.refresh()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if not self.done:
+                self.refresh()
+
+        def refresh(self):
+            self.done = True
+            norms = [layer for layer in self.model.layers if isinstance(layer, tf.keras.layers.BatchNormalization)]
+            inputs = [features for features, *_ in dataset.take(batches)]
+            for layer in norms:
+                probe = tf.keras.Model(self.model.inputs, layer.input)
+                total = count = squares = 0.0
+                for features in inputs:
+                    values = tf.cast(probe(features, training=False), tf.float32)
+                    values = tf.reshape(values, (-1, values.shape[-1]))
+                    total += tf.reduce_sum(values, 0)
+                    squares += tf.reduce_sum(tf.square(values), 0)
+                    count += tf.cast(tf.shape(values)[0], tf.float32)
+                total, squares, count = (hvd.allreduce(v, op=hvd.Sum, name=f"bn_{layer.name}_{i}")
+                                         for i, v in enumerate((total, squares, count)))
+                mean = total / count
+                layer.moving_mean.assign(mean)
+                layer.moving_variance.assign(tf.maximum(squares / count - tf.square(mean), 0.0))
+
+    return BatchNormRefresh()
 
 
 def time_budget(minutes: float, hvd):

@@ -1,0 +1,93 @@
+"""The composer's network: dense heads, the pointer, the bass head, and the step decoder against Keras."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from lstm_composer.presets import PRESETS, ModelConfig, preset
+
+tf = pytest.importorskip("tensorflow")
+
+SIZES = (14, 13, 8)  # ioi, duration, velocity classes
+
+
+def small_config(**changes) -> ModelConfig:
+    return replace(PRESETS["small"], sequence_length=10, lstm_units=(12, 12), dense_units=8, embedding_dim=6,
+                   **changes)
+
+
+def randomised(network, seed):
+    rng = np.random.default_rng(seed)
+    for layer in network.layers:
+        layer.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()])
+    return network
+
+
+def random_inputs(rng, vocab_size, steps):
+    from lstm_composer.model import CHOSEN_TOKEN
+
+    columns = {"token": vocab_size, "ioi": SIZES[0], "duration": SIZES[1], "velocity": SIZES[2], "bass": 128}
+    inputs = {name: rng.integers(size, size=(1, steps)) for name, size in columns.items()}
+    inputs[CHOSEN_TOKEN] = np.concatenate([inputs["token"][:, 1:], rng.integers(vocab_size, size=(1, 1))], 1)
+    return inputs
+
+
+@pytest.mark.parametrize("steps", [10, 25])  # within the window, and well past the pointer's span
+def test_the_decoder_gives_what_keras_gives_at_every_position(steps):
+    from lstm_composer.model import CHOSEN_TOKEN, Decoder, build_model
+
+    config = small_config()
+    vocab = 5  # few tokens: many repeated motifs for the pointer to match
+    network = randomised(build_model(config, vocab, expression_sizes=SIZES, window=None), seed=1)
+    inputs = random_inputs(np.random.default_rng(2), vocab, steps)
+    expected = [o.numpy()[0] for o in network(inputs, training=False)]
+    decoder = Decoder(network, config, vocab)
+    state = decoder.initial_state()
+    for t in range(steps):
+        probabilities, state = decoder.step([inputs[name][0, t] for name in config.attributes], state)
+        for head, p in enumerate(probabilities):
+            np.testing.assert_allclose(p, expected[head][t], atol=1e-5)
+        np.testing.assert_allclose(decoder.bass_probabilities(state, inputs[CHOSEN_TOKEN][0, t]),
+                                   expected[4][t], atol=1e-5)
+        assert len(state.keys) == min(t, config.sequence_length - 1)
+
+
+def test_a_dense_network_predicts_every_position_and_its_pointer_copies_what_followed():
+    from lstm_composer.model import build_model
+
+    config = small_config()
+    network = build_model(config, 7, expression_sizes=SIZES)
+    outputs = network(random_inputs(np.random.default_rng(0), 7, 10))
+    assert [tuple(o.shape) for o in outputs] == [(1, 10, 7), (1, 10, 14), (1, 10, 13), (1, 10, 8), (1, 10, 128)]
+    np.testing.assert_allclose(outputs[0].numpy().sum(-1), 1.0, atol=1e-5)
+
+    # A pointer that trusts the copy completely: the sentinel far below every earlier position.
+    pointer = network.get_layer("next_token")
+    query, key, sentinel, bias, motif = pointer.get_weights()
+    pointer.set_weights([np.zeros_like(query), np.zeros_like(key), np.zeros_like(sentinel), np.float32(-50),
+                         np.array([20.0, 20.0, 20.0], np.float32)])
+    inputs = random_inputs(np.random.default_rng(0), 7, 10)
+    inputs["token"] = np.array([[3, 1, 4, 6, 5, 3, 1, 4, 2, 0]])
+    probabilities = network(inputs)[0].numpy()[0]
+    # After "3 1 4" at positions 5-7, the motif seen at 0-2 was followed by 6.
+    assert probabilities[7].argmax() == 6 and probabilities[7, 6] > 0.99
+
+
+def test_presets_validate_themselves():
+    with pytest.raises(ValueError, match="pointer head needs dense_targets"):
+        replace(preset("paper"), pointer=True)
+    with pytest.raises(ValueError, match="bass head needs an expressive model"):
+        replace(preset("fast"), bass=True)
+    with pytest.raises(ValueError, match="transpose"):
+        replace(preset("fast"), transpose=(-7, 6))
+    with pytest.raises(ValueError, match="embedding inputs"):
+        replace(preset("paper"), dense_targets=True)
+    with pytest.raises(ValueError, match="optimizer"):
+        replace(preset("small"), optimizer="sgd")
+    for name in ("fast", "expressive", "small"):
+        assert preset(name).dense_targets and preset(name).transpose == (-5, 6)
+    for name in ("paper", "paper-alt"):
+        assert not preset(name).dense_targets and preset(name).transpose == (0, 0) and preset(name).batch_norm
+    assert preset("small").head_weights == {"next_token": 1.0, "next_ioi": 1.0, "next_duration": 1.0,
+                                            "next_velocity": 1.0, "next_bass": 1.0}
+    assert ModelConfig.from_dict(preset("small").to_dict()) == preset("small")

@@ -1,0 +1,66 @@
+"""Chords voiced where the corpus voices them, over a bass, and never off the piano."""
+import numpy as np
+import pytest
+
+from lstm_composer.tokens import note_name, token_for
+from lstm_composer.voicing import Voicings, allowed_basses, chord_type, relative_classes
+
+# C major over C2 with the third and fifth high, twice; over E2 once (first inversion), and
+# A minor in close position around middle C.
+ROWS = [("0.4.7", [36, 55, 64, 72], 2), ("0.4.7", [40, 48, 55], 1), ("9.0.4", [57, 60, 64], 5),
+        ("E4", [64], 9)]
+
+
+def test_counting_keeps_shapes_relative_to_the_bass():
+    voicings = Voicings.count(ROWS)
+    assert voicings.shapes == {"0.4.7|3": [((0, 19, 28, 36), 2)], "0.3.8|3": [((0, 8, 15), 1)],
+                               "0.3.7|4": [((0, 3, 7), 5)]}
+    # C major (first class 0, "0.4.7") over C twice and over E once; A minor ("9.0.4": "0.3.7") over A.
+    assert voicings.basses == {"0.4.7": {0: 2, 4: 1}, "0.3.7": {0: 5}}
+    assert Voicings.from_dict(__import__("json").loads(voicings.to_json())) == voicings
+
+
+def test_a_chord_is_voiced_as_the_corpus_voices_it_even_transposed():
+    voicings = Voicings.count(ROWS)
+    rng = np.random.default_rng(0)
+    assert voicings.voice("0.4.7", 36, rng) == [36, 55, 64, 72]
+    # D major over D2 has never been seen, but C major over C2 has: the same shape, a tone up.
+    assert voicings.voice("2.6.9", 38, rng) == [38, 57, 66, 74]
+    # No voicing of this shape in octave 5: one from another octave.
+    assert voicings.voice("0.4.7", 72, rng) == [72, 91, 100, 108]
+    assert voicings.voice("E4", 64, rng) == [64]
+
+
+def test_voicings_never_leave_the_piano_and_hold_their_token():
+    voicings = Voicings.count(ROWS)
+    rng = np.random.default_rng(1)
+    for token in ("0.4.7", "2.6.9", "0.1.2.3.4.5.6.7.8.9.10.11", "5.11", "3.6.9"):
+        for bass in np.flatnonzero(allowed_basses(token)):
+            pitches = voicings.voice(token, int(bass), rng)
+            assert min(pitches) == bass and max(pitches) <= 108 and min(pitches) >= 21
+            assert token_for(sorted(set(pitches))) == token, (token, bass, pitches)
+
+
+def test_allowed_basses():
+    assert np.flatnonzero(allowed_basses("E4")).tolist() == [64]
+    basses = np.flatnonzero(allowed_basses("0.4.7"))
+    assert basses.min() == 24 and basses.max() == 100  # E7: C8 is the last key and {b % 12 for b in basses} == {0, 4, 7}
+    assert note_name(int(basses.min())) == "C1"
+
+
+def test_a_bass_without_a_bass_head_follows_the_previous_one():
+    voicings = Voicings.count(ROWS)
+    rng = np.random.default_rng(2)
+    low, high = voicings.bass_range
+    for previous in (None, 30, 45, 70):
+        bass = voicings.choose_bass("9.0.4", previous, rng)
+        assert bass % 12 == 9 and low - 12 < bass < high + 12
+        if previous is not None:
+            assert abs(bass - min(max(previous, low), high)) <= 6
+
+
+def test_relative_classes_and_chord_types():
+    assert relative_classes([40, 48, 55]) == "0.3.8"
+    assert chord_type("4.7.11") == (4, "0.3.7")
+    with pytest.raises(ValueError):
+        chord_type("E4")
