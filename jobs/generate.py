@@ -22,6 +22,8 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=1.0, help="below 1 safer, above 1 wilder")
     parser.add_argument("--top-k", type=int, help="draw among the k likeliest tokens only (1: argmax)")
     parser.add_argument("--top-p", type=float, help="draw among the likeliest tokens that reach this probability")
+    parser.add_argument("--loop-limit", type=int, default=24,
+                        help="longest stretch repeating a pattern of up to 8 tokens (0: no limit)")
     parser.add_argument("--primer", help="a MIDI file to continue (default: a random training window)")
     parser.add_argument("--max-copy", type=int, help="resample while a longer run is copied from one corpus piece")
     parser.add_argument("--tempo", type=float, default=120.0, help="beats per minute")
@@ -36,7 +38,8 @@ def main() -> None:
 
     try:
         config = GenerateConfig(model_dir=args.model_dir, length=args.length, seed=args.seed,
-                                sampling=Sampling(args.temperature, args.top_k, args.top_p),
+                                sampling=Sampling(args.temperature, args.top_k, args.top_p,
+                                                  args.loop_limit or None),
                                 primer_path=args.primer, max_copy=args.max_copy)
         piece = compose(config)
     except ValueError as error:  # a bad flag, a damaged model directory, an unusable primer
