@@ -13,7 +13,9 @@ HOROVOD_FLAGS := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_M
 
 CORPUS := data/corpus
 MODEL := models/run
-EPOCHS ?= 12
+# make run trains for RUN_MINUTES, or until PATIENCE epochs pass without a better validation loss.
+RUN_MINUTES ?= 6.5
+PATIENCE ?= 12
 
 # Spark's own Python and console logging for every job and test started from here.
 export PYSPARK_PYTHON := $(abspath $(PY))
@@ -43,7 +45,8 @@ $(STAMP): setup.py constraints.txt
 run: install
 	$(SPARK_SUBMIT) --master "local[2]" jobs/parse.py --input midi_songs --output $(CORPUS)
 	rm -rf $(MODEL)
-	$(SPARK_SUBMIT) --master "local[2]" jobs/train.py --corpus $(CORPUS) --model-dir $(MODEL) --preset small --epochs $(EPOCHS) --num-proc 2
+	$(SPARK_SUBMIT) --master "local[2]" jobs/train.py --corpus $(CORPUS) --model-dir $(MODEL) --preset small \
+		--epochs 1000 --max-minutes $(RUN_MINUTES) --patience $(PATIENCE) --num-proc 2
 	$(PY) jobs/generate.py --model-dir $(MODEL) --length 500 --seed 7 --output output/generated.mid --musicxml --plot
 
 test: install audio-deps

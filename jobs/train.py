@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--steps-per-epoch", type=int, help="cap on batches per rank and epoch (smoke runs, benchmarks)")
     parser.add_argument("--val-steps", type=int, help="cap on validation batches per rank (the same ones each epoch)")
     parser.add_argument("--max-minutes", type=float, help="stop after the epoch in which this much time has passed")
+    parser.add_argument("--patience", type=int, help="stop after this many epochs without a lower validation loss")
     parser.add_argument("--threads-per-rank", type=int, help="TensorFlow threads per rank; default: spark.task.cpus")
     parser.add_argument("--slot-wait", type=float, default=60.0,
                         help="seconds to wait for executors offering --num-proc task slots before giving up")
@@ -39,7 +40,8 @@ def main() -> None:
     config = TrainConfig(corpus_path=args.corpus, model_dir=args.model_dir, model=model,
                          epochs=args.epochs, num_proc=args.num_proc, seed=args.seed,
                          val_fraction=args.val_fraction, resume=args.resume, steps_per_epoch=args.steps_per_epoch,
-                         val_steps=args.val_steps, max_minutes=args.max_minutes, slot_wait=args.slot_wait,
+                         val_steps=args.val_steps, max_minutes=args.max_minutes, patience=args.patience,
+                         slot_wait=args.slot_wait,
                          threads_per_rank=args.threads_per_rank)
 
     spark = SparkSession.builder.appName("lstm-composer train").getOrCreate()

@@ -26,7 +26,8 @@ def randomised(network, seed):
 def random_inputs(rng, vocab_size, steps):
     from lstm_composer.model import CHOSEN_TOKEN
 
-    columns = {"token": vocab_size, "ioi": SIZES[0], "duration": SIZES[1], "velocity": SIZES[2], "bass": 128}
+    columns = {"token": vocab_size, "ioi": SIZES[0], "duration": SIZES[1], "velocity": SIZES[2], "bass": 128,
+               "phase": 12}
     inputs = {name: rng.integers(size, size=(1, steps)) for name, size in columns.items()}
     inputs[CHOSEN_TOKEN] = np.concatenate([inputs["token"][:, 1:], rng.integers(vocab_size, size=(1, 1))], 1)
     return inputs
@@ -59,6 +60,8 @@ def test_a_dense_network_predicts_every_position_and_its_pointer_copies_what_fol
     network = build_model(config, 7, expression_sizes=SIZES)
     outputs = network(random_inputs(np.random.default_rng(0), 7, 10))
     assert [tuple(o.shape) for o in outputs] == [(1, 10, 7), (1, 10, 14), (1, 10, 13), (1, 10, 8), (1, 10, 128)]
+    assert [i.name for i in network.inputs] == ["token", "ioi", "duration", "velocity", "bass", "phase",
+                                                "chosen_token"]
     np.testing.assert_allclose(outputs[0].numpy().sum(-1), 1.0, atol=1e-5)
 
     # A pointer that trusts the copy completely: the sentinel far below every earlier position.
@@ -82,6 +85,8 @@ def test_presets_validate_themselves():
         replace(preset("fast"), transpose=(-7, 6))
     with pytest.raises(ValueError, match="embedding inputs"):
         replace(preset("paper"), dense_targets=True)
+    with pytest.raises(ValueError, match="beat-phase input needs an expressive model"):
+        replace(preset("fast"), phase=True)
     with pytest.raises(ValueError, match="optimizer"):
         replace(preset("small"), optimizer="sgd")
     for name in ("fast", "expressive", "small"):

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lstm_composer.expression import Expression
+from lstm_composer.expression import Expression, beat_phase
 from lstm_composer.presets import ModelConfig
 from lstm_composer.tokens import Vocabulary
 
@@ -31,6 +31,7 @@ class TokenStream:
     piece_ids: list[str]
     expression: np.ndarray | None = None  # (tokens, 3) int32: ioi, duration, velocity classes
     bass: np.ndarray | None = None  # int32: each token's lowest MIDI pitch
+    phase: np.ndarray | None = None  # int32: where each onset falls within its beat (expression.beat_phase)
 
     def attributes(self, config: ModelConfig) -> np.ndarray:
         """(tokens, attributes) int32: the columns `config.attributes` name, in order."""
@@ -39,6 +40,8 @@ class TokenStream:
             columns.append(self.expression)
         if config.bass:
             columns.append(self.bass[:, None])
+        if config.phase:
+            columns.append(self.phase[:, None])
         return np.concatenate(columns, axis=1).astype(np.int32)
 
     def piece(self, i: int) -> np.ndarray:
@@ -62,16 +65,18 @@ def read_token_stream(notes_path: str, vocabulary: Vocabulary, expression: Expre
     piece_column = table["piece_id"].to_numpy(zero_copy_only=False)
     changes = np.flatnonzero(piece_column[1:] != piece_column[:-1]) + 1
     bounds = np.concatenate([[0], changes, [len(piece_column)]]).astype(np.int64)
-    classes = None
+    classes = phase = None
     if expression:
         classes = expression.classes(table["offset"].to_numpy(), table["duration"].to_numpy(),
                                      table["velocity"].to_numpy(), piece_starts=bounds[:-1])
+        phase = beat_phase(table["offset"].to_numpy())
     return TokenStream(
         ids=ids.to_numpy(zero_copy_only=False).astype(np.int32),
         bounds=bounds,
         piece_ids=[str(piece_column[b]) for b in bounds[:-1]],
         expression=classes,
         bass=pc.list_element(table["pitches"], 0).to_numpy().astype(np.int32) if bass else None,
+        phase=phase,
     )
 
 
@@ -168,7 +173,7 @@ def last_token_batches(table, config: ModelConfig, vocab_size: int):
         targets = tf.gather(table, batch_starts + config.sequence_length)
         if config.expressive:
             return ({name: windows[..., i] for i, name in enumerate(config.attributes)},
-                    {f"next_{name}": targets[:, i] for i, name in enumerate(config.attributes)})
+                    {f"next_{name}": targets[:, i] for i, name in enumerate(config.heads)})
         if not config.sparse_targets:
             targets = tf.one_hot(targets, vocab_size)
         return encode_windows(windows, config, vocab_size), targets
@@ -209,7 +214,7 @@ def dense_batches(table, config: ModelConfig, jitter: bool, seed: int,
             from lstm_composer.model import CHOSEN_TOKEN
 
             features[CHOSEN_TOKEN] = targets[..., 0]
-        heads = {f"next_{name}": targets[..., i] for i, name in enumerate(config.attributes)}
+        heads = {f"next_{name}": targets[..., i] for i, name in enumerate(config.heads)}
         return features, heads, {head: weights for head in heads}
 
     return to_batch
@@ -225,17 +230,18 @@ def transposed(columns, shifts, moved, config: ModelConfig, rng):
     candidates = tf.gather(moved, columns[..., 0])  # (batch, positions, intervals)
     fits = tf.reduce_all(candidates >= 0, axis=1)
     if config.bass:
-        bass = columns[..., 4][..., None] + tf.cast(shifts, columns.dtype)
+        where = config.attributes.index("bass")
+        bass = columns[..., where][..., None] + tf.cast(shifts, columns.dtype)
         fits &= tf.reduce_all((bass >= LOWEST_KEY) & (bass <= HIGHEST_KEY), axis=1)
     fits |= tf.cast(shifts, tf.int32)[None, :] == 0
     choice = tf.random.stateless_categorical(tf.math.log(tf.cast(fits, tf.float32)), 1,
                                              seed=rng.make_seeds(1)[:, 0])[:, 0]
-    tokens = tf.gather(candidates, choice, axis=2, batch_dims=1)
-    parts = [tokens[..., None]]
-    if config.expressive:
-        parts.append(columns[..., 1:4])
-    if config.bass:
-        parts.append(columns[..., 4:5] + tf.cast(tf.gather(shifts, choice), columns.dtype)[:, None, None])
+    parts = [tf.gather(candidates, choice, axis=2, batch_dims=1)[..., None]]
+    for i, name in enumerate(config.attributes[1:], start=1):
+        column = columns[..., i:i + 1]
+        if name == "bass":
+            column += tf.cast(tf.gather(shifts, choice), columns.dtype)[:, None, None]
+        parts.append(column)
     return tf.concat(parts, axis=-1)
 
 

@@ -125,7 +125,7 @@ class NetworkScorer:
         self.network = build_model(self.config, self.vocab_size, expression_sizes=sizes, window=None)
         self.network.set_weights(model.network.get_weights())
         self.columns = stream.attributes(self.config)
-        self.heads = self.config.attributes
+        self.heads = self.config.heads
 
     def _inputs(self, windows: np.ndarray, chosen: np.ndarray):
         """Network inputs for (batch, steps) rows of the stream; `chosen`: the next tokens."""
@@ -137,7 +137,7 @@ class NetworkScorer:
         rows = self.columns[windows]
         if not self.config.expressive:
             return encode_windows(tf.constant(rows[..., 0]), self.config, self.vocab_size)
-        inputs = {name: tf.constant(rows[..., i]) for i, name in enumerate(self.heads)}
+        inputs = {name: tf.constant(rows[..., i]) for i, name in enumerate(self.config.attributes)}
         if self.config.bass:
             inputs[CHOSEN_TOKEN] = tf.constant(chosen)
         return inputs

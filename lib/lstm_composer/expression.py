@@ -20,6 +20,7 @@ ATTRIBUTES = ("token", "ioi", "duration", "velocity")  # the expressive model's 
 # dotted eighth, quarter, dotted quarter, half, dotted half, whole, dotted whole, two bars.
 NOTE_VALUES = (1 / 6, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 VELOCITY_BINS = 8
+PHASES = 12  # where an onset falls within its beat, in twelfths of a quarter: 16ths and triplets
 
 
 @dataclass(frozen=True)
@@ -71,3 +72,9 @@ def velocity_bin(velocities, bins: int = VELOCITY_BINS) -> np.ndarray:
     """Equal bins over MIDI velocities 1..127."""
     v = np.clip(np.asarray(velocities, dtype=np.int64), 1, 127)
     return np.minimum((v - 1) * bins // 127, bins - 1)
+
+
+def beat_phase(offsets) -> np.ndarray:
+    """Where each onset (in quarter lengths) falls within its beat: 0 on the beat, 3 a 16th
+    after, 4 a triplet eighth after, ... (PHASES steps)."""
+    return (np.rint(np.asarray(offsets, dtype=np.float64) * PHASES).astype(np.int64) % PHASES).astype(np.int32)

@@ -17,7 +17,7 @@ import numpy as np
 
 from lstm_composer import model_dir as run_files
 from lstm_composer.dataset import TokenStream, read_token_stream
-from lstm_composer.expression import Expression
+from lstm_composer.expression import PHASES, Expression, beat_phase
 from lstm_composer.presets import ModelConfig
 from lstm_composer.render import PAPER_STEP, Event, fixed_step
 from lstm_composer.tokens import Vocabulary, is_chord, token_pitches
@@ -148,7 +148,7 @@ class Primer:
 
 
 def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression | None = None,
-                     bass: bool = False) -> Primer:
+                     bass: bool = False, phase: bool = False) -> Primer:
     """A user's MIDI file, tokenized by the parse job's own code; tokens the model never saw
     are skipped and reported."""
     from lstm_composer.corpus import parse_piece
@@ -172,6 +172,8 @@ def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression |
                                      np.array([t.velocity for t in kept]))
         if bass:
             classes = np.concatenate([classes, [[min(t.pitches)] for t in kept]], axis=1).astype(np.int32)
+        if phase:
+            classes = np.concatenate([classes, beat_phase([t.offset for t in kept])[:, None]], axis=1)
     start = kept[0].offset
     events = [Event(t.token, t.offset - start, max(t.duration, 1e-3), max(1, min(127, t.velocity)),
                     tuple(t.pitches)) for t in kept]
@@ -307,12 +309,15 @@ class Composition:
 
 
 def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
-                 sampling: Sampling, vocabulary: Vocabulary | None = None, primer=()) -> np.ndarray:
+                 sampling: Sampling, vocabulary: Vocabulary | None = None, primer=(),
+                 clock: tuple[np.ndarray, int] | None = None) -> np.ndarray:
     """(length, heads) ids drawn one position at a time after a primed (probabilities, state)
     pair: the token, and for an expressive model its onset gap, duration and velocity classes,
     and its bass when the network has a bass head (drawn after the token, among the pitches
     that can be the lowest note of that token: `vocabulary` names them). `primer`: the token
-    ids fed before, which a loop may begin in."""
+    ids fed before, which a loop may begin in. `clock`, for a network that is told where in
+    the beat each onset falls: the length of each onset-gap class in beat phases, and the
+    primer's last phase."""
     probabilities, state = primed
     with_bass = decoder.bass_head is not None
     generated = np.empty((length, len(probabilities) + with_bass), dtype=np.int32)
@@ -326,7 +331,12 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
             drawn.append(sample(basses / basses.sum(), rng, sampling) if basses.sum() > 0
                          else int(np.flatnonzero(_bass_mask(vocabulary.tokens[drawn[0]]))[0]))
         generated[i] = drawn
-        probabilities, state = decoder.step(generated[i], state)
+        if clock is not None:
+            steps, phase = clock
+            phase = (phase + int(steps[drawn[1]])) % PHASES
+            clock = (steps, phase)
+            drawn = drawn + [phase]
+        probabilities, state = decoder.step(drawn, state)
     return generated
 
 
@@ -408,7 +418,8 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
     voicing_rng = np.random.default_rng([config.seed, 1])  # voicings do not change what is drawn
     stream = model.corpus()
     if config.primer_path:
-        primer = primer_from_file(config.primer_path, vocabulary, expression, bass=model.config.bass)
+        primer = primer_from_file(config.primer_path, vocabulary, expression, bass=model.config.bass,
+                                  phase=model.config.phase)
     else:
         primer = primer_from_corpus(stream, vocabulary, model.config, rng)
     decoder = Decoder(model.network, model.config, len(vocabulary))
@@ -419,7 +430,11 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
 
     fewest = None  # the shortest copy of the tries that copied too much
     for tries in range(1, config.max_tries + 1):
-        generated = continuation(decoder, primed, config.length, rng, config.sampling, vocabulary, positions[:, 0])
+        clock = None
+        if model.config.phase:
+            clock = (np.rint(np.array(expression.ioi) * PHASES).astype(np.int64), int(positions[-1, -1]))
+        generated = continuation(decoder, primed, config.length, rng, config.sampling, vocabulary,
+                                 positions[:, 0], clock)
         copy = longest_copy(generated[:, 0], stream)
         if config.max_copy is None or copy.length <= config.max_copy:
             break
@@ -436,7 +451,7 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
         shown = [Event(e.token, e.offset, e.duration, e.velocity, p.voiced)
                  for e, p in zip(fixed_step(primer.tokens), shown)]
     previous_bass = min(shown[-1].pitches) if shown else None
-    basses = generated[:, 4] if model.config.bass else None
+    basses = generated[:, model.config.heads.index("bass")] if model.config.bass else None
     voicing = voice(tokens, basses, model.voicings, previous_bass, voicing_rng)
     events = shown + play(tokens, classes, expression, shown[-1].offset if shown else None, voicing)
     generated_events = events[len(shown):]

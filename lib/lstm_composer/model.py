@@ -9,7 +9,7 @@ import numpy as np
 from lstm_composer.presets import ModelConfig
 
 
-ATTRIBUTE_EMBEDDING = 16  # width of the ioi, duration, velocity and bass embeddings of an expressive model
+ATTRIBUTE_EMBEDDING = 16  # width of the ioi, duration, velocity, bass and phase embeddings of an expressive model
 PITCHES = 128  # classes of the bass head: MIDI pitches
 POINTER_KEYS = 64  # width of the pointer head's queries and keys
 MOTIF_LENGTH = 3  # the pointer weighs matches of the last 1, 2 and 3 tokens
@@ -36,12 +36,14 @@ def build_model(config: ModelConfig, vocab_size: int, for_training: bool = False
 
     layers = tf.keras.layers
     window = config.sequence_length if window == -1 else window
+    from lstm_composer.expression import PHASES
+
     dtype = config.precision if for_training else "float32"
     names = config.attributes
     if config.expressive:
         if expression_sizes is None:
             raise ValueError("an expressive model needs the sizes of its ioi, duration and velocity classes")
-        sizes = (vocab_size, *expression_sizes, PITCHES)[:len(names)]
+        sizes = [vocab_size, *expression_sizes] + [PITCHES] * config.bass + [PHASES] * config.phase
         inputs = [layers.Input(shape=(window,), dtype="int32", name=name) for name in names]
         embedded = [layers.Embedding(size, config.embedding_dim if name == "token" else ATTRIBUTE_EMBEDDING,
                                      name=f"{name}_embedding", dtype=dtype)(x)
@@ -72,7 +74,7 @@ def build_model(config: ModelConfig, vocab_size: int, for_training: bool = False
                                      dtype="float32")([memory, token_head, tokens])
     outputs = [token_head]
     if config.expressive:
-        for name, size in zip(names[1:], sizes[1:]):
+        for name, size in zip(config.heads[1:], sizes[1:]):
             features = x
             if name == "bass":
                 chosen = layers.Input(shape=(window,), dtype="int32", name=CHOSEN_TOKEN)
@@ -181,7 +183,7 @@ class Decoder:
         embeddings, heads = {}, {}
         self.pointer = None
         self.span = config.sequence_length - 1
-        head_layers = {f"next_{name}" for name in attributes} | {"token_logits"}
+        head_layers = {f"next_{name}" for name in config.heads} | {"token_logits"}
         for layer in network.layers:
             weights = [np.asarray(w, dtype=np.float32) for w in layer.get_weights()]
             if isinstance(layer, (layers.InputLayer, layers.Dropout, layers.Concatenate)):
@@ -211,7 +213,7 @@ class Decoder:
             names = [f"{name}_embedding" for name in attributes]
         else:
             names = [] if config.input_encoding == "scalar" else ["embedding"]
-        head_names = ["token_logits" if config.pointer else "next_token"] + [f"next_{n}" for n in attributes[1:]]
+        head_names = ["token_logits" if config.pointer else "next_token"] + [f"next_{n}" for n in config.heads[1:]]
         expected_embeddings = set(names) | ({f"{CHOSEN_TOKEN}_embedding"} if config.bass else set())
         if expected_embeddings != set(embeddings) or set(head_names) != set(heads) or (
                 config.pointer and self.pointer is None):

@@ -50,6 +50,10 @@ class ModelConfig:
     # there: chords are then voiced over a bass line the network writes. Needs expressive.
     bass: bool = False
     optimizer: str = "rmsprop"  # the paper's; or "adam" (with gradients clipped to norm 1)
+    # Each position also tells where its onset falls within the beat (`expression.PHASES`
+    # steps of a quarter), so the network keeps to a metric grid. An input, not a head: it
+    # follows from the onset gaps. Needs expressive.
+    phase: bool = False
 
     def __post_init__(self) -> None:
         if self.sequence_length < 1:
@@ -86,10 +90,18 @@ class ModelConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.bass and not self.expressive:
             raise ValueError("a bass head needs an expressive model")
+        if self.phase and not self.expressive:
+            raise ValueError("a beat-phase input needs an expressive model")
 
     @property
     def attributes(self) -> tuple[str, ...]:
-        """What each position carries, as the network's inputs and heads, in order."""
+        """What each position carries: the network's inputs, in order."""
+        return self.heads + (("phase",) if self.phase else ())
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """What the network predicts for the next position (heads `next_<name>`), in order:
+        the first of `attributes`."""
         if not self.expressive:
             return ("token",)
         return ("token", "ioi", "duration", "velocity") + (("bass",) if self.bass else ())
@@ -98,7 +110,7 @@ class ModelConfig:
     def head_weights(self) -> dict[str, float]:
         """The loss weight of each head, `next_<attribute>`; a bass head weighs 1 unless given."""
         weights = tuple(self.loss_weights) + (1.0,) * (5 - len(self.loss_weights))
-        return {f"next_{name}": weight for name, weight in zip(self.attributes, weights)}
+        return {f"next_{name}": weight for name, weight in zip(self.heads, weights)}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -134,21 +146,22 @@ PRESETS: dict[str, ModelConfig] = {
                     embedding_dim=64, sparse_targets=True, precision="mixed_bfloat16",
                     dense_targets=True, transpose=(-5, 6)),
     # What a composer needs: when each token starts, how long it lasts, how loud it is and which
-    # bass carries it (one head each beside the token's), and a pointer head that can continue a
-    # passage heard earlier in the piece. Dense targets, transposition, Adam; no BatchNorm.
+    # bass carries it (one head each beside the token's), where in the beat it falls, and a
+    # pointer head that can continue a passage heard earlier in the piece. Dense targets,
+    # transposition, Adam; no BatchNorm.
     # Windows of 256 tokens, so that the network learns to carry its state (and its pointer's
     # memory) over as long a stretch as a generated piece of 500 tokens needs.
     "expressive": replace(PAPER, name="expressive", sequence_length=256, lstm_units=(256, 256),
                           recurrent_dropout=0.0, input_encoding="embedding", embedding_dim=64,
                           sparse_targets=True, batch_size=16, precision="mixed_bfloat16", batch_norm=False,
                           expressive=True, dense_targets=True, transpose=(-5, 6), pointer=True, bass=True,
-                          optimizer="adam", learning_rate=0.001),
+                          phase=True, optimizer="adam", learning_rate=0.001),
     # `expressive` small enough to train on a laptop's two cores in minutes (`make run`).
     "small": replace(PAPER, name="small", sequence_length=128, lstm_units=(192, 192),
                      recurrent_dropout=0.0, dense_units=192, input_encoding="embedding",
                      embedding_dim=48, sparse_targets=True, batch_size=16, learning_rate=0.001,
                      batch_norm=False, expressive=True, dense_targets=True, transpose=(-5, 6),
-                     pointer=True, bass=True, optimizer="adam"),
+                     pointer=True, bass=True, phase=True, optimizer="adam"),
     # The paper's network in miniature, seconds per epoch, for tests.
     "tiny": replace(PAPER, name="tiny", sequence_length=8, lstm_units=(16, 16), dense_units=16,
                     recurrent_dropout=0.0, batch_size=16),

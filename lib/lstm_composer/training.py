@@ -366,21 +366,19 @@ def batch_norm_refresh(dataset, batches: int, hvd):
         def refresh(self):
             self.done = True
             norms = [layer for layer in self.model.layers if isinstance(layer, tf.keras.layers.BatchNormalization)]
-            inputs = [features for features, *_ in dataset.take(batches)]
-            for layer in norms:
-                probe = tf.keras.Model(self.model.inputs, layer.input)
-                total = count = squares = 0.0
-                for features in inputs:
-                    values = tf.cast(probe(features, training=False), tf.float32)
-                    values = tf.reshape(values, (-1, values.shape[-1]))
-                    total += tf.reduce_sum(values, 0)
-                    squares += tf.reduce_sum(tf.square(values), 0)
-                    count += tf.cast(tf.shape(values)[0], tf.float32)
-                total, squares, count = (hvd.allreduce(v, op=hvd.Sum, name=f"bn_{layer.name}_{i}")
-                                         for i, v in enumerate((total, squares, count)))
-                mean = total / count
+            reached, start = [features for features, *_ in dataset.take(batches)], self.model.inputs
+            for layer in norms:  # each probe runs from the previous BatchNorm's input to this one's
+                probe = tf.keras.Model(start, layer.input)
+                reached, start = [probe(values, training=False) for values in reached], layer.input
+                rows = [tf.reshape(tf.cast(values, tf.float32), (-1, values.shape[-1])) for values in reached]
+                count = hvd.allreduce(float(sum(int(r.shape[0]) for r in rows)), op=hvd.Sum, name=f"{layer.name}_n")
+                # Two passes, the mean first: the variances here can be a millionth of the mean squared.
+                mean = hvd.allreduce(tf.add_n([tf.reduce_sum(r, 0) for r in rows]), op=hvd.Sum,
+                                     name=f"{layer.name}_sum") / count
+                spread = hvd.allreduce(tf.add_n([tf.reduce_sum(tf.square(r - mean), 0) for r in rows]),
+                                       op=hvd.Sum, name=f"{layer.name}_squares")
                 layer.moving_mean.assign(mean)
-                layer.moving_variance.assign(tf.maximum(squares / count - tf.square(mean), 0.0))
+                layer.moving_variance.assign(spread / count)
 
     return BatchNormRefresh()
 
