@@ -1,5 +1,6 @@
 """Rhythm in seconds for recordings, and primers tokenized with the parse job's grouping."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -72,7 +73,7 @@ def test_a_seconds_model_writes_real_time_at_the_output_tempo(tmp_path):
     rows = [(piece, i, TOKENS[int(rng.integers(len(TOKENS)))], 0.5 * i, 0.4, 70) for piece in ("a", "b")
             for i in range(60)]
     write_corpus(tmp_path / "corpus", rows, {"a": [(0.0, 120.0)], "b": [(0.0, 90.0)]})
-    config, expression = expressive_config(), Expression.for_rhythm("seconds")
+    config, expression = replace(expressive_config(), rhythm="seconds"), Expression.for_rhythm("seconds")
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     randomised(build_model(config, len(TOKENS), expression_sizes=expression.sizes()), seed=3).save(

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from lstm_composer.expression import RHYTHMS
+
 INPUT_ENCODINGS = ("scalar", "embedding")
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("float32", "mixed_bfloat16", "auto")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class ModelConfig:
     learning_rate: float  # for one rank; Horovod training scales it by the number of ranks
     # Training arithmetic. "mixed_bfloat16" keeps float32 weights and computes in bfloat16:
     # about twice as fast on CPUs with AVX512-BF16 or AMX and on recent GPUs, slower elsewhere.
+    # "auto": each rank chooses for its own machine (hardware.training_precision).
     precision: str = "float32"
     batch_norm: bool = True  # the paper's BatchNorm after the LSTM stack and after the Dense layer
     # Heads for the time since the previous onset, the duration and the velocity besides the
@@ -35,6 +38,9 @@ class ModelConfig:
     # (token, ioi, duration, velocity).
     expressive: bool = False
     loss_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
+    # The unit of an expressive model's onset gaps and durations: "beats" (note values, for
+    # sequenced files) or "seconds" (for recordings of playing); see expression.py.
+    rhythm: str = "beats"
 
     def __post_init__(self) -> None:
         if self.sequence_length < 1:
@@ -48,12 +54,18 @@ class ModelConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.input_encoding not in INPUT_ENCODINGS:
             raise ValueError(f"input_encoding must be one of {INPUT_ENCODINGS}, got {self.input_encoding!r}")
-        if self.batch_size < 1 or self.dense_units < 1 or self.embedding_dim < 1:
-            raise ValueError("batch_size, dense_units and embedding_dim must be positive")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.dense_units < 1 or self.embedding_dim < 1:
+            raise ValueError("dense_units and embedding_dim must be positive")
         if len(self.loss_weights) != 4 or min(self.loss_weights) < 0:
             raise ValueError(f"loss_weights must be 4 weights >= 0, got {self.loss_weights}")
         if self.expressive and (self.input_encoding != "embedding" or not self.sparse_targets):
             raise ValueError("an expressive model needs embedding inputs and sparse targets")
+        if self.rhythm not in RHYTHMS:
+            raise ValueError(f"rhythm must be one of {RHYTHMS}, got {self.rhythm!r}")
+        if self.rhythm != "beats" and not self.expressive:
+            raise ValueError(f"rhythm {self.rhythm!r} needs a model with rhythm heads (expressive, small)")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
 
@@ -85,14 +97,14 @@ PRESETS: dict[str, ModelConfig] = {
     "paper-alt": replace(PAPER, name="paper-alt", sequence_length=120, lstm_units=(250, 350, 350)),
     # The paper's shape, made for speed: token embeddings instead of one scaled scalar,
     # sparse targets instead of one-hot, no recurrent dropout, so TensorFlow can use its
-    # fused LSTM kernels (cuDNN on a GPU), and bfloat16 arithmetic.
+    # fused LSTM kernels (cuDNN on a GPU), and bfloat16 arithmetic where the hardware has it.
     "fast": replace(PAPER, name="fast", recurrent_dropout=0.0, input_encoding="embedding",
-                    embedding_dim=64, sparse_targets=True, precision="mixed_bfloat16"),
+                    embedding_dim=64, sparse_targets=True, precision="auto"),
     # `fast` that also learns when each token starts, how long it lasts and how loud it is:
     # one softmax head each beside the token's. No BatchNorm: its moving statistics after the
     # LSTM stack go bad in training (docs/results.md).
     "expressive": replace(PAPER, name="expressive", recurrent_dropout=0.0, input_encoding="embedding",
-                          embedding_dim=64, sparse_targets=True, precision="mixed_bfloat16",
+                          embedding_dim=64, sparse_targets=True, precision="auto",
                           batch_norm=False, expressive=True),
     # Small enough to train on a laptop's two cores in minutes (`make run`), with rhythm and
     # dynamics heads like `expressive`.
