@@ -29,7 +29,7 @@ ATTRIBUTES = ("token", "ioi", "duration", "velocity")  # the expressive model's 
 NOTE_VALUES = (1 / 6, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 # Seconds: 30 ms × 2^(k/4), to 5.4 s. On recordings of pianists this rounds gaps and durations
 # to within 4.4% (median) of their length, where note values of a nominal beat miss by 10-12%
-# and round a fifth of the durations up to a triplet sixteenth (docs/results.md).
+# and round 38% of the durations up to a triplet sixteenth (docs/results.md).
 SECOND_VALUES = tuple(round(0.03 * 2 ** (k / 4), 4) for k in range(31))
 RHYTHMS = ("beats", "seconds")
 VELOCITY_BINS = 8
