@@ -11,7 +11,9 @@ import argparse
 import sys
 
 from lstm_composer.generate import GenerateConfig, Sampling, compose
-from lstm_composer.render import AudioUnavailable, plot_piano_roll, write_audio, write_midi, write_musicxml
+from lstm_composer.render import (MAX_TEMPO, MIN_TEMPO, AudioUnavailable, plot_piano_roll, write_audio, write_midi,
+                                   write_musicxml)
+from lstm_composer.tokens import parse_onset_tolerance
 
 
 def main() -> None:
@@ -25,6 +27,8 @@ def main() -> None:
     parser.add_argument("--loop-limit", type=int, default=24,
                         help="longest stretch repeating a pattern of up to 8 tokens (0: no limit)")
     parser.add_argument("--primer", help="a MIDI file to continue (default: a random training window)")
+    parser.add_argument("--onset-tolerance", type=parse_onset_tolerance, default=None, metavar="MS|auto",
+                        help="how the primer's notes form tokens, as in jobs/parse.py (default: auto)")
     parser.add_argument("--max-copy", type=int, help="resample while a longer run is copied from one corpus piece")
     parser.add_argument("--tempo", type=float, default=120.0, help="beats per minute")
     parser.add_argument("--program", type=int, default=0, help="General MIDI instrument, 0-127 (0: piano)")
@@ -33,14 +37,18 @@ def main() -> None:
     parser.add_argument("--plot", action="store_true", help="also write a piano roll (.png)")
     parser.add_argument("--audio", action="store_true", help="also render audio (.wav) with FluidSynth")
     args = parser.parse_args()
-    if not 0 <= args.program <= 127 or args.tempo <= 0:
-        parser.error("--program must be 0-127 and --tempo positive")
+    if not 0 <= args.program <= 127:
+        parser.error("--program must be 0-127")
+    if not MIN_TEMPO <= args.tempo <= MAX_TEMPO:
+        parser.error(f"--tempo {args.tempo:g} is outside what a MIDI file can hold: from {MIN_TEMPO:.2f} BPM "
+                     f"(its tempo event stores at most 16,777,215 microseconds per quarter note) to {MAX_TEMPO:,.0f}")
 
     try:
         config = GenerateConfig(model_dir=args.model_dir, length=args.length, seed=args.seed,
                                 sampling=Sampling(args.temperature, args.top_k, args.top_p,
                                                   args.loop_limit or None),
-                                primer_path=args.primer, max_copy=args.max_copy)
+                                primer_path=args.primer, max_copy=args.max_copy,
+                                onset_tolerance_ms=args.onset_tolerance, tempo=args.tempo)
         piece = compose(config)
     except ValueError as error:  # a bad flag, a damaged model directory, an unusable primer
         sys.exit(f"generate: {error}")

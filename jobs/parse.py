@@ -7,6 +7,7 @@ import argparse
 from pyspark.sql import SparkSession
 
 from lstm_composer.corpus import ParseConfig, parse_corpus
+from lstm_composer.tokens import parse_onset_tolerance
 
 
 def main() -> None:
@@ -15,9 +16,12 @@ def main() -> None:
     parser.add_argument("--output", required=True, help="where the pieces/ and notes/ tables are written")
     parser.add_argument("--max-bytes", type=int, default=16 << 20, help="larger files are reported, not read")
     parser.add_argument("--file-timeout", type=float, default=60.0, help="seconds one file's parse may take")
+    parser.add_argument("--onset-tolerance", type=parse_onset_tolerance, default=None, metavar="MS|auto",
+                        help="notes starting within MS milliseconds form one token (0: the same tick); default "
+                             "auto: 50 for recordings of playing, 0 for sequenced files")
     args = parser.parse_args()
     config = ParseConfig(input_path=args.input, output_path=args.output, max_bytes=args.max_bytes,
-                         file_timeout=args.file_timeout)
+                         file_timeout=args.file_timeout, onset_tolerance_ms=args.onset_tolerance)
 
     spark = SparkSession.builder.appName("lstm-composer parse").getOrCreate()
     summary = parse_corpus(spark, config)

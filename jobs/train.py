@@ -20,7 +20,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=36)
     parser.add_argument("--num-proc", type=int, default=2, help="Horovod ranks, one Spark task slot each")
     parser.add_argument("--batch-size", type=int, help="per rank; default: the preset's")
-    parser.add_argument("--precision", choices=["float32", "mixed_bfloat16"], help="default: the preset's")
+    parser.add_argument("--precision", choices=["float32", "mixed_bfloat16", "auto"],
+                        help="default: the preset's; auto: bfloat16 where a rank's hardware has it natively")
+    parser.add_argument("--rhythm", choices=["beats", "seconds"],
+                        help="unit of an expressive model's onset gaps and durations: beats (note values, for "
+                             "sequenced files) or seconds (for recordings of playing); default: the preset's")
+    parser.add_argument("--progress-seconds", type=float, default=30.0,
+                        help="rank 0 prints the step, speed and time left at least this often")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of pieces held out for validation")
     parser.add_argument("--resume", action="store_true", help="continue the run in --model-dir from its last checkpoint")
     parser.add_argument("--steps-per-epoch", type=int, help="cap on batches per rank and epoch (smoke runs, benchmarks)")
@@ -32,17 +38,24 @@ def main() -> None:
                         help="seconds to wait for executors offering --num-proc task slots before giving up")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    model = preset(args.preset)
-    if args.batch_size:
-        model = replace(model, batch_size=args.batch_size)
-    if args.precision:
-        model = replace(model, precision=args.precision)
-    config = TrainConfig(corpus_path=args.corpus, model_dir=args.model_dir, model=model,
-                         epochs=args.epochs, num_proc=args.num_proc, seed=args.seed,
-                         val_fraction=args.val_fraction, resume=args.resume, steps_per_epoch=args.steps_per_epoch,
-                         val_steps=args.val_steps, max_minutes=args.max_minutes, patience=args.patience,
-                         slot_wait=args.slot_wait,
-                         threads_per_rank=args.threads_per_rank)
+    if args.batch_size is not None and args.batch_size < 1:
+        parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    try:  # flags that make no valid run are refused here, with the reason
+        model = preset(args.preset)
+        if args.batch_size is not None:
+            model = replace(model, batch_size=args.batch_size)
+        if args.precision:
+            model = replace(model, precision=args.precision)
+        if args.rhythm:
+            model = replace(model, rhythm=args.rhythm, phase=model.phase and args.rhythm == "beats")
+        config = TrainConfig(corpus_path=args.corpus, model_dir=args.model_dir, model=model,
+                             epochs=args.epochs, num_proc=args.num_proc, seed=args.seed,
+                             val_fraction=args.val_fraction, resume=args.resume, steps_per_epoch=args.steps_per_epoch,
+                             val_steps=args.val_steps, max_minutes=args.max_minutes, patience=args.patience,
+                             slot_wait=args.slot_wait,
+                             threads_per_rank=args.threads_per_rank, progress_seconds=args.progress_seconds)
+    except ValueError as error:
+        parser.error(str(error))
 
     spark = SparkSession.builder.appName("lstm-composer train").getOrCreate()
     try:

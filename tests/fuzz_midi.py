@@ -26,17 +26,19 @@ SEEDS = [ROOT / "midi_songs", ROOT.parent / "shared" / "midi" / "piano-midi" / "
 
 def fuzz_target(data: bytes) -> None:
     from lstm_composer.midi import MidiError, read_midi
-    from lstm_composer.tokens import tokenize
+    from lstm_composer.tokens import PERFORMED_TOLERANCE_MS, onset_tolerance, tokenize
 
     try:
         song = read_midi(data)
     except MidiError:
         return
-    tokens = tokenize(song)
-    for token in tokens:  # what the notes table promises
-        assert token.duration >= 0 and 1 <= token.velocity <= 127 and token.pitches, token
-    assert [t.position for t in tokens] == list(range(len(tokens)))
-    assert all(a.offset < b.offset for a, b in zip(tokens, tokens[1:]))
+    onset_tolerance(song)  # the auto rule reads every file
+    for tolerance in (0.0, PERFORMED_TOLERANCE_MS):  # exact ticks, and grouped in real time
+        tokens = tokenize(song, tolerance)
+        for token in tokens:  # what the notes table promises
+            assert token.duration >= 0 and 1 <= token.velocity <= 127 and token.pitches, token
+        assert [t.position for t in tokens] == list(range(len(tokens)))
+        assert all(a.offset < b.offset for a, b in zip(tokens, tokens[1:]))
 
 
 def run_fuzzer(corpus: str, artifacts: str, seconds: int) -> None:

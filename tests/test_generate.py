@@ -235,7 +235,7 @@ def expressive_config():
     """Four heads over windows, without the composer's pointer, bass head and dense targets
     (tests/test_model.py has those)."""
     return replace(PRESETS["expressive"], sequence_length=12, lstm_units=(16, 16), dense_units=16,
-                   embedding_dim=6, precision="float32", bass=False, pointer=False, dense_targets=False,
+                   embedding_dim=6, precision="float32", bass=False, pointer=False, dense_targets=False, phase=False,
                    transpose=(0, 0))
 
 

@@ -60,3 +60,19 @@ def test_unknown_chunks_are_skipped():
 def test_broken_files_are_refused_with_a_reason(data, reason):
     with pytest.raises(MidiError, match=reason):
         read_midi(data)
+
+
+def test_a_program_set_in_the_setup_track_reaches_the_notes_of_other_tracks():
+    # Format 1: track 0 sets channel 0 to program 40 at the start and to 73 at tick 960;
+    # track 1 plays channel 0; track 2 sets its own channel 1 to 19 and plays it.
+    setup = track((0, tempo(100)), (0, program(40)), (960, program(73)))
+    strings = track((0, on(67)), (480, off(67)), (480, on(69)), (480, off(69)))
+    organ = track((0, program(19, channel=1)), (0, on(48, channel=1)), (960, off(48, channel=1)))
+    song = read_midi(midi_file(setup, strings, organ))
+    assert [(n.start, n.pitch, n.program) for n in song.notes] == [(0, 48, 19), (0, 67, 40), (960, 69, 73)]
+
+
+def test_a_later_tracks_program_change_applies_from_its_tick_on():
+    early = track((0, on(60)), (480, off(60)), (480, on(62)), (480, off(62)))
+    later = track((900, program(5)))
+    assert [n.program for n in read_midi(midi_file(early, later)).notes] == [0, 5]

@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lstm_composer.midi import MidiError, read_midi
-from lstm_composer.tokens import Token, tokenize
+from lstm_composer.tokens import Token, onset_tolerance, tokenize
 
 NOTES_SCHEMA = T.StructType([
     T.StructField("piece_id", T.StringType(), False),
@@ -54,6 +54,8 @@ PIECES_SCHEMA = T.StructType([
     T.StructField("time_signatures", T.ArrayType(T.StructType([
         T.StructField("offset", T.DoubleType(), False),
         T.StructField("signature", T.StringType(), False)])), True),
+    # The onset grouping the tokens were made with: 0 (exact ticks) or the tolerance in real time.
+    T.StructField("onset_tolerance_ms", T.DoubleType(), True),
 ])
 
 MIDI_SUFFIX = r"(?i)\.midi?$"
@@ -69,6 +71,9 @@ class ParseConfig:
     output_path: str
     max_bytes: int = 16 * MIB  # larger files are reported, never read
     file_timeout: float = 60.0  # seconds of parsing one file may take on an executor
+    # Notes starting within this many milliseconds form one token; 0: the same tick; None
+    # ("auto"): tokens.PERFORMED_TOLERANCE_MS for files that look performed, else 0.
+    onset_tolerance_ms: float | None = None
 
     def __post_init__(self) -> None:
         if not self.input_path or not self.output_path:
@@ -77,6 +82,8 @@ class ParseConfig:
             raise ValueError(f"max_bytes must be positive, got {self.max_bytes}")
         if self.file_timeout <= 0:
             raise ValueError(f"file_timeout must be positive, got {self.file_timeout}")
+        if self.onset_tolerance_ms is not None and not 0 <= self.onset_tolerance_ms < 1000:
+            raise ValueError(f"onset_tolerance_ms must be in [0, 1000) or None (auto), got {self.onset_tolerance_ms}")
 
     @property
     def pieces_path(self) -> str:
@@ -96,10 +103,12 @@ class ParseSummary:
     known: int  # content already in the tables from an earlier run: not parsed again
     duplicates: int  # same content as another file of this run: counted once
     tokens: int
+    grouped: int = 0  # pieces whose onsets were grouped within a tolerance in real time
 
     def __str__(self) -> str:
+        grouped = f"; {self.grouped} with onsets grouped in real time" if self.grouped else ""
         return (f"{self.files} files: {self.parsed} parsed, {self.empty} empty, {self.failed} failed, "
-                f"{self.known} already parsed, {self.duplicates} duplicates; {self.tokens} tokens")
+                f"{self.known} already parsed, {self.duplicates} duplicates; {self.tokens} tokens{grouped}")
 
 
 class FileTimeout(Exception):
@@ -149,13 +158,16 @@ def content_id(content_column: str) -> F.Column:
     return F.substring(F.sha2(F.col(content_column), 256), 1, 16)
 
 
-def parse_piece(path: str, content: bytes, timeout: float | None = None) -> tuple[tuple, list[Token]]:
-    """One file's bytes → its `pieces` row and its tokens. Never raises."""
+def parse_piece(path: str, content: bytes, timeout: float | None = None,
+                onset_tolerance_ms: float | None = None) -> tuple[tuple, list[Token]]:
+    """One file's bytes → its `pieces` row and its tokens, with onsets grouped as
+    `tokens.onset_tolerance` says for `onset_tolerance_ms` (None: auto). Never raises."""
     pid = piece_id(content)
     try:
         with time_limit(timeout) if timeout else nullcontext(), cyclic_gc_paused():
             song = read_midi(content)
-            tokens = tokenize(song)
+            tolerance = onset_tolerance(song, onset_tolerance_ms)
+            tokens = tokenize(song, tolerance)
     except MidiError as error:
         return failed_piece(pid, path, "error", str(error)), []
     except FileTimeout:
@@ -169,12 +181,12 @@ def parse_piece(path: str, content: bytes, timeout: float | None = None) -> tupl
         status, reason = "empty", "percussion only (channel 10)" if song.percussion_notes else "no notes"
     piece = (pid, path, status, reason, len(tokens), song.ticks_per_quarter,
              [(tick / tpq, bpm) for tick, bpm in song.tempos],
-             [(tick / tpq, signature) for tick, signature in song.time_signatures])
+             [(tick / tpq, signature) for tick, signature in song.time_signatures], tolerance)
     return piece, tokens
 
 
 def failed_piece(pid: str, path: str, status: str, reason: str) -> tuple:
-    return (pid, path, status, reason, 0, None, None, None)
+    return (pid, path, status, reason, 0, None, None, None, None)
 
 
 class _ListParam(AccumulatorParam):
@@ -186,7 +198,7 @@ class _ListParam(AccumulatorParam):
         return left
 
 
-def parse_to_notes(batches, pieces_accumulator, timeout: float):
+def parse_to_notes(batches, pieces_accumulator, timeout: float, onset_tolerance_ms: float | None = None):
     """Executor side of `mapInArrow`: batches of (path, content) → batches of notes rows.
 
     Each file's `pieces` row goes to the driver through `pieces_accumulator`; a task that is
@@ -199,7 +211,7 @@ def parse_to_notes(batches, pieces_accumulator, timeout: float):
     for batch in batches:
         pieces, columns = [], [[] for _ in schema]
         for path, content in zip(batch.column("path").to_pylist(), batch.column("content").to_pylist()):
-            piece, tokens = parse_piece(path, content, timeout)
+            piece, tokens = parse_piece(path, content, timeout, onset_tolerance_ms)
             pieces.append(piece)
             columns[0].extend([piece[0]] * len(tokens))
             for column, values in zip(columns[1:], zip(*tokens)):
@@ -351,7 +363,7 @@ def parse_corpus(spark: SparkSession, config: ParseConfig) -> ParseSummary:
 
     pieces_accumulator = spark.sparkContext.accumulator([], _ListParam())
     if decided.to_parse:
-        timeout = config.file_timeout
+        timeout, tolerance = config.file_timeout, config.onset_tolerance_ms
         to_read = files
         if len(decided.to_parse) < sum(1 for _, size, _ in entries if size > 0):  # not all are new
             chosen = spark.createDataFrame([(path,) for path in decided.to_parse], "path string")
@@ -360,7 +372,7 @@ def parse_corpus(spark: SparkSession, config: ParseConfig) -> ParseSummary:
         spark.conf.set("spark.sql.files.openCostInBytes", str(FILE_OPEN_COST))
         spark.conf.set("spark.sql.files.maxPartitionBytes", str(task_bytes(spark, decided.to_parse)))
         (to_read.select("path", "content")
-         .mapInArrow(lambda batches: parse_to_notes(batches, pieces_accumulator, timeout), NOTES_SCHEMA)
+         .mapInArrow(lambda batches: parse_to_notes(batches, pieces_accumulator, timeout, tolerance), NOTES_SCHEMA)
          .write.parquet(staged_notes))
     parsed = {piece[1]: piece for piece in pieces_accumulator.value}  # by path: drops re-sent rows
     rows = sorted(decided.rows + list(parsed.values()), key=lambda piece: piece[1])
@@ -375,4 +387,4 @@ def parse_corpus(spark: SparkSession, config: ParseConfig) -> ParseSummary:
     statuses = [piece[2] for piece in rows]
     return ParseSummary(files=len(entries), parsed=statuses.count("ok"), empty=statuses.count("empty"),
                         failed=statuses.count("error"), known=decided.known, duplicates=decided.duplicates,
-                        tokens=sum(piece[4] for piece in rows))
+                        tokens=sum(piece[4] for piece in rows), grouped=sum(1 for piece in rows if piece[8]))

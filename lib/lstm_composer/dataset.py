@@ -67,9 +67,11 @@ def read_token_stream(notes_path: str, vocabulary: Vocabulary, expression: Expre
     bounds = np.concatenate([[0], changes, [len(piece_column)]]).astype(np.int64)
     classes = phase = None
     if expression:
-        classes = expression.classes(table["offset"].to_numpy(), table["duration"].to_numpy(),
-                                     table["velocity"].to_numpy(), piece_starts=bounds[:-1])
-        phase = beat_phase(table["offset"].to_numpy())
+        offsets, durations = table["offset"].to_numpy(), table["duration"].to_numpy()
+        if expression.unit != "beats":
+            offsets, durations = timing_by_piece(expression, offsets, durations, bounds, piece_column, uri)
+        classes = expression.classes(offsets, durations, table["velocity"].to_numpy(), piece_starts=bounds[:-1])
+        phase = beat_phase(table["offset"].to_numpy())  # in beats whatever the rhythm's unit
     return TokenStream(
         ids=ids.to_numpy(zero_copy_only=False).astype(np.int32),
         bounds=bounds,
@@ -83,6 +85,20 @@ def read_token_stream(notes_path: str, vocabulary: Vocabulary, expression: Expre
 def notes_uri(notes_path: str) -> str:
     """The notes table's path as pyarrow reads it: Hadoop's S3 schemes are plain s3 there."""
     return re.sub(r"^s3[an]://", "s3://", notes_path)
+
+
+def timing_by_piece(expression: Expression, offsets: np.ndarray, durations: np.ndarray, bounds: np.ndarray,
+                    piece_column: np.ndarray, notes_uri: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every piece's onsets and durations in the expression's unit, by its tempo map from the
+    `pieces` table beside the notes table."""
+    pieces_uri = notes_uri.rstrip("/").rsplit("/", 1)[0] + "/pieces"
+    rows = pq.read_table(pieces_uri, columns=["piece_id", "tempos"]).to_pylist()
+    tempo_maps = {row["piece_id"]: [(t["offset"], t["bpm"]) for t in row["tempos"] or []] for row in rows}
+    offsets, durations = offsets.astype(np.float64), durations.astype(np.float64)
+    for begin, end in zip(bounds[:-1], bounds[1:]):
+        offsets[begin:end], durations[begin:end] = expression.timing(
+            offsets[begin:end], durations[begin:end], tempo_maps.get(str(piece_column[begin])))
+    return offsets, durations
 
 
 def split_pieces(piece_ids: list[str], val_fraction: float, seed: int) -> list[str]:

@@ -3,39 +3,79 @@
 For the `expressive` preset each token also carries three classes:
 - `ioi`: the time since the previous token's onset (0 for a piece's first token),
 - `duration`: how long the token sounds,
-both rounded to the nearest of a set of note values (sixteenths, triplets, dotted values, up
-to two bars; longer values are clipped), and
+both rounded to the nearest of a set of values (longer values are clipped), and
 - `velocity`: one of 8 equal bins of MIDI velocity, played back at the bin's middle.
 The values are saved in the model's `vocab.json`, so a model always decodes with its own.
+
+Two units for the gaps and durations (`RHYTHMS`):
+- `beats`: note values (sixteenths, triplets, dotted values, up to two bars) of the quarter
+  note of the file's ticks and tempo map. For sequenced files, whose beat is in the tempo map.
+- `seconds`: time values from 30 ms to 5.4 s, four per doubling, by the tempo map. For
+  recordings of someone playing, whose tempo map holds one nominal tempo and whose rhythm
+  (rubato included) is in real time: their "quarter notes" are no note values.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from lstm_composer.midi import seconds_at
 
 ATTRIBUTES = ("token", "ioi", "duration", "velocity")  # the expressive model's inputs and heads, in order
 
 # Quarter lengths: triplet sixteenth, sixteenth, triplet eighth, eighth, triplet quarter,
 # dotted eighth, quarter, dotted quarter, half, dotted half, whole, dotted whole, two bars.
 NOTE_VALUES = (1 / 6, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+# Seconds: 30 ms × 2^(k/4), to 5.4 s. On recordings of pianists this rounds gaps and durations
+# to within 4.4% (median) of their length, where note values of a nominal beat miss by 10-12%
+# and round 38% of the durations up to a triplet sixteenth (docs/results.md).
+SECOND_VALUES = tuple(round(0.03 * 2 ** (k / 4), 4) for k in range(31))
+RHYTHMS = ("beats", "seconds")
 VELOCITY_BINS = 8
 PHASES = 12  # where an onset falls within its beat, in twelfths of a quarter: 16ths and triplets
 
 
 @dataclass(frozen=True)
 class Expression:
-    """The value of every class, for onsets gaps, durations and velocities."""
+    """The value of every class, for onsets gaps, durations and velocities; gaps and durations
+    in quarter notes (`unit` "beats") or in seconds ("seconds")."""
 
     ioi: tuple[float, ...] = (0.0,) + NOTE_VALUES
     duration: tuple[float, ...] = NOTE_VALUES
     velocity: tuple[int, ...] = ()  # default: the middle of each of VELOCITY_BINS bins
+    unit: str = field(default="beats", kw_only=True)
 
     def __post_init__(self) -> None:
+        if self.unit not in RHYTHMS:
+            raise ValueError(f"unit must be one of {RHYTHMS}, got {self.unit!r}")
         if not self.velocity:
             bins = velocity_bin(np.arange(1, 128), VELOCITY_BINS)
             middles = tuple(int(round(np.arange(1, 128)[bins == i].mean())) for i in range(VELOCITY_BINS))
             object.__setattr__(self, "velocity", middles)
+
+    @classmethod
+    def for_rhythm(cls, rhythm: str) -> "Expression":
+        """The default classes of a unit: note values for "beats", `SECOND_VALUES` for "seconds"."""
+        if rhythm == "seconds":
+            return cls((0.0,) + SECOND_VALUES, SECOND_VALUES, unit="seconds")
+        return cls(unit=rhythm)
+
+    def timing(self, offsets: np.ndarray, durations: np.ndarray,
+               tempos: list[tuple[float, float]] | None) -> tuple[np.ndarray, np.ndarray]:
+        """One piece's onsets and durations (quarter notes, as in the notes table) in this unit:
+        unchanged for "beats", converted by the piece's tempo map ((offset, bpm) pairs) for
+        "seconds"."""
+        offsets, durations = np.asarray(offsets, np.float64), np.asarray(durations, np.float64)
+        if self.unit == "beats":
+            return offsets, durations
+        onsets = seconds_at(offsets, tempos or [])
+        return onsets, seconds_at(offsets + durations, tempos or []) - onsets
+
+    def quarters(self, values: np.ndarray, tempo: float) -> np.ndarray:
+        """Values of this unit as quarter notes of a file written at `tempo` beats per minute."""
+        values = np.asarray(values, np.float64)
+        return values * (tempo / 60.0) if self.unit == "seconds" else values
 
     def sizes(self) -> tuple[int, int, int]:
         return len(self.ioi), len(self.duration), len(self.velocity)
@@ -52,11 +92,13 @@ class Expression:
                          velocity_bin(velocities, len(self.velocity))], axis=1).astype(np.int32)
 
     def to_dict(self) -> dict:
-        return {"ioi": list(self.ioi), "duration": list(self.duration), "velocity": list(self.velocity)}
+        unit = {} if self.unit == "beats" else {"unit": self.unit}  # a beats model's vocab.json is as before
+        return {"ioi": list(self.ioi), "duration": list(self.duration), "velocity": list(self.velocity), **unit}
 
     @classmethod
     def from_dict(cls, values: dict) -> "Expression":
-        return cls(tuple(values["ioi"]), tuple(values["duration"]), tuple(values["velocity"]))
+        return cls(tuple(values["ioi"]), tuple(values["duration"]), tuple(values["velocity"]),
+                   unit=values.get("unit", "beats"))
 
 
 def nearest(values: tuple[float, ...], x) -> np.ndarray:

@@ -19,7 +19,7 @@ from lstm_composer import model_dir as run_files
 from lstm_composer.dataset import TokenStream, read_token_stream
 from lstm_composer.expression import PHASES, Expression, beat_phase
 from lstm_composer.presets import ModelConfig
-from lstm_composer.render import PAPER_STEP, Event, fixed_step
+from lstm_composer.render import MAX_TEMPO, MIN_TEMPO, PAPER_STEP, Event, fixed_step
 from lstm_composer.tokens import Vocabulary, is_chord, token_pitches
 from lstm_composer.voicing import Voicings, allowed_basses
 
@@ -78,8 +78,12 @@ class GenerateConfig:
     primer_path: str | None = None  # a MIDI file to continue; otherwise a random training window
     max_copy: int | None = None  # resample until no run longer than this is copied from one piece
     max_tries: int = 20
+    onset_tolerance_ms: float | None = None  # how the primer's notes form tokens, as the parse job's flag
+    tempo: float = 120.0  # of the output: where a model's rhythm is in seconds, it is written at this tempo
 
     def __post_init__(self) -> None:
+        if not MIN_TEMPO <= self.tempo <= MAX_TEMPO:
+            raise ValueError(f"tempo must be between {MIN_TEMPO:.2f} and {MAX_TEMPO:,.0f} BPM, got {self.tempo}")
         if self.length < 1:
             raise ValueError(f"length must be at least 1, got {self.length}")
         if self.max_copy is not None and self.max_copy < 1:
@@ -148,16 +152,19 @@ class Primer:
 
 
 def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression | None = None,
+                     onset_tolerance_ms: float | None = None, tempo: float = 120.0,
                      bass: bool = False, phase: bool = False) -> Primer:
-    """A user's MIDI file, tokenized by the parse job's own code; tokens the model never saw
-    are skipped and reported."""
+    """A user's MIDI file, tokenized by the parse job's own code with the same onset grouping
+    (`onset_tolerance_ms`, None: auto); tokens the model never saw are skipped and reported.
+    For a model whose rhythm is in seconds, its events are placed for an output at `tempo`.
+    With `bass` and `phase`, each token's lowest pitch and beat phase are attributes too."""
     from lstm_composer.corpus import parse_piece
 
     try:
         content = Path(path).read_bytes()
     except OSError as error:
         raise GenerationError(f"cannot read the primer {path}: {error.strerror}") from None
-    piece, tokens = parse_piece(path, content)
+    piece, tokens = parse_piece(path, content, onset_tolerance_ms=onset_tolerance_ms)
     status, reason = piece[2], piece[3]
     if status != "ok":
         raise GenerationError(f"the primer {path} has no notes to start from: {reason}")
@@ -167,16 +174,18 @@ def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression |
         raise GenerationError(f"none of the {len(tokens)} tokens of the primer {path} is in the model's "
                               f"vocabulary (e.g. {', '.join(skipped[:5])})")
     classes = None
+    offsets, durations = np.array([t.offset for t in kept]), np.array([t.duration for t in kept])
     if expression:
-        classes = expression.classes(np.array([t.offset for t in kept]), np.array([t.duration for t in kept]),
-                                     np.array([t.velocity for t in kept]))
+        timing = expression.timing(offsets, durations, piece[6])  # by the file's tempo map
+        classes = expression.classes(*timing, np.array([t.velocity for t in kept]))
         if bass:
             classes = np.concatenate([classes, [[min(t.pitches)] for t in kept]], axis=1).astype(np.int32)
         if phase:
-            classes = np.concatenate([classes, beat_phase([t.offset for t in kept])[:, None]], axis=1)
-    start = kept[0].offset
-    events = [Event(t.token, t.offset - start, max(t.duration, 1e-3), max(1, min(127, t.velocity)),
-                    tuple(t.pitches)) for t in kept]
+            classes = np.concatenate([classes, beat_phase(offsets)[:, None]], axis=1)
+        offsets, durations = (expression.quarters(values, tempo) for values in timing)
+    offsets = offsets - offsets[0]
+    events = [Event(t.token, float(offset), max(float(duration), 1e-3), max(1, min(127, t.velocity)),
+                    tuple(t.pitches)) for t, offset, duration in zip(kept, offsets, durations)]
     return Primer("file", [t.token for t in kept], {"path": path, "tokens": len(tokens),
                                                     "skipped": len(tokens) - len(kept), "skipped_tokens": skipped},
                   classes, events)
@@ -373,18 +382,19 @@ class LoopGuard:
 
 
 def play(tokens: list[str], classes: np.ndarray | None, expression: Expression | None,
-         after: float | None, voicing: list[tuple[int, ...]]) -> list[Event]:
+         after: float | None, voicing: list[tuple[int, ...]], tempo: float = 120.0) -> list[Event]:
     """Generated tokens as events, after an onset at `after` (None: from the start), each with
     its pitches from `voicing`: their own timing and loudness when the model has heads for
-    them, the paper's fixed step otherwise."""
+    them, the paper's fixed step otherwise. A rhythm in seconds is placed for an output at `tempo`."""
     if expression is None or classes is None:
         start = 0.0 if after is None else after + PAPER_STEP
         return [Event(e.token, start + e.offset, e.duration, e.velocity, pitches)
                 for e, pitches in zip(fixed_step(tokens), voicing)]
-    offsets = np.cumsum([expression.ioi[c] for c in classes[:, 0]])
+    offsets = expression.quarters(np.cumsum([expression.ioi[c] for c in classes[:, 0]]), tempo)
     offsets = offsets - offsets[0] if after is None else offsets + after  # the first token opens the piece
-    return [Event(token, float(offset), expression.duration[d], expression.velocity[v], pitches)
-            for token, offset, (_, d, v, *_), pitches in zip(tokens, offsets, classes, voicing)]
+    durations = expression.quarters([expression.duration[d] for d in classes[:, 1]], tempo)
+    return [Event(token, float(offset), float(duration), expression.velocity[v], pitches)
+            for token, offset, duration, (_, _, v, *_), pitches in zip(tokens, offsets, durations, classes, voicing)]
 
 
 def voice(tokens: list[str], basses: np.ndarray | None, voicings: Voicings, previous_bass: int | None,
@@ -418,8 +428,8 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
     voicing_rng = np.random.default_rng([config.seed, 1])  # voicings do not change what is drawn
     stream = model.corpus()
     if config.primer_path:
-        primer = primer_from_file(config.primer_path, vocabulary, expression, bass=model.config.bass,
-                                  phase=model.config.phase)
+        primer = primer_from_file(config.primer_path, vocabulary, expression, config.onset_tolerance_ms,
+                                  config.tempo, bass=model.config.bass, phase=model.config.phase)
     else:
         primer = primer_from_corpus(stream, vocabulary, model.config, rng)
     decoder = Decoder(model.network, model.config, len(vocabulary))
@@ -453,7 +463,8 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
     previous_bass = min(shown[-1].pitches) if shown else None
     basses = generated[:, model.config.heads.index("bass")] if model.config.bass else None
     voicing = voice(tokens, basses, model.voicings, previous_bass, voicing_rng)
-    events = shown + play(tokens, classes, expression, shown[-1].offset if shown else None, voicing)
+    events = shown + play(tokens, classes, expression, shown[-1].offset if shown else None, voicing,
+                          config.tempo)
     generated_events = events[len(shown):]
     gaps = {round(b.offset - a.offset, 6) for a, b in zip(generated_events, generated_events[1:])}
     report = Report(

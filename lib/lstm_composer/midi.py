@@ -7,10 +7,14 @@ in a sentence a user can act on, by raising `MidiError`.
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
+
+import numpy as np
 
 PERCUSSION_CHANNEL = 9  # MIDI channel 10, counted from 0
+DEFAULT_BPM = 120.0  # what MIDI plays before (or without) any tempo event
 
 # Data bytes that follow each channel-message status (high nibble).
 _CHANNEL_DATA_LENGTH = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
@@ -44,6 +48,22 @@ class MidiSong:
     tempos: list[tuple[int, float]] = field(default_factory=list)  # (tick, beats per minute)
     time_signatures: list[tuple[int, str]] = field(default_factory=list)  # (tick, "3/4")
     percussion_notes: int = 0
+    program_changes: list[tuple[int, int, int, int]] = field(default_factory=list)  # (tick, track, channel, program)
+
+
+def seconds_at(positions: Sequence[float], tempos: Sequence[tuple[float, float]],
+               units_per_quarter: float = 1.0) -> np.ndarray:
+    """Seconds from the start of the piece at each of `positions`, by the tempo map `tempos`:
+    (position, beats per minute) pairs in the same unit as `positions` (ticks with the file's
+    ticks per quarter, or quarter notes with 1). Before the first tempo event, and in a file
+    without any, MIDI plays at 120 BPM; of two events at one position the later one holds."""
+    changes = sorted(tempos, key=lambda change: change[0])  # stable: file order within a position
+    starts = np.array([0.0] + [float(position) for position, _ in changes])
+    seconds_per_unit = 60.0 / np.array([DEFAULT_BPM] + [bpm for _, bpm in changes]) / units_per_quarter
+    elapsed = np.concatenate([[0.0], np.cumsum(np.diff(starts) * seconds_per_unit[:-1])])
+    x = np.asarray(positions, dtype=np.float64)
+    segment = np.maximum(np.searchsorted(starts, x, side="right") - 1, 0)
+    return elapsed[segment] + (x - starts[segment]) * seconds_per_unit[segment]
 
 
 def read_midi(data: bytes) -> MidiSong:
@@ -85,8 +105,35 @@ def read_midi(data: bytes) -> MidiSong:
         pos = body + length  # any other chunk id is skipped, as the standard asks
     if track_index == 0:
         raise MidiError("no MTrk track chunk found")
+    _share_programs_across_tracks(song)
     song.notes.sort()  # by onset, then pitch: NoteEvent's first fields
     return song
+
+
+def _share_programs_across_tracks(song: MidiSong) -> None:
+    """A channel's program holds for the whole file, not only the track that set it: a format-1
+    file often sets programs in its first (setup) track and plays them in others. Each track's
+    notes got their own track's programs while it was read; where a channel's program changes
+    and its notes are not all in one track, each note gets the channel's last program change
+    at or before its onset, in time order across tracks (at one tick, in track order)."""
+    tracks: dict[int, set[int]] = {}
+    for _, track, channel, _ in song.program_changes:
+        tracks.setdefault(channel, set()).add(track)
+    for note in song.notes:
+        if note.channel in tracks:
+            tracks[note.channel].add(note.track)
+    shared = {channel for channel, seen in tracks.items() if len(seen) > 1}
+    if not shared:
+        return
+    timelines = {channel: sorted((((tick, track), program) for tick, track, c, program in song.program_changes
+                                  if c == channel), key=lambda change: change[0]) for channel in shared}
+    keys = {channel: [key for key, _ in timeline] for channel, timeline in timelines.items()}
+    for i, note in enumerate(song.notes):
+        if note.channel in shared:
+            last = bisect_right(keys[note.channel], (note.start, note.track)) - 1
+            program = timelines[note.channel][last][1] if last >= 0 else 0
+            if program != note.program:
+                song.notes[i] = note._replace(program=program)
 
 
 def _read_track(data: bytes, pos: int, end: int, track: int, song: MidiSong) -> None:
@@ -156,6 +203,7 @@ def _read_track(data: bytes, pos: int, end: int, track: int, song: MidiSong) -> 
                 raise MidiError(truncated)
             if kind == 0xC0:
                 programs[status & 0x0F] = data[pos] & 0x7F
+                song.program_changes.append((tick, track, status & 0x0F, data[pos] & 0x7F))
             pos += size
         elif status == 0xFF:
             running_status = 0

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from lstm_composer.expression import RHYTHMS
+
 INPUT_ENCODINGS = ("scalar", "embedding")
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("float32", "mixed_bfloat16", "auto")
 OPTIMIZERS = ("rmsprop", "adam")
 
 
@@ -29,6 +31,7 @@ class ModelConfig:
     learning_rate: float  # for one rank; Horovod training scales it by the number of ranks
     # Training arithmetic. "mixed_bfloat16" keeps float32 weights and computes in bfloat16:
     # about twice as fast on CPUs with AVX512-BF16 or AMX and on recent GPUs, slower elsewhere.
+    # "auto": each rank chooses for its own machine (hardware.training_precision).
     precision: str = "float32"
     batch_norm: bool = True  # the paper's BatchNorm after the LSTM stack and after the Dense layer
     # Heads for the time since the previous onset, the duration and the velocity besides the
@@ -54,6 +57,9 @@ class ModelConfig:
     # steps of a quarter), so the network keeps to a metric grid. An input, not a head: it
     # follows from the onset gaps. Needs expressive.
     phase: bool = False
+    # The unit of an expressive model's onset gaps and durations: "beats" (note values, for
+    # sequenced files) or "seconds" (for recordings of playing); see expression.py.
+    rhythm: str = "beats"
 
     def __post_init__(self) -> None:
         if self.sequence_length < 1:
@@ -67,13 +73,19 @@ class ModelConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.input_encoding not in INPUT_ENCODINGS:
             raise ValueError(f"input_encoding must be one of {INPUT_ENCODINGS}, got {self.input_encoding!r}")
-        if self.batch_size < 1 or self.dense_units < 1 or self.embedding_dim < 1:
-            raise ValueError("batch_size, dense_units and embedding_dim must be positive")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.dense_units < 1 or self.embedding_dim < 1:
+            raise ValueError("dense_units and embedding_dim must be positive")
         if len(self.loss_weights) not in (4, 5) or min(self.loss_weights) < 0:
             raise ValueError(f"loss_weights must be 4 or 5 weights >= 0 (token, ioi, duration, velocity, bass), "
                              f"got {self.loss_weights}")
         if self.expressive and (self.input_encoding != "embedding" or not self.sparse_targets):
             raise ValueError("an expressive model needs embedding inputs and sparse targets")
+        if self.rhythm not in RHYTHMS:
+            raise ValueError(f"rhythm must be one of {RHYTHMS}, got {self.rhythm!r}")
+        if self.rhythm != "beats" and not self.expressive:
+            raise ValueError(f"rhythm {self.rhythm!r} needs a model with rhythm heads (expressive, small)")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         low, high = self.transpose
@@ -90,8 +102,8 @@ class ModelConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.bass and not self.expressive:
             raise ValueError("a bass head needs an expressive model")
-        if self.phase and not self.expressive:
-            raise ValueError("a beat-phase input needs an expressive model")
+        if self.phase and (not self.expressive or self.rhythm != "beats"):
+            raise ValueError("a beat-phase input needs an expressive model with rhythm in beats")
 
     @property
     def attributes(self) -> tuple[str, ...]:
@@ -141,9 +153,9 @@ PRESETS: dict[str, ModelConfig] = {
     # The paper's layers, made to learn more from the same pieces and faster: token embeddings
     # instead of one scaled scalar, a target at every position, windows transposed by -5..+6
     # semitones, no recurrent dropout (so TensorFlow can use its fused LSTM kernels, cuDNN on a
-    # GPU), and bfloat16 arithmetic.
+    # GPU), and bfloat16 arithmetic where the hardware has it.
     "fast": replace(PAPER, name="fast", recurrent_dropout=0.0, input_encoding="embedding",
-                    embedding_dim=64, sparse_targets=True, precision="mixed_bfloat16",
+                    embedding_dim=64, sparse_targets=True, precision="auto",
                     dense_targets=True, transpose=(-5, 6)),
     # What a composer needs: when each token starts, how long it lasts, how loud it is and which
     # bass carries it (one head each beside the token's), where in the beat it falls, and a
@@ -153,7 +165,7 @@ PRESETS: dict[str, ModelConfig] = {
     # memory) over as long a stretch as a generated piece of 500 tokens needs.
     "expressive": replace(PAPER, name="expressive", sequence_length=256, lstm_units=(256, 256),
                           recurrent_dropout=0.0, input_encoding="embedding", embedding_dim=64,
-                          sparse_targets=True, batch_size=16, precision="mixed_bfloat16", batch_norm=False,
+                          sparse_targets=True, batch_size=16, precision="auto", batch_norm=False,
                           expressive=True, dense_targets=True, transpose=(-5, 6), pointer=True, bass=True,
                           phase=True, optimizer="adam", learning_rate=0.001),
     # `expressive` small enough to train on a laptop's two cores in minutes (`make run`).

@@ -28,6 +28,11 @@ SOUNDFONTS = (
 _AUDIO_GAIN = 0.5
 AUDIO_INSTALL_HINT = "run `make audio-deps` (Debian packages: fluidsynth fluid-soundfont-gm)"
 
+# A MIDI tempo event holds microseconds per quarter note in 3 bytes: 16,777,215 at most.
+_MAX_MICROS_PER_QUARTER = 0xFFFFFF
+MIN_TEMPO = 60_000_000 / _MAX_MICROS_PER_QUARTER  # about 3.58 beats per minute
+MAX_TEMPO = 60_000_000.0  # one microsecond per quarter note
+
 _TICKS_PER_QUARTER = 480  # divisible by 12 and 16: the score's grid lands on whole ticks
 _GRID = 12  # score positions per quarter: 16ths (3) and triplets (4) both fit
 _BEATS_PER_MEASURE = 4
@@ -78,8 +83,9 @@ def write_midi(events: Sequence[Event], path: str | Path, tempo: float = 120.0, 
     """
     if not 0 <= program <= 127:
         raise ValueError(f"program {program} is outside General MIDI's 0..127")
-    if tempo <= 0:
-        raise ValueError(f"tempo {tempo} is not positive")
+    if not MIN_TEMPO <= tempo <= MAX_TEMPO:
+        raise ValueError(f"tempo {tempo:g} is outside the {MIN_TEMPO:.2f} to {MAX_TEMPO:,.0f} beats per minute "
+                         f"a MIDI tempo event can hold")
     channel = 0
     notes: dict[int, list[list[int]]] = {}  # pitch → [start, end, velocity] in ticks
     for event in sorted(events, key=lambda e: e.offset):

@@ -4,14 +4,29 @@ A token is what sounds at one onset, in the paper's format:
 - a single pitch is its name with octave, spelled as music21 spells MIDI pitches: `E4`, `C#5`, `B-3`;
 - several pitches are a chord: their pitch classes in music21's normal order joined
   by dots: `4.7.11`. The octaves of a chord live in the `pitches` column, not in the token.
+
+Which notes sound "at one onset": in a sequenced file (a score typed into a sequencer), the
+notes that start on the same tick. A pianist never strikes a chord's notes on one tick, so in
+a recording of someone playing the notes that start within a tolerance in real time of the
+token's first note form the token (`tokenize`); `onset_tolerance` decides per file which rule
+applies.
 """
 from __future__ import annotations
 
+import argparse
 import json
 from functools import lru_cache
 from typing import Iterable, NamedTuple, Sequence
 
-from lstm_composer.midi import MidiSong
+from lstm_composer.midi import MidiSong, seconds_at
+
+# Notes of a recording that start within this many milliseconds of a token's first note join
+# it: on 1,067 recordings of pianists against the scores of the same pieces, the tolerance that
+# splits the fewest chords and merges the fewest separate onsets (docs/results.md).
+PERFORMED_TOLERANCE_MS = 50.0
+# A file looks performed when fewer than this share of its onsets lie on the grid of sixteenths
+# and triplet sixteenths (sequenced files: 49% and more; recordings: 19% at most).
+PERFORMED_GRID_SHARE = 1 / 3
 
 _PITCH_NAMES = ("C", "C#", "D", "E-", "E", "F", "F#", "G", "G#", "A", "B-", "B")
 _NAME_TO_CLASS = {name: pc for pc, name in enumerate(_PITCH_NAMES)}
@@ -118,23 +133,75 @@ class Token(NamedTuple):
     program: int
 
 
-def tokenize(song: MidiSong) -> list[Token]:
-    """Group the song's notes by onset tick: each onset becomes one token.
+def parse_onset_tolerance(text: str) -> float | None:
+    """The `--onset-tolerance` flag: `auto` → None; milliseconds (0: exact ticks) → a float."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        milliseconds = float(text)
+    except ValueError:
+        milliseconds = float("nan")
+    if not 0.0 <= milliseconds < 1000.0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a tolerance: give 'auto' or milliseconds from 0 (exact ticks) up to 999")
+    return milliseconds
 
-    The same pitch struck twice at one onset (two parts doubling it) counts once, with the
-    longer duration and the louder velocity. A token's duration is its longest note's, its
-    program its lowest note's.
+
+def looks_performed(song: MidiSong) -> bool:
+    """Whether the song reads as a recording of someone playing rather than a sequenced score:
+    one nominal tempo (the rubato is in the ticks, not in a tempo map) and fewer than a third
+    of its onsets on the grid of sixteenths and triplet sixteenths."""
+    if len({bpm for _, bpm in song.tempos}) > 1:
+        return False
+    onsets = {note.start for note in song.notes}
+    tpq = song.ticks_per_quarter
+    on_grid = sum(1 for tick in onsets if _on_grid(tick, tpq, 16) or _on_grid(tick, tpq, 12))
+    return bool(onsets) and on_grid < PERFORMED_GRID_SHARE * len(onsets)
+
+
+def _on_grid(tick: int, ticks_per_quarter: int, per_quarter: int) -> bool:
+    """`tick` is the tick nearest a line of a grid of `per_quarter` lines per quarter note."""
+    rest = tick * per_quarter % ticks_per_quarter
+    return 2 * min(rest, ticks_per_quarter - rest) < per_quarter
+
+
+def onset_tolerance(song: MidiSong, setting: float | None = None) -> float:
+    """The tolerance (milliseconds) to tokenize `song` with: `setting`, or when it is None
+    ("auto") `PERFORMED_TOLERANCE_MS` for a file that looks performed and 0 (exact ticks) for
+    a sequenced one."""
+    if setting is not None:
+        return setting
+    return PERFORMED_TOLERANCE_MS if looks_performed(song) else 0.0
+
+
+def tokenize(song: MidiSong, tolerance_ms: float = 0.0) -> list[Token]:
+    """Group the song's notes by onset: each group becomes one token.
+
+    With `tolerance_ms` 0 a group is the notes that start on one tick. Otherwise it is the
+    notes that start within `tolerance_ms` of the group's first note, in real time by the
+    file's tempo map, and the token's offset is that first note's. The same pitch struck
+    twice in a group (two parts doubling it) counts once, with the longer duration and the
+    louder velocity. A token's duration is its longest note's, its program its lowest note's.
     """
     tpq = float(song.ticks_per_quarter)
     tokens: list[Token] = []
     notes = song.notes  # sorted by onset
     i, n = 0, len(notes)
+    reach = None  # with a tolerance: each note's onset in seconds, and that plus the tolerance
+    if tolerance_ms > 0 and notes:
+        seconds = seconds_at([note.start for note in notes], song.tempos, song.ticks_per_quarter)
+        reach = seconds.tolist(), (seconds + tolerance_ms / 1000 + 1e-9).tolist()
     while i < n:
         first = notes[i]
         onset = first.start
         j = i + 1
-        while j < n and notes[j].start == onset:
-            j += 1
+        if reach is None:
+            while j < n and notes[j].start == onset:
+                j += 1
+        else:
+            starts, limits = reach
+            while j < n and starts[j] <= limits[i]:
+                j += 1
         if j == i + 1:  # a single note, the common case
             tokens.append(Token(len(tokens), _NOTE_NAMES[first.pitch], [first.pitch], onset / tpq,
                                 (first.end - onset) / tpq, first.velocity, first.program))

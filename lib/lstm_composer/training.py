@@ -21,8 +21,10 @@ from pathlib import Path
 
 from lstm_composer import model_dir as run_files
 from lstm_composer.expression import Expression
+from lstm_composer.hardware import training_precision
 from lstm_composer.model_dir import ModelDirError
 from lstm_composer.presets import ModelConfig
+from lstm_composer.progress import ConsoleRelay, RelayAddress, progress_printer, send_output_to_driver
 from lstm_composer.tokens import Vocabulary
 
 
@@ -42,6 +44,7 @@ class TrainConfig:
     max_minutes: float | None = None  # stop after the epoch in which this much time has passed
     patience: int | None = None  # stop after this many epochs without a lower validation loss
     slot_wait: float = 60.0  # seconds to wait for executors to offer `num_proc` task slots
+    progress_seconds: float = 30.0  # rank 0 prints a progress line at least this often during an epoch
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -54,7 +57,7 @@ class TrainConfig:
             raise ValueError(f"threads_per_rank must be at least 1, got {self.threads_per_rank}")
         for label, value in (("steps_per_epoch", self.steps_per_epoch), ("val_steps", self.val_steps),
                              ("max_minutes", self.max_minutes), ("slot_wait", self.slot_wait),
-                             ("patience", self.patience)):
+                             ("patience", self.patience), ("progress_seconds", self.progress_seconds)):
             if value is not None and value <= 0:
                 raise ValueError(f"{label} must be positive, got {value}")
 
@@ -133,7 +136,7 @@ def prepare_run(spark, config: TrainConfig) -> tuple[Vocabulary, list[str], int]
     validation = split_pieces(piece_ids(spark, config.notes_path), config.val_fraction, config.seed)
     directory.mkdir(parents=True, exist_ok=True)
     run_files.write_atomic(directory / run_files.CONFIG_FILE, json.dumps(_settings(config, validation), indent=1))
-    expression = Expression() if config.model.expressive else None
+    expression = Expression.for_rhythm(config.model.rhythm) if config.model.expressive else None
     run_files.write_atomic(directory / run_files.VOCAB_FILE, run_files.vocabulary_json(vocabulary, expression))
     run_files.write_atomic(directory / run_files.VOICINGS_FILE, count_voicings(spark, config.notes_path).to_json())
     return vocabulary, validation, 0
@@ -196,22 +199,27 @@ def train(spark, config: TrainConfig) -> TrainSummary:
     check_task_slots(spark, config)
     vocabulary, validation, first_epoch = prepare_run(spark, config)
     local = spark.sparkContext.master.startswith("local")
+    driver_host = "127.0.0.1" if local else spark.sparkContext.getConf().get("spark.driver.host")
+    relay = ConsoleRelay(driver_host)  # the ranks' lines, on this console as they print them
     try:
         results = horovod.spark.run(
             train_rank,
             args=(config, vocabulary.tokens, validation, first_epoch,
-                  run_files.read_expression(config.model_dir)),
+                  run_files.read_expression(config.model_dir), relay.address),
             num_proc=config.num_proc,
             use_gloo=True,
             nics=["lo"] if local else None,
             # A 10 ms cycle instead of 1 ms: Horovod's background thread then costs a one-core rank
             # almost nothing, and an LSTM step takes far longer than the wait.
-            env={"HOROVOD_CYCLE_TIME": "10", **os.environ, "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": "300"},
+            env={"HOROVOD_CYCLE_TIME": "10", **os.environ, "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": "300",
+                 "PYTHONUNBUFFERED": "1"},
             stdout=sys.stdout,
             stderr=sys.stderr,
         )
     except Exception as error:  # a rank or its executor died: Horovod stops the others
         raise TrainingStopped(stopped_message(error, config)) from error
+    finally:
+        relay.close()
     rank0 = next(r for r in results if r["rank"] == 0)
     return TrainSummary(model_dir=config.model_dir, epochs=rank0["epochs"], ranks=len(results),
                         best_val_loss=rank0["best_val_loss"], vocab_size=len(vocabulary),
@@ -219,7 +227,7 @@ def train(spark, config: TrainConfig) -> TrainSummary:
 
 
 def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[str], first_epoch: int,
-               expression: Expression | None) -> dict:
+               expression: Expression | None, relay: RelayAddress | None = None) -> dict:
     """What each Horovod rank runs, on an executor. Returns a small summary to the driver."""
     import numpy as np
     import tensorflow as tf
@@ -229,11 +237,14 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
     from lstm_composer.model import build_model
 
     hvd.init()
+    send_output_to_driver(relay, hvd.rank())
     # Spark sets OMP_NUM_THREADS for the task; TensorFlow's own pools are set here.
     tf.config.threading.set_intra_op_parallelism_threads(config.threads_per_rank)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     tf.keras.utils.set_random_seed(config.seed + 1000 * first_epoch + hvd.rank())
     tf.get_logger().setLevel("ERROR")  # not Keras's "callback is slow" for Horovod's first-batch broadcast
+    precision = training_precision(config.model.precision)  # "auto": for this rank's machine
+    config = replace(config, model=replace(config.model, precision=precision.policy))
 
     model_config = config.model
     rank, size, batch = hvd.rank(), hvd.size(), model_config.batch_size
@@ -287,6 +298,8 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
     if config.patience:  # every rank sees the same averaged validation loss, so all stop together
         callbacks.append(tf.keras.callbacks.EarlyStopping(
             monitor="val_loss" if fit_validation else "loss", patience=config.patience))
+    if rank == 0:
+        callbacks.append(progress_printer(config.epochs, steps, batch * size, str(precision), config.progress_seconds))
     epochs_trained = 0
     if first_epoch < config.epochs:
         history = model.fit(dataset, steps_per_epoch=steps, epochs=config.epochs, initial_epoch=first_epoch,

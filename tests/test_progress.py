@@ -1,0 +1,56 @@
+"""Rank output on the driver's console as it is printed, and rank 0's progress lines."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import ROOT
+from lstm_composer.corpus import ParseConfig, parse_corpus
+from lstm_composer.model_dir import read_history
+from lstm_composer.progress import duration_text
+
+BIN = Path(sys.executable).parent
+SONGS = ["schoenberg_op19_no2.mid", "joplin_maple_leaf_rag.mid", "bach_bwv1_6_chorale.mid"]
+
+
+def test_duration_text():
+    assert [duration_text(s) for s in (0, 9.6, 65, 3725)] == ["0:00", "0:10", "1:05", "1:02:05"]
+
+
+def test_rank_lines_reach_the_driver_while_training_runs(spark, tmp_path):
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for name in SONGS:
+        shutil.copy(ROOT / "midi_songs" / name, songs / name)
+    parse_corpus(spark, ParseConfig(str(songs), str(tmp_path / "corpus")))
+    # oneDNN limited as on a CPU without AVX-512: `--precision auto` must choose float32 there.
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable,
+           "SPARK_CONF_DIR": str(ROOT / "cluster" / "conf"), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    command = ["spark-submit", "--master", "local[2]", str(ROOT / "jobs/train.py"), "--corpus", "corpus",
+               "--model-dir", "model", "--preset", "tiny", "--precision", "auto", "--epochs", "3",
+               "--num-proc", "2", "--batch-size", "4", "--progress-seconds", "0.5"]
+    driver = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    arrivals = []  # (seconds since start, line) as the driver's console receives them
+    started = time.monotonic()
+    for line in driver.stdout:
+        arrivals.append((time.monotonic() - started, line.rstrip("\n")))
+    assert driver.wait(timeout=600) == 0, "\n".join(line for _, line in arrivals[-40:])
+
+    rank0 = [(at, line[len("[0]<stdout>:"):]) for at, line in arrivals if line.startswith("[0]<stdout>:")]
+    assert any(line.startswith("training: ") and line.endswith(
+        "precision float32 (oneDNN limited to AVX2 by ONEDNN_MAX_CPU_ISA: no native bfloat16)") for _, line in rank0)
+    progress = re.compile(r"epoch (\d)/3 step \d+/\d+: [\d.]+ sequences/s, \d+:\d\d left in this epoch, "
+                          r"\d+:\d\d in all; precision float32 \(")
+    epochs_with_progress = {progress.match(line)[1] for _, line in rank0 if progress.match(line)}
+    assert epochs_with_progress == {"1", "2", "3"}
+    ends = [at for at, line in rank0 if re.match(r"\d+/\d+ - .* - loss: .* - val_loss: ", line)]  # Keras's epoch lines
+    assert len(ends) == 3
+    # Buffered, all three epoch lines would arrive together when the job ends; live, they are
+    # as far apart as the epochs took.
+    trained = sum(float(row["seconds"]) for row in read_history(tmp_path / "model")[1:])
+    assert ends[2] - ends[0] > 0.5 * trained > 0
