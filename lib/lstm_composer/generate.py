@@ -19,7 +19,7 @@ from lstm_composer import model_dir as run_files
 from lstm_composer.dataset import TokenStream, read_token_stream
 from lstm_composer.expression import Expression
 from lstm_composer.presets import ModelConfig
-from lstm_composer.render import PAPER_STEP, Event, fixed_step
+from lstm_composer.events import PAPER_STEP, Event, fixed_step
 from lstm_composer.tokens import Vocabulary
 
 
