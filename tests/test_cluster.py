@@ -5,15 +5,14 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
+from lstm_composer.launch import job_environment
 
 pytestmark = pytest.mark.cluster
-BIN = Path(sys.executable).parent
 SONGS = ["schoenberg_op19_no2.mid", "joplin_maple_leaf_rag.mid", "bach_bwv1_6_chorale.mid"]
 
 
@@ -26,9 +25,7 @@ def free_port() -> int:
 @pytest.fixture
 def cluster(tmp_path):
     """(master URL, environment); the cluster is stopped however the test ends."""
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable,
-           "SPARK_CONF_DIR": str(ROOT / "cluster" / "conf"), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "STANDALONE_DIR": str(tmp_path / "standalone")}
+    env = job_environment(ROOT / "cluster" / "conf", STANDALONE_DIR=str(tmp_path / "standalone"))
     script = str(ROOT / "cluster" / "standalone.sh")
     try:
         up = subprocess.run([script, "up", "2", "--cores", "1", "--memory", "2g", "--port", str(free_port())],

@@ -11,15 +11,14 @@ from pathlib import Path
 
 from music21 import converter
 
+from lstm_composer.launch import job_environment
 from lstm_composer.model_dir import read_checkpoint, read_history
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 SONGS = ["schoenberg_op19_no2.mid", "joplin_maple_leaf_rag.mid", "bach_bwv1_6_chorale.mid"]
 
 
-ENV = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable,
-       "SPARK_CONF_DIR": str(ROOT / "cluster" / "conf"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+ENV = job_environment(ROOT / "cluster" / "conf")
 
 
 def run(*command, cwd):
