@@ -78,6 +78,13 @@ def window_starts(stream: TokenStream, sequence_length: int,
     return np.concatenate(ranges) if ranges else np.zeros(0, dtype=np.int64)
 
 
+def rank_window_starts(stream: TokenStream, sequence_length: int, pieces: set[str], rank: int,
+                       size: int) -> np.ndarray:
+    """The windows of `pieces` that Horovod rank `rank` of `size` trains or validates on: every
+    `size`-th one from the `rank`-th, so that the ranks together use each window once per pass."""
+    return window_starts(stream, sequence_length, pieces)[rank::size]
+
+
 def encode_windows(windows, config: ModelConfig, vocab_size: int):
     """Token-id windows → the network's input: scaled scalars (the paper) or ids (embedding)."""
     import tensorflow as tf

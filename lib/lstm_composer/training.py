@@ -207,7 +207,7 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
     import tensorflow as tf
     import horovod.tensorflow.keras as hvd
 
-    from lstm_composer.dataset import make_dataset, read_token_stream, window_starts
+    from lstm_composer.dataset import make_dataset, rank_window_starts, read_token_stream, window_starts
     from lstm_composer.model import build_model, loss_name
 
     hvd.init()
@@ -222,21 +222,23 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
     vocabulary = Vocabulary(vocab_tokens)
     stream = read_token_stream(config.notes_path, vocabulary, expression)
     held_out = set(validation)
-    train_starts = window_starts(stream, model_config.sequence_length, set(stream.piece_ids) - held_out)
+    trained_on = set(stream.piece_ids) - held_out
+    train_starts = window_starts(stream, model_config.sequence_length, trained_on)
     val_starts = window_starts(stream, model_config.sequence_length, held_out)
     steps = min(len(train_starts) // size // batch, config.steps_per_epoch or sys.maxsize)
     if steps == 0:
         raise ValueError(
             f"the training pieces give {len(train_starts)} windows of {model_config.sequence_length} tokens, "
             f"fewer than batch_size {batch} × {size} ranks: add MIDI files or choose a smaller preset")
-    dataset = make_dataset(stream, train_starts[rank::size], model_config, len(vocabulary),
-                           seed=config.seed + rank)
+    dataset = make_dataset(stream, rank_window_starts(stream, model_config.sequence_length, trained_on, rank, size),
+                           model_config, len(vocabulary), seed=config.seed + rank)
     fit_validation = {}
     if len(val_starts) >= size:  # every rank evaluates the same number of batches
         val_batch = min(batch, len(val_starts) // size)
         fit_validation = {
-            "validation_data": make_dataset(stream, val_starts[rank::size], model_config, len(vocabulary),
-                                            seed=0, shuffle=False, batch_size=val_batch),
+            "validation_data": make_dataset(
+                stream, rank_window_starts(stream, model_config.sequence_length, held_out, rank, size),
+                model_config, len(vocabulary), seed=0, shuffle=False, batch_size=val_batch),
             "validation_steps": min(len(val_starts) // size // val_batch, config.val_steps or sys.maxsize),
         }
 
