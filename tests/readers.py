@@ -106,7 +106,8 @@ def read_musicxml(path: str | Path):
     for staff in (treble, bass):
         assert len(staff.getElementsByClass("Measure")) == len(treble.getElementsByClass("Measure"))
         for number, voices in enumerate(voice_lengths(staff), start=1):
-            assert voices and all(length == 4.0 for length in voices), f"{path}: bar {number} holds {voices}"
+            full = voices and all(abs(length - 4.0) < 1e-9 for length in voices)
+            assert full, f"{path}: bar {number} holds {voices}"
     return score, treble, bass
 
 
