@@ -2,6 +2,7 @@
 a master and two one-core workers, `spark-submit --master spark://…` for parse and for training
 with two Horovod ranks, and a training that asks for more ranks than there are task slots."""
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -71,4 +72,7 @@ def test_parse_and_train_on_a_standalone_cluster(cluster, tmp_path):
                       "--model-dir", "models/run2", "--preset", "tiny", "--epochs", "1", "--num-proc", "3",
                       "--slot-wait", "5")
     assert too_many.returncode == 1
-    assert "--num-proc 3 needs 3 free task slots" in too_many.stdout and "offers 2" in too_many.stdout
+    # Two slots once both executors of this new application have registered; on a busy machine
+    # that can take longer than the 5 s wait, so any count below 3 is the right refusal.
+    assert "--num-proc 3 needs 3 free task slots" in too_many.stdout
+    assert re.search(r"after 5 s the cluster offers [012] \(", too_many.stdout), too_many.stdout
