@@ -1,5 +1,7 @@
 """What each Horovod rank runs around Keras: the time budget shared by all ranks, and the
 checkpoint a resumed run starts from."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -88,11 +90,17 @@ def test_a_resumed_rank_starts_from_the_saved_weights_and_optimizer_state(tmp_pa
         np.testing.assert_array_equal(restored.numpy(), saved, err_msg=restored.name)
 
 
-def test_a_checkpoint_of_another_network_is_refused_naming_it(tmp_path):
-    network, optimizer = fitted_network(seed=2)
-    run_files.save_checkpoint(tmp_path, tf.train.Checkpoint(model=network, optimizer=optimizer), epoch=0,
-                              metrics={"monitored": 2.0}, is_best=True)
-    other = build_model(CONFIG, VOCAB + 1, for_training=True)  # a bigger vocabulary: other shapes
-    other_optimizer = tf.keras.optimizers.RMSprop()
+@pytest.mark.parametrize("other, with_optimizer", [
+    (replace(CONFIG, dense_units=24), True),  # another shape
+    (CONFIG, False),  # the same network, but no optimizer state to go on from
+], ids=["other-shapes", "weights-alone"])
+def test_a_checkpoint_that_does_not_fit_is_refused_naming_it(tmp_path, other, with_optimizer):
+    network, optimizer = build_model(CONFIG, VOCAB, for_training=True), tf.keras.optimizers.RMSprop()
+    optimizer.build(network.trainable_variables)
+    saved = tf.train.Checkpoint(model=network, optimizer=optimizer) if with_optimizer else tf.train.Checkpoint(
+        model=network)
+    run_files.save_checkpoint(tmp_path, saved, epoch=0, metrics={"monitored": 2.0}, is_best=True)
+    other_network, other_optimizer = build_model(other, VOCAB, for_training=True), tf.keras.optimizers.RMSprop()
     with pytest.raises(run_files.ModelDirError, match="epoch-0000/state.* cannot be restored into this network"):
-        restore(tf.train.Checkpoint(model=other, optimizer=other_optimizer), other_optimizer, other, str(tmp_path))
+        restore(tf.train.Checkpoint(model=other_network, optimizer=other_optimizer), other_optimizer, other_network,
+                str(tmp_path))
