@@ -87,14 +87,16 @@ songs: install
 # and a packed virtualenv with everything for --archives.
 dist: dist/lstm_composer.zip dist/lstm_composer-venv.tar.gz
 
-dist/lstm_composer.zip: $(wildcard lib/lstm_composer/*.py)
+PACKAGE_SOURCES := $(wildcard lib/lstm_composer/*.py lib/lstm_composer/*/*.py)
+
+dist/lstm_composer.zip: $(PACKAGE_SOURCES)
 	@mkdir -p dist
 	$(PYTHON) -c "import sys, zipfile, pathlib; \
 		z = zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED); \
-		[z.write(p, p.relative_to('lib')) for p in sorted(pathlib.Path('lib/lstm_composer').glob('*.py'))]" $@
+		[z.write(p, p.relative_to('lib')) for p in sorted(pathlib.Path('lib/lstm_composer').rglob('*.py'))]" $@
 
 DIST_VENV := dist/venv
-dist/lstm_composer-venv.tar.gz: setup.py constraints.txt $(wildcard lib/lstm_composer/*.py)
+dist/lstm_composer-venv.tar.gz: setup.py constraints.txt $(PACKAGE_SOURCES)
 	rm -rf $(DIST_VENV) $@
 	$(PYTHON) -m venv $(DIST_VENV)
 	$(call venv_with_horovod,$(DIST_VENV)/bin/python)
@@ -105,7 +107,7 @@ dist/lstm_composer-venv.tar.gz: setup.py constraints.txt $(wildcard lib/lstm_com
 clean:
 	rm -rf data models output spark-warehouse dist
 
-# WAV rendering (lstm_composer.render.write_audio): the fluidsynth synthesiser and a General MIDI soundfont.
+# WAV rendering (lstm_composer.render.audio): the fluidsynth synthesiser and a General MIDI soundfont.
 # `make test` renders real audio, so it installs them when they are missing.
 audio-deps:
 	@if command -v fluidsynth >/dev/null && [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then exit 0; fi; \

@@ -19,5 +19,5 @@ setup(
         "matplotlib>=3.8",
         "horovod>=0.28.1,<0.29",
     ],
-    extras_require={"test": ["pytest>=8", "atheris>=2.3"]},
+    extras_require={"test": ["pytest>=8", "atheris>=2.3", "mido>=1.3,<2"]},  # mido: a MIDI reader independent of ours
 )

@@ -11,20 +11,17 @@ validation loss against minutes of training) and markdown tables to standard out
 """
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from lstm_composer.launch import job_environment
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def env() -> dict:
-    return {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable,
-            "SPARK_CONF_DIR": str(ROOT / "cluster" / "conf"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+ENV = job_environment(ROOT / "cluster" / "conf")  # for spark-submit and the cluster script
 
 
 def main() -> None:
@@ -47,7 +44,7 @@ def main() -> None:
         for line in (args.corpus / "modern-39.txt").read_text().split():
             shutil.copy(args.corpus / line, songs / Path(line).name)
         subprocess.run([BIN / "spark-submit", "--master", "local[2]", ROOT / "jobs" / "parse.py",
-                        "--input", songs, "--output", scratch / "corpus"], env=env(), check=True,
+                        "--input", songs, "--output", scratch / "corpus"], env=ENV, check=True,
                        capture_output=True)
         for name in args.presets:
             model_dir = scratch / name
@@ -56,14 +53,14 @@ def main() -> None:
                  "--corpus", scratch / "corpus", "--model-dir", model_dir, "--preset", name,
                  "--epochs", "10000", "--num-proc", "2", "--max-minutes", str(args.minutes),
                  "--steps-per-epoch", str(args.steps_per_epoch), "--val-steps", str(args.val_steps)],
-                env=env(), check=True, capture_output=True)
+                env=ENV, check=True, capture_output=True)
             rows = read_history(model_dir)
             elapsed, minutes = 0.0, []
             for row in rows:
                 elapsed += float(row["seconds"]) / 60
                 minutes.append(elapsed)
             subprocess.run([sys.executable, ROOT / "jobs" / "evaluate.py", "--model-dir", model_dir],
-                           env=env(), check=True, capture_output=True)
+                           env=ENV, check=True, capture_output=True)
             evaluation = json.loads((model_dir / "evaluation.json").read_text())
             curves[name] = (minutes, [float(row["val_token_loss"]) for row in rows], rows, evaluation)
 

@@ -14,15 +14,17 @@ The last line reads `scaling: N.Nx` (two ranks over one).
 """
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from lstm_composer.launch import job_environment
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+ENV = job_environment(ROOT / "cluster" / "conf")  # for spark-submit and the cluster script
 EPOCHS, STEPS = 2, 10
 PORT = 7177
 
@@ -76,11 +78,6 @@ def paper_code(corpus: Path) -> float:
     return count / timer.seconds
 
 
-def env() -> dict:
-    return {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable,
-            "SPARK_CONF_DIR": str(ROOT / "cluster" / "conf"), "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
 def horovod_run(master: str, corpus: Path, scratch: Path, preset: str, ranks: int) -> float:
     """Sequences per second of a `jobs/train.py` run on the cluster, from its history.csv."""
     model_dir = scratch / f"{preset}-{ranks}"
@@ -89,7 +86,7 @@ def horovod_run(master: str, corpus: Path, scratch: Path, preset: str, ranks: in
          ROOT / "jobs" / "train.py", "--corpus", corpus, "--model-dir", model_dir, "--preset", preset,
          "--epochs", str(EPOCHS), "--steps-per-epoch", str(STEPS), "--num-proc", str(ranks),
          "--val-fraction", "0"],
-        env=env(), check=True, capture_output=True)
+        env=ENV, check=True, capture_output=True)
     from lstm_composer.model_dir import read_history
 
     return float(read_history(model_dir)[-1]["sequences_per_second"])
@@ -108,14 +105,14 @@ def main() -> None:
         scratch = Path(folder)
         corpus = scratch / "corpus"
         subprocess.run([BIN / "spark-submit", "--master", "local[2]", ROOT / "jobs" / "parse.py",
-                        "--input", ROOT / "midi_songs", "--output", corpus], env=env(), check=True,
+                        "--input", ROOT / "midi_songs", "--output", corpus], env=ENV, check=True,
                        capture_output=True)
-        one_core = {**env(), "OMP_NUM_THREADS": "1"}  # as Spark sets it for a one-core task
+        one_core = {**ENV, "OMP_NUM_THREADS": "1"}  # as Spark sets it for a one-core task
         paper = json.loads(subprocess.run([sys.executable, __file__, "--phase", "paper", "--corpus", corpus],
                                           env=one_core, check=True, capture_output=True, text=True).stdout)
         print(f"paper's Keras code, one process, one thread: {paper:.1f} sequences/s")
 
-        cluster = {**env(), "STANDALONE_DIR": str(scratch / "cluster")}
+        cluster = {**ENV, "STANDALONE_DIR": str(scratch / "cluster")}
         master = subprocess.run([ROOT / "cluster" / "standalone.sh", "up", "2", "--cores", "1",
                                  "--port", str(PORT)], env=cluster, check=True, capture_output=True,
                                 text=True).stdout.strip()

@@ -1,14 +1,7 @@
 """Standard MIDI File bytes written by the tests themselves, event by event."""
 from __future__ import annotations
 
-
-def varlen(value: int) -> bytes:
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
+from lstm_composer.midi import variable_length as varlen  # checked against the standard's own table in test_midi
 
 
 def track(*events: tuple[int, bytes], end: bool = True) -> bytes:

@@ -2,18 +2,18 @@
 a master and two one-core workers, `spark-submit --master spark://…` for parse and for training
 with two Horovod ranks, and a training that asks for more ranks than there are task slots."""
 import os
+import re
 import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
+from lstm_composer.launch import job_environment
 
 pytestmark = pytest.mark.cluster
-BIN = Path(sys.executable).parent
 SONGS = ["schoenberg_op19_no2.mid", "joplin_maple_leaf_rag.mid", "bach_bwv1_6_chorale.mid"]
 
 
@@ -26,9 +26,7 @@ def free_port() -> int:
 @pytest.fixture
 def cluster(tmp_path):
     """(master URL, environment); the cluster is stopped however the test ends."""
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable,
-           "SPARK_CONF_DIR": str(ROOT / "cluster" / "conf"), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "STANDALONE_DIR": str(tmp_path / "standalone")}
+    env = job_environment(ROOT / "cluster" / "conf", STANDALONE_DIR=str(tmp_path / "standalone"))
     script = str(ROOT / "cluster" / "standalone.sh")
     try:
         up = subprocess.run([script, "up", "2", "--cores", "1", "--memory", "2g", "--port", str(free_port())],
@@ -74,4 +72,7 @@ def test_parse_and_train_on_a_standalone_cluster(cluster, tmp_path):
                       "--model-dir", "models/run2", "--preset", "tiny", "--epochs", "1", "--num-proc", "3",
                       "--slot-wait", "5")
     assert too_many.returncode == 1
-    assert "--num-proc 3 needs 3 free task slots" in too_many.stdout and "offers 2" in too_many.stdout
+    # Two slots once both executors of this new application have registered; on a busy machine
+    # that can take longer than the 5 s wait, so any count below 3 is the right refusal.
+    assert "--num-proc 3 needs 3 free task slots" in too_many.stdout
+    assert re.search(r"after 5 s the cluster offers [012] \(", too_many.stdout), too_many.stdout

@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lstm_composer.dataset import make_dataset, read_token_stream, split_pieces, window_starts
+from lstm_composer.dataset import make_dataset, rank_window_starts, read_token_stream, split_pieces, window_starts
 from lstm_composer.presets import preset
 from lstm_composer.tokens import Vocabulary
 
@@ -73,3 +73,22 @@ def test_validation_pieces_are_a_seeded_share_and_their_windows_are_not_trained_
     stream = read_token_stream(str(tmp_path), Vocabulary(PIECES["a"] + PIECES["b"]))
     assert window_starts(stream, 3, {"b"}).tolist() == [7, 8]
     assert window_starts(stream, 3, {"a"}).tolist() == [0, 1, 2, 3]
+
+
+def test_the_ranks_together_use_every_window_once(tmp_path):
+    # Four pieces of 7, 5, 12 and 2 tokens; windows of 3 tokens and the next one.
+    lengths = {"a": 7, "b": 5, "c": 12, "d": 2}
+    rows = [(piece, position, f"t{position}") for piece, n in lengths.items() for position in range(n)]
+    pq.write_table(pa.table({"piece_id": [r[0] for r in rows], "position": [r[1] for r in rows],
+                             "token": [r[2] for r in rows]}), tmp_path / "part-0.parquet")
+    stream = read_token_stream(str(tmp_path), Vocabulary(f"t{i}" for i in range(12)))
+
+    def windows(starts) -> list[tuple[str, int]]:  # (piece, position of the window's first token)
+        pieces = np.searchsorted(stream.bounds, starts, side="right") - 1
+        return [(stream.piece_ids[p], int(s - stream.bounds[p])) for p, s in zip(pieces, starts)]
+
+    for pieces in ({"a", "b", "c", "d"}, {"c", "d"}, {"b"}):
+        every_window = sorted((p, s) for p in pieces for s in range(lengths[p] - 3))
+        for size in (1, 2, 3, 5):
+            used = [w for rank in range(size) for w in windows(rank_window_starts(stream, 3, pieces, rank, size))]
+            assert sorted(used) == every_window, (pieces, size)  # each window once: none missing, none twice

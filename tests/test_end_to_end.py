@@ -9,17 +9,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from music21 import converter
 
+from lstm_composer.generate import GenerateConfig, compose
+from lstm_composer.launch import job_environment
 from lstm_composer.model_dir import read_checkpoint, read_history
+from readers import musicxml_title, read_midi_with_mido, read_musicxml, sounding
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 SONGS = ["schoenberg_op19_no2.mid", "joplin_maple_leaf_rag.mid", "bach_bwv1_6_chorale.mid"]
 
 
-ENV = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable,
-       "SPARK_CONF_DIR": str(ROOT / "cluster" / "conf"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+ENV = job_environment(ROOT / "cluster" / "conf")
 
 
 def run(*command, cwd):
@@ -37,12 +39,49 @@ def parse_songs(folder, names=SONGS):
                "--input", "songs", "--output", "data/corpus", cwd=folder)
 
 
+def checkpoint_value(model_dir: Path, name: str) -> float:
+    """A variable of the last checkpoint, read with TensorFlow's checkpoint reader."""
+    import tensorflow as tf
+
+    return float(tf.train.load_checkpoint(read_checkpoint(model_dir).prefix).get_tensor(
+        f"optimizer/{name}/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+def own_validation_losses(model_dir: Path, notes: Path, ranks: int) -> list[float]:
+    """The validation loss each rank measured on its own, recomputed with model.keras in inference
+    mode over the windows it validated: its share of the held-out windows, in whole batches of
+    min(batch size, windows per rank). For a model with scalar inputs and one-hot targets."""
+    import numpy as np
+
+    from lstm_composer.dataset import rank_window_starts, read_token_stream
+    from lstm_composer.model_dir import load_network, read_vocabulary
+
+    settings = json.loads((model_dir / "config.json").read_text())
+    length, batch = settings["model"]["sequence_length"], settings["model"]["batch_size"]
+    vocabulary, network = read_vocabulary(model_dir), load_network(model_dir)
+    stream = read_token_stream(str(notes), vocabulary)
+    shares = [rank_window_starts(stream, length, set(settings["validation_pieces"]), rank, ranks)
+              for rank in range(ranks)]
+    per_rank = sum(map(len, shares)) // ranks
+    whole_batches = per_rank // min(batch, per_rank) * min(batch, per_rank)
+    losses = []
+    for starts in shares:
+        starts = starts[:whole_batches]
+        windows = stream.ids[starts[:, None] + np.arange(length)][..., None] / len(vocabulary)
+        probabilities = network(windows, training=False).numpy()
+        chosen = probabilities[np.arange(len(starts)), stream.ids[starts + length]]
+        losses.append(float(-np.log(np.clip(chosen, 1e-7, 1.0)).mean()))
+    return losses
+
+
 def test_parse_train_generate(tmp_path):
     out = parse_songs(tmp_path)
     assert "3 files: 3 parsed, 0 empty, 0 failed" in out
 
+    # --max-minutes 0.001: every rank stops after the first epoch of three.
     out = run("spark-submit", "--master", "local[2]", str(ROOT / "jobs/train.py"), "--corpus", "data/corpus",
-              "--model-dir", "models/run1", "--preset", "tiny", "--epochs", "1", "--num-proc", "2", cwd=tmp_path)
+              "--model-dir", "models/run1", "--preset", "tiny", "--epochs", "3", "--max-minutes", "0.001",
+              "--num-proc", "2", cwd=tmp_path)
     assert "trained 1 epochs with 2 Horovod ranks" in out
     assert re.search(r"\[0\]<stdout>:\d+/\d+ - .* - loss: .* - val_loss: ", out)  # rank 0's progress line
     model_dir = tmp_path / "models" / "run1"
@@ -55,6 +94,12 @@ def test_parse_train_generate(tmp_path):
     assert list((model_dir / "logs").rglob("events.out.tfevents.*"))
     assert (model_dir / "loss.png").read_bytes()[:4] == b"\x89PNG"
     assert len(json.loads((model_dir / "config.json").read_text())["validation_pieces"]) == 1
+    # The learning rate is the preset's 0.001 per rank, times 2 ranks; the metrics rank 0 writes
+    # are the mean of what each rank measured on its own windows.
+    assert checkpoint_value(model_dir, "_learning_rate") == pytest.approx(2 * 0.001)
+    own = own_validation_losses(model_dir, tmp_path / "data/corpus/notes", ranks=2)
+    assert abs(own[0] - own[1]) > 1e-3, own  # two different figures, or the mean proves nothing
+    assert float(history[0]["val_loss"]) == pytest.approx(sum(own) / 2, rel=1e-4)
 
     for name in ("a.mid", "b.mid"):
         out = run(sys.executable, str(ROOT / "jobs/generate.py"), "--model-dir", "models/run1",
@@ -85,6 +130,8 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path):
         driver.wait()
     killed_after = read_checkpoint(model_dir).epoch
     assert killed_after < 7
+    steps_per_epoch = checkpoint_value(model_dir, "_iterations") / (killed_after + 1)
+    assert steps_per_epoch == int(steps_per_epoch) > 0
 
     refused = subprocess.run(["spark-submit", "--master", "local[2]", *TRAIN], cwd=tmp_path, env=ENV,
                              capture_output=True, text=True, timeout=600)
@@ -95,6 +142,9 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path):
     assert f"trained {7 - killed_after} epochs" in out
     assert [int(row["epoch"]) for row in read_history(model_dir)] == list(range(8))
     assert read_checkpoint(model_dir).epoch == 7
+    # The optimizer went on from the saved state (its step count with it): a resumed run that
+    # started from fresh weights and optimizer would have counted only the epochs after the kill.
+    assert checkpoint_value(model_dir, "_iterations") == 8 * steps_per_epoch
 
 
 def test_expressive_training_evaluation_and_generation(tmp_path):
@@ -113,15 +163,29 @@ def test_expressive_training_evaluation_and_generation(tmp_path):
 
     out = run(sys.executable, str(ROOT / "jobs/evaluate.py"), "--model-dir", "models/expressive", "--pieces", "1",
               "--length", "64", cwd=tmp_path)
-    for head in ("token", "ioi", "duration", "velocity"):
-        assert re.search(rf"\| {head} \| [\d.]+ \| [\d.]+ \| [\d.]+ \|", out), out
     evaluation = json.loads((tmp_path / "models/expressive/evaluation.json").read_text())
     assert evaluation["targets"] > 0 and evaluation["validation"]["targets"] == evaluation["targets"]
     assert set(evaluation["baselines"]) == {"unigram", "kneser_ney_2", "kneser_ney_3", "kneser_ney_4", "kneser_ney_5"}
     assert set(evaluation["context_curve"]) == {"1", "4", "16", "full", "targets"}
+    printed = {cells[0]: cells[1:] for line in out.splitlines() if line.startswith("| ")
+               for cells in [[cell.strip() for cell in line.strip("|").split("|")]]}
+    for head in ("token", "ioi", "duration", "velocity"):  # test_evaluate checks the figures themselves
+        scores = evaluation["validation"][head]
+        assert printed[head] == [f"{scores['cross_entropy']:.3f}", f"{scores['perplexity']:.1f}",
+                                 f"{scores['accuracy']:.3f}"], out
 
     out = run(sys.executable, str(ROOT / "jobs/generate.py"), "--model-dir", "models/expressive", "--length", "64",
               "--output", "expressive.mid", "--musicxml", cwd=tmp_path)
     report = json.loads((tmp_path / "expressive.report.json").read_text())
     assert report["distinct_onset_gaps"] > 1 and report["distinct_velocity_bins"] > 1
-    assert (tmp_path / "expressive.musicxml").stat().st_size > 0
+    # The files hold the piece the library composes from this model (seed 0), read back by mido
+    # and music21: every note where the model put it; in the score, on the nearest 1/12 quarter.
+    events = compose(GenerateConfig(str(tmp_path / "models/expressive"), length=64)).events
+    written = read_midi_with_mido(tmp_path / "expressive.mid").notes
+    assert {(round(onset * 480), pitch) for onset, pitch, *_ in written} == {
+        (round(e.offset * 480), pitch) for e in events for pitch in e.pitches}
+    _, treble, bass = read_musicxml(tmp_path / "expressive.musicxml")  # two staves, every bar full
+    assert musicxml_title(tmp_path / "expressive.musicxml") == "expressive"
+    for staff, in_hand in ((treble, lambda p: p >= 60), (bass, lambda p: p < 60)):
+        assert {(pitch, onset) for pitch, onset, _ in sounding(staff)} == {
+            (pitch, round(e.offset * 12)) for e in events for pitch in e.pitches if in_hand(pitch)}

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import ROOT
 from midi_bytes import midi_file, off, on, track
+from readers import assert_midi_plays, musicxml_title, read_midi_with_mido, read_musicxml, read_wav, sounding
 from lstm_composer.dataset import TokenStream
 from lstm_composer.generate import (GenerateConfig, GenerationError, Sampling, compose, longest_copy,
                                     longest_cycle, sample)
@@ -91,26 +92,24 @@ def test_same_seed_same_piece_other_seed_other_piece(model_dir):
 
 def test_top_k_one_is_the_argmax_whatever_the_seed_and_temperature(model_dir):
     from lstm_composer.generate import TrainedModel
-    from lstm_composer.model import Decoder
 
     greedy = compose(GenerateConfig(str(model_dir), length=40, seed=1, sampling=Sampling(top_k=1)))
     hot = compose(GenerateConfig(str(model_dir), length=40, seed=1, sampling=Sampling(temperature=3.0, top_k=1)))
     assert greedy.tokens == hot.tokens
 
-    # Feed the training window the report names, then take argmaxes.
+    # Keras itself, not the step decoder: the whole sequence so far (the training window the
+    # report names, then every token chosen) through the trained weights, then the argmax.
     model = TrainedModel.load(str(model_dir))
+    any_length = tf.keras.models.clone_model(model.network, input_tensors=tf.keras.Input(shape=(None,), dtype="int32"))
+    any_length.set_weights(model.network.get_weights())
     detail = greedy.report.primer
-    stream = model.corpus()
-    piece = stream.piece_ids.index(detail["piece_id"])
-    start = int(stream.bounds[piece]) + detail["position"]
-    primer = stream.ids[start:start + model.config.sequence_length]
-    decoder = Decoder(model.network, model.config, len(model.vocabulary))
-    probabilities, state = decoder.prime(primer)
-    expected = []
+    table = pq.read_table(model_dir.parent / "corpus/notes").to_pylist()
+    piece = [row["token"] for row in sorted(table, key=lambda row: row["position"]) if row["piece_id"] == detail["piece_id"]]
+    sequence = model.vocabulary.encode(piece[detail["position"]:detail["position"] + model.config.sequence_length])
     for _ in range(40):
-        expected.append(int(np.argmax(probabilities[0])))
-        probabilities, state = decoder.step(expected[-1], state)
-    assert greedy.tokens == model.vocabulary.decode(expected)
+        probabilities = any_length(np.array([sequence]), training=False).numpy()[0]
+        sequence.append(int(np.argmax(probabilities)))
+    assert greedy.tokens == model.vocabulary.decode(sequence[model.config.sequence_length:])
 
 
 def test_sampling_cuts():
@@ -124,6 +123,20 @@ def test_sampling_cuts():
     assert cold.count(1) > 450
     with pytest.raises(ValueError, match="top_p"):
         Sampling(top_p=0)
+
+
+def test_sampling_draws_each_token_as_often_as_its_share_says():
+    probabilities = np.array([0.05, 0.5, 0.3, 0.15])
+    rng = np.random.default_rng(0)
+
+    def shares(sampling: Sampling, draws: int = 10_000) -> np.ndarray:
+        return np.bincount([sample(probabilities, rng, sampling) for _ in range(draws)], minlength=4) / draws
+
+    np.testing.assert_allclose(shares(Sampling()), probabilities, atol=0.02)
+    np.testing.assert_allclose(shares(Sampling(top_k=2)), [0, 0.5 / 0.8, 0.3 / 0.8, 0], atol=0.02)
+    np.testing.assert_allclose(shares(Sampling(top_p=0.9)), [0, 0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95], atol=0.02)
+    squared = probabilities ** 2  # temperature 0.5: each probability to the power 1 / 0.5, renormalised
+    np.testing.assert_allclose(shares(Sampling(temperature=0.5)), squared / squared.sum(), atol=0.02)
 
 
 def test_a_primer_files_tokens_start_the_output(model_dir, tmp_path):
@@ -184,22 +197,35 @@ def test_max_copy_resamples_or_fails_clearly(model_dir):
         compose(GenerateConfig(str(model_dir), length=60, seed=2, max_copy=1, max_tries=3))
 
 
-def test_generate_job_writes_midi_report_score_and_roll(model_dir, tmp_path):
+def test_generate_job_writes_midi_report_score_roll_and_audio(model_dir, tmp_path):
     output = tmp_path / "out/piece.mid"
     result = subprocess.run(
         [sys.executable, str(ROOT / "jobs/generate.py"), "--model-dir", str(model_dir), "--length", "32",
          "--seed", "3", "--top-p", "0.9", "--tempo", "90", "--program", "40", "--output", str(output),
-         "--musicxml", "--plot"], capture_output=True, text=True)
+         "--musicxml", "--plot", "--audio"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "longest run copied from one corpus piece" in result.stdout
     report = json.loads(output.with_suffix(".report.json").read_text())
     assert report["generated_tokens"] == 32 and report["sampling"]["top_p"] == 0.9
-    from lstm_composer.midi import read_midi
 
-    song = read_midi(output.read_bytes())
-    assert {note.program for note in song.notes} == {40}
-    assert output.with_suffix(".musicxml").stat().st_size > 0
+    # What the job wrote is the piece the library composes for the same flags, read back by
+    # readers of their own: mido, music21, wave.
+    events = compose(GenerateConfig(str(model_dir), length=32, seed=3, sampling=Sampling(top_p=0.9))).events
+    assert len(events) == 32
+    assert_midi_plays(output, events, tempo=90, program=40)
+
+    score_path = output.with_suffix(".musicxml")
+    _, treble, bass = read_musicxml(score_path)
+    assert musicxml_title(score_path) == "piece"
+    for staff, in_hand in ((treble, lambda p: p >= 60), (bass, lambda p: p < 60)):  # eighths, split at middle C
+        assert sounding(staff) == sorted((p, round(e.offset * 12), round(e.duration * 12))
+                                         for e in events for p in e.pitches if in_hand(p))
     assert output.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+    audio, midi_seconds = read_wav(output.with_suffix(".wav")), read_midi_with_mido(output).seconds
+    assert midi_seconds == pytest.approx(32 * 0.5 * 60 / 90)
+    assert midi_seconds <= audio.seconds <= midi_seconds + 3.5
+    assert min(audio.loudness(e.offset * 60 / 90, (e.offset + e.duration) * 60 / 90) for e in events) > 100
 
     bad = subprocess.run([sys.executable, str(ROOT / "jobs/generate.py"), "--model-dir", str(tmp_path),
                           "--output", str(tmp_path / "x.mid")], capture_output=True, text=True)
@@ -284,7 +310,11 @@ def test_an_expressive_model_writes_its_own_rhythm_and_dynamics(tmp_path):
 
     piece = compose(GenerateConfig(str(model_dir), length=200, seed=1))
     report = piece.report
-    assert (report.distinct_onset_gaps, report.distinct_durations, report.distinct_velocity_bins) >= (4, 4, 4)
+    events = piece.events  # no primer file: every event is generated
+    gaps = {round(b.offset - a.offset, 6) for a, b in zip(events, events[1:])}
+    counted = (len(gaps), len({e.duration for e in events}), len({e.velocity for e in events}))
+    assert (report.distinct_onset_gaps, report.distinct_durations, report.distinct_velocity_bins) == counted
+    assert min(counted) >= 4, counted  # each head is sampled, not one fixed value
     assert piece.events[0].offset == 0.0
     assert all(b.offset >= a.offset for a, b in zip(piece.events, piece.events[1:]))
     assert {e.duration for e in piece.events} <= set(expression.duration)

@@ -1,6 +1,6 @@
 import pytest
 
-from lstm_composer.midi import MidiError, read_midi
+from lstm_composer.midi import MidiError, read_midi, variable_length
 from midi_bytes import header, melody, midi_file, off, on, program, tempo, track
 
 
@@ -47,6 +47,42 @@ def test_programs_tempos_and_parts_are_kept():
 def test_unknown_chunks_are_skipped():
     data = header(1) + b"XFIH" + (3).to_bytes(4, "big") + b"abc" + melody([64])
     assert notes_of(data) == [(0, 240, 64, 80)]
+
+
+# The examples of the Standard MIDI File specification (1.0), "Variable-Length Quantities".
+SPEC_NUMBERS = {0x00: "00", 0x40: "40", 0x7F: "7F", 0x80: "81 00", 0x2000: "C0 00", 0x3FFF: "FF 7F",
+                0x4000: "81 80 00", 0x100000: "C0 80 00", 0x1FFFFF: "FF FF 7F", 0x200000: "81 80 80 00",
+                0x8000000: "C0 80 80 00", 0xFFFFFFF: "FF FF FF 7F"}
+
+
+def test_variable_length_numbers_are_the_standards():
+    assert {value: variable_length(value).hex(" ").upper() for value in SPEC_NUMBERS} == SPEC_NUMBERS
+    for value in (-1, 0x10000000):
+        with pytest.raises(ValueError, match="outside"):
+            variable_length(value)
+    # and the reader counts ticks from them: a note after the longest delta there is
+    assert notes_of(midi_file(track((0x0FFFFFFF, on(60)), (1, off(60))))) == [(0x0FFFFFFF, 0x10000000, 60, 80)]
+
+
+def test_a_note_off_releases_the_earliest_of_several_open_notes_of_its_pitch():
+    data = midi_file(track((0, on(60, 50)), (240, on(60, 90)), (240, off(60)), (240, off(60))))
+    assert notes_of(data) == [(0, 480, 60, 50), (240, 720, 60, 90)]
+
+
+def test_sysex_events_are_skipped_and_end_running_status():
+    sysex = b"\xf0" + variable_length(200) + bytes(199) + b"\xf7"  # a two-byte length
+    escape = b"\xf7" + variable_length(2) + b"\x90\x40"  # an escape: raw bytes, not a note
+    data = midi_file(track((0, on(60)), (240, sysex), (0, off(60)), (0, escape), (240, on(62)), (240, off(62))))
+    assert notes_of(data) == [(0, 240, 60, 80), (480, 720, 62, 80)]
+    with pytest.raises(MidiError, match="running status before any status byte"):
+        read_midi(midi_file(track((0, on(60)), (240, sysex), (0, b"\x3c\x00"))))
+
+
+def test_smpte_time_division_is_refused_with_a_reason():
+    smpte = (0xE7 << 8 | 40).to_bytes(2, "big")  # -25 frames per second, 40 ticks per frame
+    data = b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big") + smpte + melody([60])
+    with pytest.raises(MidiError, match="SMPTE time division is not supported"):
+        read_midi(data)
 
 
 @pytest.mark.parametrize("data, reason", [

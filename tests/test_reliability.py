@@ -3,7 +3,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -11,10 +10,9 @@ import pyarrow.parquet as pq
 
 from conftest import ROOT
 from lstm_composer.corpus import ParseConfig, parse_corpus
+from lstm_composer.launch import job_environment
 
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable,
-       "SPARK_CONF_DIR": str(ROOT / "cluster" / "conf")}
+ENV = job_environment(ROOT / "cluster" / "conf")
 SONGS = sorted((ROOT / "midi_songs").glob("*.mid"))
 
 
@@ -104,7 +102,7 @@ def test_a_lost_rank_stops_training_with_the_resume_command_and_resume_completes
     train = ["spark-submit", "--master", "local[2]", str(ROOT / "jobs/train.py"), "--corpus", str(tmp_path / "corpus"),
              "--model-dir", str(model_dir), "--preset", "tiny", "--epochs", "8", "--num-proc", "2",
              "--batch-size", "4"]
-    driver = subprocess.Popen(train, env={**ENV, "TF_CPP_MIN_LOG_LEVEL": "2"}, stdout=subprocess.PIPE,
+    driver = subprocess.Popen(train, env=ENV, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 300

@@ -1,9 +1,9 @@
 import re
-import wave
 
 import pytest
 
 from lstm_composer.midi import read_midi
+from readers import assert_midi_plays, musicxml_title, read_midi_with_mido, read_musicxml, read_wav, sounding
 from lstm_composer.render import (
     AudioUnavailable, Event, fixed_step, plot_piano_roll, write_audio, write_midi, write_musicxml,
 )
@@ -48,45 +48,42 @@ def test_midi_reads_back_as_written(tmp_path):
         Event("B-3", 1.5, 0.25, 127),
         Event("G2", 2.0, 1.5, 1),
     ]
-    data = write_midi(events, tmp_path / "piece.mid", tempo=90, program=40).read_bytes()
-    song = read_midi(data)
-    assert data[8:12] == b"\x00\x00\x00\x01"  # format 0, one track
-    assert song.ticks_per_quarter == 480
-    assert song.tempos == [(0, 90.0)]
-    assert song.time_signatures == [(0, "4/4")]
+    path = write_midi(events, tmp_path / "piece.mid", tempo=90, program=40)
+    assert path.read_bytes()[8:12] == b"\x00\x00\x00\x01"  # format 0, one track
+    midi = read_midi_with_mido(path)
+    assert (midi.tracks, midi.ticks_per_quarter) == (1, 480)
+    assert midi.tempos == [(0.0, 90.0)] and midi.time_signatures == [(0.0, "4/4")]
+    assert midi.notes == [  # (onset, pitch, duration, velocity, program)
+        (0.0, 60, 2.0, 100, 40), (0.5, 64, 0.5, 30, 40), (1.0, 64, 1 / 3, 64, 40), (1.0, 67, 1 / 3, 64, 40),
+        (1.0, 71, 1 / 3, 64, 40), (1.5, 58, 0.25, 127, 40), (2.0, 43, 1.5, 1, 40)]
+    # The project's own reader, which the parse job uses, reads the same notes on channel 1.
+    song = read_midi(path.read_bytes())
     assert [(n.start, n.pitch, n.end, n.velocity, n.program) for n in song.notes] == [
-        (0, 60, 960, 100, 40), (240, 64, 480, 30, 40), (480, 64, 640, 64, 40), (480, 67, 640, 64, 40),
-        (480, 71, 640, 64, 40), (720, 58, 840, 127, 40), (960, 43, 1680, 1, 40)]
+        (round(onset * 480), pitch, round((onset + length) * 480), velocity, program)
+        for onset, pitch, length, velocity, program in midi.notes]
     assert song.percussion_notes == 0 and {n.channel for n in song.notes} == {0}
 
 
+def test_midi_plays_every_event_of_a_piece_note_by_note(tmp_path):
+    assert_midi_plays(write_midi(PIECE, tmp_path / "piece.mid", tempo=84, program=0), PIECE, tempo=84, program=0)
+    long_gaps = [Event("C4", 0.0, 0.5, 80), Event("D4", 40.0, 70.0, 90), Event("E4", 9000.0, 1.0, 100)]
+    assert_midi_plays(write_midi(long_gaps, tmp_path / "gaps.mid", tempo=200, program=73), long_gaps,
+                      tempo=200, program=73)  # deltas of 2, 3 and 4 bytes
+
+
 def test_midi_releases_a_pitch_struck_again_while_it_sounds(tmp_path):
-    path = write_midi([Event("C4", 0.0, 2.0, 80), Event("C4", 1.0, 0.5, 90)], tmp_path / "again.mid")
-    assert [(n.start, n.end, n.velocity) for n in read_midi(path.read_bytes()).notes] == [(0, 480, 80), (480, 720, 90)]
-
-
-def sounding(staff) -> list[tuple[int, int, int]]:
-    """(pitch, onset, length) of each note as a reader hears it, ties joined, in 1/12 quarters."""
-    notes = []
-    held: dict[int, list[int]] = {}
-    for element in staff.flatten().notes:
-        for note in element.notes if element.isChord else [element]:
-            tie = note.tie or element.tie
-            start, length = round(element.offset * 12), round(element.quarterLength * 12)
-            if tie is not None and tie.type in ("stop", "continue") and note.pitch.midi in held:
-                held[note.pitch.midi][2] += length
-            else:
-                held[note.pitch.midi] = [note.pitch.midi, start, length]
-                notes.append(held[note.pitch.midi])
-    return sorted(tuple(n) for n in notes)
+    path = write_midi([Event("C4", 0.0, 2.0, 80), Event("C4", 1.0, 0.5, 90), Event("C4", 1.0, 0.25, 100)],
+                      tmp_path / "again.mid")
+    # Struck again at 1.0 (twice: the longer length and the louder velocity win).
+    assert read_midi_with_mido(path).notes == [(0.0, 60, 1.0, 80, 0), (1.0, 60, 0.5, 100, 0)]
 
 
 def test_musicxml_is_a_grand_staff_with_every_note_in_its_hand(tmp_path):
-    from music21 import clef, converter, dynamics, layout, tempo
+    from music21 import clef, dynamics, layout, tempo
 
     path = write_musicxml(PIECE, tmp_path / "piece.musicxml", tempo=84)
-    score = converter.parse(path)
-    treble, bass = score.parts
+    score, treble, bass = read_musicxml(path)  # two staves, every voice of every bar full
+    assert (musicxml_title(path), score.metadata.composer) == ("piece", "lstm-composer")
     assert isinstance(treble.recurse().getElementsByClass(clef.Clef).first(), clef.TrebleClef)
     assert isinstance(bass.recurse().getElementsByClass(clef.Clef).first(), clef.BassClef)
     assert [group.symbol for group in score.getElementsByClass(layout.StaffGroup)] == ["brace"]
@@ -114,17 +111,23 @@ def test_musicxml_is_a_grand_staff_with_every_note_in_its_hand(tmp_path):
 
 
 def test_musicxml_of_the_papers_timing_has_eighths_in_full_bars(tmp_path):
-    from music21 import converter
-
     tokens = ["E4", "C#5", "B-3", "G2", "4.7.11", "0.4.7", "A4", "D5", "F3"] * 2
-    score = converter.parse(write_musicxml(fixed_step(tokens), tmp_path / "paper.musicxml"))
-    treble, bass = score.parts
+    _, treble, bass = read_musicxml(write_musicxml(fixed_step(tokens), tmp_path / "paper.musicxml"))
     for staff in (treble, bass):
         for measure in staff.getElementsByClass("Measure"):
             assert measure.duration.quarterLength == 4.0
         assert {float(n.quarterLength) for n in staff.flatten().notes} == {0.5}
     assert len(treble.getElementsByClass("Measure")) == 3  # 18 eighths
     assert [p.midi for n in bass.flatten().notes for p in n.pitches] == [58, 43, 53, 58, 43, 53]
+
+    def rests(staff):
+        return [(float(r.getOffsetInHierarchy(staff)), float(r.quarterLength)) for r in staff.recurse().notesAndRests
+                if r.isRest]
+
+    # A rest wherever the other hand plays, split at beats, and whole beats and half bars after the last note.
+    assert rests(treble) == [(1.0, 1.0), (4.0, 0.5), (5.5, 0.5), (6.0, 0.5), (8.5, 0.5), (9.0, 1.0), (10.0, 2.0)]
+    assert rests(bass) == [(0.0, 1.0), (2.0, 2.0), (4.5, 0.5), (5.0, 0.5), (6.5, 0.5), (7.0, 1.0), (8.0, 0.5),
+                           (9.0, 1.0), (10.0, 2.0)]
 
 
 def test_musicxml_writes_the_piano_extremes_under_octave_lines(tmp_path):
@@ -144,17 +147,26 @@ def test_piano_roll_is_a_png_of_a_sensible_size(tmp_path):
     assert 800 <= width <= 2400 and 400 <= height <= 1200
 
 
-def test_audio_has_sound_for_as_long_as_the_piece(tmp_path):
+def test_audio_sounds_where_the_notes_do_and_lasts_as_long_as_the_midi(tmp_path):
     # `make test` installs fluidsynth and its soundfont (make audio-deps).
-    import numpy as np
+    # Two notes, two bars of rest, a low note and a chord: four seconds at 120 bpm, eight at 60.
+    events = [Event("C4", 0.0, 1.0, 100), Event("E5", 1.0, 1.0, 60), Event("G2", 6.0, 0.5, 80),
+              Event("0.4.7", 7.0, 1.0, 90)]
+    renders = {}
+    for tempo in (120, 60):
+        midi = write_midi(events, tmp_path / f"piece-{tempo}.mid", tempo=tempo)
+        renders[tempo] = read_midi_with_mido(midi).seconds, read_wav(write_audio(midi, tmp_path / f"piece-{tempo}.wav"))
+    (midi_seconds, audio), (slow_midi_seconds, slow_audio) = renders[120], renders[60]
+    assert (audio.rate, midi_seconds, slow_midi_seconds) == (44100, 4.0, 8.0)
+    assert midi_seconds <= audio.seconds <= midi_seconds + 3.5  # the MIDI, then the piano's release
+    assert slow_audio.seconds - audio.seconds == pytest.approx(slow_midi_seconds - midi_seconds, abs=0.05)
 
-    midi = write_midi(fixed_step(["C4", "0.4.7", "G2", "E5"] * 2), tmp_path / "piece.mid", tempo=120)
-    with wave.open(str(write_audio(midi, tmp_path / "piece.wav"))) as wav:
-        rate, seconds = wav.getframerate(), wav.getnframes() / wav.getframerate()
-        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
-    assert rate == 44100
-    assert 2.0 <= seconds <= 2.0 + 5  # 8 eighths at 120 bpm, then the piano's release
-    assert np.abs(samples).max() > 1000
+    quarter = 60 / 120
+    struck = [audio.loudness(e.offset * quarter, (e.offset + e.duration) * quarter) for e in events]
+    assert min(struck) > 100, struck  # each note sounds (16-bit samples, full scale 32768)
+    rest = audio.loudness(2.0, 3.0)  # a second after E5's release, until G2
+    after = audio.loudness(midi_seconds + 2.0, audio.seconds)
+    assert max(rest, after) < 0.02 * min(struck), (rest, after, struck)
 
 
 def test_audio_refuses_a_file_that_is_not_a_soundfont(tmp_path):

@@ -126,8 +126,8 @@ def time_limit(seconds: float):
         raise FileTimeout()
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
+        signal.setitimer(signal.ITIMER_REAL, seconds)  # inside the try: a short limit may expire at once
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)

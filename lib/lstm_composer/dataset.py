@@ -146,6 +146,16 @@ def transposition_table(vocabulary: Vocabulary, semitones: tuple[int, int]) -> t
     return shifts.astype(np.int32), table
 
 
+def rank_window_starts(stream: TokenStream, sequence_length: int, pieces: set[str], rank: int,
+                       size: int, dense: bool = False) -> np.ndarray:
+    """The windows of `pieces` that Horovod rank `rank` of `size` trains or validates on: every
+    `size`-th one from the `rank`-th, so that the ranks together use each window once per pass.
+    The paper's window starts, or with `dense` a dense model's rows (`dense_window_starts`)."""
+    if dense:
+        return dense_window_starts(stream, sequence_length, pieces)[rank::size]
+    return window_starts(stream, sequence_length, pieces)[rank::size]
+
+
 def encode_windows(windows, config: ModelConfig, vocab_size: int):
     """Token-id windows → the network's input: scaled scalars (the paper) or ids (embedding)."""
     import tensorflow as tf

@@ -19,7 +19,8 @@ from lstm_composer import model_dir as run_files
 from lstm_composer.dataset import TokenStream, read_token_stream
 from lstm_composer.expression import PHASES, Expression, beat_phase
 from lstm_composer.presets import ModelConfig
-from lstm_composer.render import MAX_TEMPO, MIN_TEMPO, PAPER_STEP, Event, fixed_step
+from lstm_composer.events import PAPER_STEP, Event, fixed_step
+from lstm_composer.render.midi import MAX_TEMPO, MIN_TEMPO
 from lstm_composer.tokens import Vocabulary, is_chord, token_pitches
 from lstm_composer.voicing import Voicings, allowed_basses
 

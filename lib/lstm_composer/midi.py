@@ -3,7 +3,8 @@
 A small, strict reader written for this project: no Spark, no TensorFlow, no music21
 streams. It reads every track of a format 0 or 1 file, pairs note-ons with note-offs
 (a note-on with velocity 0 is a note-off), and reports what is wrong with a broken file
-in a sentence a user can act on, by raising `MidiError`.
+in a sentence a user can act on, by raising `MidiError`. `variable_length` encodes the
+format's variable-length numbers for whatever writes MIDI bytes.
 """
 from __future__ import annotations
 
@@ -21,10 +22,24 @@ _CHANNEL_DATA_LENGTH = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0x
 _META_END_OF_TRACK = 0x2F
 _META_TEMPO = 0x51
 _META_TIME_SIGNATURE = 0x58
+_VARIABLE_LENGTH_MAX = 0x0FFFFFFF  # four bytes, the most the standard allows
 
 
 class MidiError(ValueError):
     """The bytes are not a MIDI file this reader can trust; the message says why."""
+
+
+def variable_length(value: int) -> bytes:
+    """`value` as a MIDI variable-length number (delta times, meta and sysex lengths): seven
+    bits a byte, most significant first, the top bit set on every byte but the last."""
+    if not 0 <= value <= _VARIABLE_LENGTH_MAX:
+        raise ValueError(f"{value} is outside 0..{_VARIABLE_LENGTH_MAX}, what four bytes of a MIDI number hold")
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
 
 
 class NoteEvent(NamedTuple):

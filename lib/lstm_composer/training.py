@@ -233,7 +233,7 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
     import tensorflow as tf
     import horovod.tensorflow.keras as hvd
 
-    from lstm_composer.dataset import make_dataset, read_token_stream, transposition_table
+    from lstm_composer.dataset import make_dataset, rank_window_starts, read_token_stream, transposition_table
     from lstm_composer.model import build_model
 
     hvd.init()
@@ -251,8 +251,10 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
     vocabulary = Vocabulary(vocab_tokens)
     stream = read_token_stream(config.notes_path, vocabulary, expression, bass=model_config.bass)
     held_out = set(validation)
-    train_starts = training_windows(stream, model_config, set(stream.piece_ids) - held_out)
-    val_starts = training_windows(stream, model_config, held_out)
+    trained_on = set(stream.piece_ids) - held_out
+    length, dense = model_config.sequence_length, model_config.dense_targets
+    train_starts = rank_window_starts(stream, length, trained_on, 0, 1, dense)  # every rank's
+    val_starts = rank_window_starts(stream, length, held_out, 0, 1, dense)
     steps = min(len(train_starts) // size // batch, config.steps_per_epoch or sys.maxsize)
     if steps == 0:
         raise ValueError(
@@ -260,16 +262,17 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
             f"fewer than batch_size {batch} × {size} ranks: add MIDI files or choose a smaller preset")
     transpositions = (transposition_table(vocabulary, model_config.transpose)
                       if model_config.transpose != (0, 0) else None)
-    dataset = make_dataset(stream, train_starts[rank::size], model_config, len(vocabulary),
-                           seed=config.seed + rank, transpositions=transpositions)
+    dataset = make_dataset(stream, rank_window_starts(stream, length, trained_on, rank, size, dense),
+                           model_config, len(vocabulary), seed=config.seed + rank, transpositions=transpositions)
     fit_validation = {}
     if 0 < len(val_starts) < size:  # a short held-out piece: ranks share its windows, and their average holds
         val_starts = np.resize(val_starts, (size, *val_starts.shape[1:]))
     if len(val_starts) >= size:  # every rank evaluates the same number of batches
         val_batch = min(batch, len(val_starts) // size)
         fit_validation = {
-            "validation_data": make_dataset(stream, val_starts[rank::size], model_config, len(vocabulary),
-                                            seed=0, shuffle=False, batch_size=val_batch),
+            "validation_data": make_dataset(
+                stream, rank_window_starts(stream, model_config.sequence_length, held_out, rank, size),
+                model_config, len(vocabulary), seed=0, shuffle=False, batch_size=val_batch),
             "validation_steps": min(len(val_starts) // size // val_batch, config.val_steps or sys.maxsize),
         }
 
@@ -285,7 +288,8 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
     directory = Path(config.model_dir)
     callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
     if model_config.batch_norm:  # before validation and before the saver exports the network
-        calibration = make_dataset(stream, train_starts[rank::size], model_config, len(vocabulary),
+        calibration = make_dataset(stream, rank_window_starts(stream, length, trained_on, rank, size, dense),
+                                   model_config, len(vocabulary),
                                    seed=config.seed + 7 + rank)
         callbacks.append(batch_norm_refresh(calibration, calibration_batches(model_config, size), hvd))
     saver = None
@@ -310,16 +314,6 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
     return {"rank": rank, "epochs": epochs_trained,
             "best_val_loss": saver.best_val_loss if saver else best_val_loss,
             "train_windows": len(train_starts), "val_windows": len(val_starts)}
-
-
-def training_windows(stream, model_config: ModelConfig, pieces: set[str]):
-    """The windows of `pieces`: the paper's window starts, or a dense model's (start, piece
-    begin, piece end) rows. Rank r of n trains on `windows[r::n]`."""
-    from lstm_composer.dataset import dense_window_starts, window_starts
-
-    if model_config.dense_targets:
-        return dense_window_starts(stream, model_config.sequence_length, pieces)
-    return window_starts(stream, model_config.sequence_length, pieces)
 
 
 def make_optimizer(model_config: ModelConfig, ranks: int):

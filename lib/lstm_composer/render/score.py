@@ -1,137 +1,26 @@
-"""Played tokens → what musicians want: MIDI, sheet music (MusicXML), a piano roll, a WAV.
+"""Events → sheet music a pianist can read: MusicXML on a grand staff in 4/4, written with music21.
 
-Everything starts from a list of `Event`s: a token with when it starts, how long it lasts
-and how loud it is. `fixed_step` gives the paper's timing for a bare list of tokens.
+Onsets and lengths go to a grid of 1/12 quarter (16ths and triplets), each beat in the
+plainest division that holds it; held notes become a second voice; dynamics marks follow
+each hand's loudness; the extremes of the piano go under octave lines.
 """
 from __future__ import annotations
 
-import shutil
-import subprocess
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
-from lstm_composer.tokens import note_name, token_pitches
+from lstm_composer.events import Event
+from lstm_composer.render.output import BEATS_PER_MEASURE, MIDDLE_C, prepared
+from lstm_composer.tokens import note_name
 
-PAPER_STEP = 0.5  # quarter lengths between tokens, as the paper wrote them
-DEFAULT_VELOCITY = 80
-MIDDLE_C = 60  # this pitch and above go on the treble staff
-
-SOUNDFONTS = (
-    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
-    "/usr/share/sounds/sf2/default-GM.sf2",
-    "/usr/share/soundfonts/default.sf2",
-)
-# fluidsynth's default gain (0.2) leaves a piano at about -24 dBFS; 0.5 keeps twelve
-# fortissimo voices at once below full scale.
-_AUDIO_GAIN = 0.5
-AUDIO_INSTALL_HINT = "run `make audio-deps` (Debian packages: fluidsynth fluid-soundfont-gm)"
-
-# A MIDI tempo event holds microseconds per quarter note in 3 bytes: 16,777,215 at most.
-_MAX_MICROS_PER_QUARTER = 0xFFFFFF
-MIN_TEMPO = 60_000_000 / _MAX_MICROS_PER_QUARTER  # about 3.58 beats per minute
-MAX_TEMPO = 60_000_000.0  # one microsecond per quarter note
-
-_TICKS_PER_QUARTER = 480  # divisible by 12 and 16: the score's grid lands on whole ticks
 _GRID = 12  # score positions per quarter: 16ths (3) and triplets (4) both fit
-_BEATS_PER_MEASURE = 4
-_MEASURE = _BEATS_PER_MEASURE * _GRID  # a 4/4 bar in 1/12 quarters
+_MEASURE = BEATS_PER_MEASURE * _GRID  # a 4/4 bar in 1/12 quarters
 _TUPLET_DIVISIONS = (3, 6, 12)  # parts of a beat written as triplets, sextuplets, 12-tuplets
 # Velocities a MIDI player gives each dynamic mark, softest first.
 _DYNAMICS = (("ppp", 16), ("pp", 33), ("p", 49), ("mp", 64), ("mf", 80), ("f", 96), ("ff", 112), ("fff", 127))
 _DYNAMIC_SPAN = 2.0  # quarter lengths that share one loudness when placing dynamics marks
 _DYNAMIC_CHANGE = 12  # velocity change that earns a new mark: a bit under one level's width
-
-
-@dataclass(frozen=True)
-class Event:
-    """One token as played."""
-
-    token: str
-    offset: float  # quarter lengths from the start
-    duration: float  # quarter lengths (> 0)
-    velocity: int  # 1..127
-    voiced: tuple[int, ...] | None = None  # the MIDI pitches to play; None: the token's own (chords from C4)
-
-    def __post_init__(self) -> None:
-        token_pitches(self.token)  # a malformed token fails here, not deep inside a writer
-        if self.voiced is not None and (not self.voiced or not all(0 <= p <= 127 for p in self.voiced)):
-            raise ValueError(f"{self.token} at offset {self.offset}: voiced as {self.voiced}, not MIDI pitches")
-        if self.offset < 0:
-            raise ValueError(f"{self.token} at offset {self.offset}: offsets start at 0")
-        if not self.duration > 0:
-            raise ValueError(f"{self.token} at offset {self.offset}: duration {self.duration} is not positive")
-        if not 1 <= self.velocity <= 127:
-            raise ValueError(f"{self.token} at offset {self.offset}: velocity {self.velocity} is outside 1..127")
-
-    @property
-    def pitches(self) -> list[int]:
-        return sorted(self.voiced) if self.voiced is not None else token_pitches(self.token)
-
-
-def fixed_step(tokens: Sequence[str], step: float = PAPER_STEP, velocity: int = DEFAULT_VELOCITY) -> list[Event]:
-    """The paper's timing: every token `step` apart, each lasting `step`, all equally loud."""
-    return [Event(token, i * step, step, velocity) for i, token in enumerate(tokens)]
-
-
-def write_midi(events: Sequence[Event], path: str | Path, tempo: float = 120.0, program: int = 0) -> Path:
-    """A one-track Standard MIDI File: GM `program` on channel 1, `tempo` in beats per minute.
-
-    Notes may overlap (a long note under later ones). A pitch struck again while it still
-    sounds is released at the new strike, as a piano key would be.
-    """
-    if not 0 <= program <= 127:
-        raise ValueError(f"program {program} is outside General MIDI's 0..127")
-    if not MIN_TEMPO <= tempo <= MAX_TEMPO:
-        raise ValueError(f"tempo {tempo:g} is outside the {MIN_TEMPO:.2f} to {MAX_TEMPO:,.0f} beats per minute "
-                         f"a MIDI tempo event can hold")
-    channel = 0
-    notes: dict[int, list[list[int]]] = {}  # pitch → [start, end, velocity] in ticks
-    for event in sorted(events, key=lambda e: e.offset):
-        start = round(event.offset * _TICKS_PER_QUARTER)
-        end = max(start + 1, round((event.offset + event.duration) * _TICKS_PER_QUARTER))
-        for pitch in event.pitches:
-            struck = notes.setdefault(pitch, [])
-            if struck and struck[-1][1] > start:
-                if struck[-1][0] == start:  # the same pitch twice at one onset: keep the longer, louder
-                    struck[-1][1:] = [max(struck[-1][1], end), max(struck[-1][2], event.velocity)]
-                    continue
-                struck[-1][1] = start
-            struck.append([start, end, event.velocity])
-
-    # (tick, order, bytes): at one tick, releases go before strikes.
-    messages = [(start, 1, bytes((0x90 | channel, pitch, velocity)))
-                for pitch, struck in notes.items() for start, _, velocity in struck]
-    messages += [(end, 0, bytes((0x80 | channel, pitch, 0)))
-                 for pitch, struck in notes.items() for _, end, _ in struck]
-    messages.sort(key=lambda m: (m[0], m[1], m[2][1]))
-    micros_per_quarter = round(60_000_000 / tempo)
-    track = bytearray()
-    track += _delta(0) + b"\xff\x51\x03" + micros_per_quarter.to_bytes(3, "big")
-    track += _delta(0) + b"\xff\x58\x04" + bytes((_BEATS_PER_MEASURE, 2, 24, 8))
-    track += _delta(0) + bytes((0xC0 | channel, program))
-    tick = 0
-    for at, _, message in messages:
-        track += _delta(at - tick) + message
-        tick = at
-    track += _delta(0) + b"\xff\x2f\x00"
-
-    header = b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big")
-    header += _TICKS_PER_QUARTER.to_bytes(2, "big")
-    path = _prepared(path)
-    path.write_bytes(header + b"MTrk" + len(track).to_bytes(4, "big") + bytes(track))
-    return path
-
-
-def _delta(ticks: int) -> bytes:
-    """A MIDI variable-length number."""
-    out = [ticks & 0x7F]
-    ticks >>= 7
-    while ticks:
-        out.append(0x80 | (ticks & 0x7F))
-        ticks >>= 7
-    return bytes(reversed(out))
 
 
 def _dynamic_marks(events: Sequence[Event]) -> list[tuple[float, str]]:
@@ -200,7 +89,7 @@ def write_musicxml(events: Sequence[Event], path: str | Path, tempo: float = 120
     score.insert(0, treble)
     score.insert(0, bass)
     score.insert(0, layout.StaffGroup([treble, bass], symbol="brace", barTogether=True))
-    path = _prepared(path)
+    path = prepared(path)
     score.write("musicxml", fp=str(path))
     return path
 
@@ -284,7 +173,7 @@ def _staff(notes: list, measures: int, staff_clef, staff_instrument):
         if number == 0:
             measure.insert(0, staff_instrument)
             measure.insert(0, staff_clef)
-            measure.insert(0, meter.TimeSignature(f"{_BEATS_PER_MEASURE}/4"))
+            measure.insert(0, meter.TimeSignature(f"{BEATS_PER_MEASURE}/4"))
         held = [voice[number] for voice in voices if any(not e.isRest for e in voice[number])]
         if len(held) < 2:  # one voice in this bar reads better than two
             for element in (held[0] if held else voices[0][number]):
@@ -429,79 +318,3 @@ def _element(pitches: list[int] | None, length: int, division: int):
         element = chord.Chord([note_name(p) for p in pitches])
     element.duration = written
     return element
-
-
-def plot_piano_roll(events: Sequence[Event], path: str | Path) -> Path:
-    """A PNG piano roll: time in quarter lengths across, MIDI pitch up, darker is louder."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    bars = [(event.offset, event.duration, pitch, event.velocity) for event in events for pitch in event.pitches]
-    end = max((offset + duration for offset, duration, _, _ in bars), default=1.0)
-    low = min((pitch for _, _, pitch, _ in bars), default=MIDDLE_C) - 1
-    high = max((pitch for _, _, pitch, _ in bars), default=MIDDLE_C) + 1
-
-    figure, axes = plt.subplots(figsize=(min(24.0, max(8.0, end / 4)), min(12.0, max(4.0, (high - low) / 6))))
-    colours = plt.get_cmap("viridis_r")
-    for offset, duration, pitch, velocity in bars:
-        axes.barh(pitch, duration, left=offset, height=0.8, color=colours(velocity / 127),
-                  alpha=0.35 + 0.65 * velocity / 127, edgecolor="black", linewidth=0.3)
-    c_pitches = [p for p in range(low, high + 1) if p % 12 == 0] or [low]
-    axes.set_yticks(c_pitches, [note_name(p) for p in c_pitches])
-    axes.set_ylim(low - 0.5, high + 0.5)
-    axes.set_xlim(0, end)
-    for measure in range(0, int(end) + 1, _BEATS_PER_MEASURE):
-        axes.axvline(measure, color="grey", linewidth=0.5)
-    axes.set_xlabel("quarter lengths")
-    axes.set_ylabel("pitch")
-    figure.colorbar(plt.cm.ScalarMappable(cmap=colours, norm=plt.Normalize(0, 127)), ax=axes, label="velocity")
-    figure.tight_layout()
-    path = _prepared(path)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
-
-
-class AudioUnavailable(Exception):
-    """No WAV could be rendered; the message says what is missing and how to get it."""
-
-
-def write_audio(midi_path: str | Path, wav_path: str | Path, soundfont: str | None = None) -> Path:
-    """Render a MIDI file to a 44.1 kHz WAV with the `fluidsynth` command and a GM soundfont.
-
-    Without `soundfont`, the first of `SOUNDFONTS` that exists is used.
-    """
-    fluidsynth = shutil.which("fluidsynth")
-    if fluidsynth is None:
-        raise AudioUnavailable(f"the `fluidsynth` command is not on PATH: {AUDIO_INSTALL_HINT}")
-    if soundfont is None:
-        soundfont = next((sf for sf in SOUNDFONTS if Path(sf).is_file()), None)
-        if soundfont is None:
-            raise AudioUnavailable(f"no General MIDI soundfont found (looked for {', '.join(SOUNDFONTS)}): "
-                                   f"{AUDIO_INSTALL_HINT}, or pass a .sf2 file")
-    elif not Path(soundfont).is_file():
-        raise AudioUnavailable(f"soundfont {soundfont} does not exist")
-    with open(soundfont, "rb") as header:
-        riff = header.read(12)
-    if riff[:4] != b"RIFF" or riff[8:12] != b"sfbk":  # fluidsynth would render silence without one
-        raise AudioUnavailable(f"{soundfont} is not a SoundFont 2 (.sf2) file")
-    wav_path = _prepared(wav_path)
-    wav_path.unlink(missing_ok=True)
-    command = [fluidsynth, "-ni", "-q", "-g", str(_AUDIO_GAIN), "-T", "wav", "-F", str(wav_path),
-               "-r", "44100", str(soundfont), str(midi_path)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        tail = (result.stderr or result.stdout).strip()[-800:]
-        raise AudioUnavailable(f"fluidsynth failed (exit {result.returncode}) on {midi_path}: {tail}")
-    if not wav_path.is_file() or wav_path.stat().st_size <= 44:  # a WAV header and no samples
-        tail = result.stderr.strip()[-800:]
-        raise AudioUnavailable(f"fluidsynth wrote no audio to {wav_path} from {midi_path}: {tail}")
-    return wav_path
-
-
-def _prepared(path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
