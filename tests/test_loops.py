@@ -21,7 +21,7 @@ def test_the_loop_guard_takes_away_only_the_token_that_would_go_round_once_more(
     guard.add(0)
     assert guard.allowed(probabilities).tolist() == probabilities.tolist()
     assert LoopGuard(None, [1] * 30).allowed(probabilities) is probabilities
-    assert LoopGuard(10, [2] * 10).allowed(np.array([0.0, 0.0, 1.0])).tolist() == [0.0, 0.0, 1.0]  # nothing else
+    assert LoopGuard(10, [2] * 10).allowed(np.array([0.0, 0.0, 1.0])).tolist() == [0.5, 0.5, 0.0]  # nothing else
     with pytest.raises(ValueError, match="loop_limit"):
         Sampling(loop_limit=8)
 
@@ -31,7 +31,7 @@ def copying_model(tmp_path_factory):
     """A small composer whose pointer copies whatever followed the same motif before, with the
     corpus and voicings a training run writes."""
     from lstm_composer.expression import Expression
-    from lstm_composer.model import build_model
+    from lstm_composer.model import MOTIF_LENGTH, build_model
     from lstm_composer.model_dir import vocabulary_json
     from lstm_composer.presets import PRESETS
     from lstm_composer.tokens import Vocabulary, token_for
@@ -51,7 +51,7 @@ def copying_model(tmp_path_factory):
     pointer = network.get_layer("next_token")
     query, key, sentinel, _, _ = pointer.get_weights()
     pointer.set_weights([np.zeros_like(query), np.zeros_like(key), np.zeros_like(sentinel), np.float32(-30),
-                         np.array([10.0, 10.0, 10.0], np.float32)])
+                         np.full(MOTIF_LENGTH, 10.0, np.float32)])
     model_dir = root / "model"
     model_dir.mkdir()
     network.save(model_dir / "model.keras")

@@ -54,7 +54,7 @@ def test_the_decoder_gives_what_keras_gives_at_every_position(steps):
 
 
 def test_a_dense_network_predicts_every_position_and_its_pointer_copies_what_followed():
-    from lstm_composer.model import build_model
+    from lstm_composer.model import MOTIF_LENGTH, build_model
 
     config = small_config()
     network = build_model(config, 7, expression_sizes=SIZES)
@@ -68,7 +68,7 @@ def test_a_dense_network_predicts_every_position_and_its_pointer_copies_what_fol
     pointer = network.get_layer("next_token")
     query, key, sentinel, bias, motif = pointer.get_weights()
     pointer.set_weights([np.zeros_like(query), np.zeros_like(key), np.zeros_like(sentinel), np.float32(-50),
-                         np.array([20.0, 20.0, 20.0], np.float32)])
+                         np.full(MOTIF_LENGTH, 20.0, np.float32)])
     inputs = random_inputs(np.random.default_rng(0), 7, 10)
     inputs["token"] = np.array([[3, 1, 4, 6, 5, 3, 1, 4, 2, 0]])
     probabilities = network(inputs)[0].numpy()[0]

@@ -375,10 +375,13 @@ class LoopGuard:
             return probabilities
         banned = sorted({self.tokens[-period] for period in range(1, LOOP_PERIOD + 1)
                          if len(self.tokens) >= period and self.runs[period] + period + 1 > self.limit})
-        if not banned or probabilities[banned].sum() >= probabilities.sum():
+        if not banned:
             return probabilities
         kept = probabilities.copy()
         kept[banned] = 0.0
+        if kept.sum() <= 0:  # the network sees nothing else at all: anything else, evenly
+            kept = np.ones_like(probabilities)
+            kept[banned] = 0.0
         return kept / kept.sum()
 
 

@@ -169,9 +169,9 @@ PRESETS: dict[str, ModelConfig] = {
                           expressive=True, dense_targets=True, transpose=(-5, 6), pointer=True, bass=True,
                           phase=True, optimizer="adam", learning_rate=0.001),
     # `expressive` small enough to train on a laptop's two cores in minutes (`make run`).
-    "small": replace(PAPER, name="small", sequence_length=256, lstm_units=(192, 192),
+    "small": replace(PAPER, name="small", sequence_length=128, lstm_units=(192, 192),
                      recurrent_dropout=0.0, dense_units=192, input_encoding="embedding",
-                     embedding_dim=48, sparse_targets=True, batch_size=8, learning_rate=0.001,
+                     embedding_dim=48, sparse_targets=True, batch_size=16, learning_rate=0.001,
                      batch_norm=False, expressive=True, dense_targets=True, transpose=(-5, 6),
                      pointer=True, bass=True, phase=True, optimizer="adam"),
     # The paper's network in miniature, seconds per epoch, for tests.

@@ -270,9 +270,8 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
     if len(val_starts) >= size:  # every rank evaluates the same number of batches
         val_batch = min(batch, len(val_starts) // size)
         fit_validation = {
-            "validation_data": make_dataset(
-                stream, rank_window_starts(stream, model_config.sequence_length, held_out, rank, size),
-                model_config, len(vocabulary), seed=0, shuffle=False, batch_size=val_batch),
+            "validation_data": make_dataset(stream, val_starts[rank::size], model_config, len(vocabulary),
+                                            seed=0, shuffle=False, batch_size=val_batch),
             "validation_steps": min(len(val_starts) // size // val_batch, config.val_steps or sys.maxsize),
         }
 
