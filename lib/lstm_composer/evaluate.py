@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 
@@ -55,7 +54,7 @@ def validation_scores(model: TrainedModel, validation: list[str]) -> dict:
 def evaluate(model_dir: str, pieces: int = 3, length: int = 500, seed: int = 0) -> dict:
     """Validation scores and `pieces` generated pieces' figures; saved as evaluation.json."""
     model = TrainedModel.load(model_dir)
-    settings = run_files.read_json(Path(model_dir) / run_files.CONFIG_FILE)
+    settings = run_files.read_json(run_files.file(model_dir, run_files.CONFIG_FILE))
     validation = settings.get("validation_pieces") or []
     if not validation:
         raise ValueError(f"{model_dir} held out no validation pieces (--val-fraction 0): nothing to evaluate")
@@ -66,7 +65,7 @@ def evaluate(model_dir: str, pieces: int = 3, length: int = 500, seed: int = 0) 
                           if key not in ("primer", "sampling")})
     result = {"preset": model.config.name, "validation_pieces": len(validation),
               "validation": validation_scores(model, validation), "generated": generated}
-    run_files.write_atomic(Path(model_dir) / "evaluation.json", json.dumps(result, indent=1))
+    run_files.write_atomic(run_files.file(model_dir, run_files.EVALUATION_FILE), json.dumps(result, indent=1))
     return result
 
 
