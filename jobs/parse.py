@@ -15,9 +15,10 @@ def main() -> None:
     parser.add_argument("--output", required=True, help="where the pieces/ and notes/ tables are written")
     parser.add_argument("--max-bytes", type=int, default=16 << 20, help="larger files are reported, not read")
     parser.add_argument("--file-timeout", type=float, default=60.0, help="seconds one file's parse may take")
+    parser.add_argument("--retry-failed", action="store_true", help="parse files that failed in earlier runs again")
     args = parser.parse_args()
     config = ParseConfig(input_path=args.input, output_path=args.output, max_bytes=args.max_bytes,
-                         file_timeout=args.file_timeout)
+                         file_timeout=args.file_timeout, retry_failed=args.retry_failed)
 
     spark = SparkSession.builder.appName("lstm-composer parse").getOrCreate()
     summary = parse_corpus(spark, config)
