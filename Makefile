@@ -20,7 +20,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export SPARK_CONF_DIR := $(abspath cluster/conf)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install run test songs bench bench-parse bench-train bench-generate compare-presets dist fuzz clean audio-deps
+.PHONY: install run test songs bench bench-parse bench-train bench-generate bench-scale compare-presets dist fuzz clean audio-deps
 
 # $(call venv_with_horovod,PYTHON): TensorFlow, then Horovod built against it, into PYTHON's venv.
 define venv_with_horovod
@@ -65,6 +65,10 @@ bench-generate: install
 
 bench-train: install
 	$(PY) bench/train.py
+
+# 50,000 synthetic files in a temporary folder, parsed twice, then 1 and 2 ranks on the notes table.
+bench-scale: install
+	$(PY) bench/scale.py
 
 MINUTES ?= 6
 compare-presets: install

@@ -19,5 +19,6 @@ setup(
         "matplotlib>=3.8",
         "horovod>=0.28.1,<0.29",
     ],
-    extras_require={"test": ["pytest>=8", "atheris>=2.3"]},
+    # moto[server]: a real S3-compatible server on 127.0.0.1 for the storage tests.
+    extras_require={"test": ["pytest>=8", "atheris>=2.3", "moto[server]>=5,<6"]},
 )

@@ -257,6 +257,9 @@ def read_files(spark: SparkSession, files: DataFrame, paths, every: bool) -> Dat
     new read of just these paths, so that no other file's content is read."""
     if every:
         return files
+    # Spark stats the listed paths in one parallel job: a few tasks, not one per path.
+    spark.conf.set("spark.sql.sources.parallelPartitionDiscovery.parallelism",
+                   str(4 * spark.sparkContext.defaultParallelism))
     return (spark.read.format("binaryFile").load([_glob_escaped(path) for path in sorted(paths)])
             .select("path", "length", "content"))
 
