@@ -114,6 +114,8 @@ def make_corpus(folder: Path, first: int, count: int, seen: set[str]) -> tuple[i
 def spark_session():
     from pyspark.sql import SparkSession
 
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors run this environment's Python
+    os.environ.setdefault("SPARK_CONF_DIR", str(ROOT / "cluster" / "conf"))
     return (SparkSession.builder.master("local[2]").appName("bench-scale")
             .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
             .getOrCreate())
