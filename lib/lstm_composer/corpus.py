@@ -24,13 +24,13 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from urllib.parse import unquote
 
 from pyspark.accumulators import AccumulatorParam
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lstm_composer import storage
 from lstm_composer.midi import MidiError, read_midi
 from lstm_composer.tokens import Token, tokenize
 
@@ -68,6 +68,7 @@ FILES_PER_ARROW_BATCH = 32  # bounds an executor's memory: at most this many fil
 FILE_OPEN_COST = 64 << 10  # what Spark should count per file when it packs files into tasks
 STAGING_PREFIX = "_staging-"  # a run's output before its commit; readers skip names starting with _
 NOTES_ROW_GROUP_BYTES = 8 * MIB  # a rank reading a range of pieces skips the others' row groups
+UNLISTED = "unlisted"  # the content id of a file that Spark did not return
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,9 @@ def list_midi_files(spark: SparkSession, input_path: str) -> DataFrame:
     Content is read only for the rows a query keeps: Spark pushes filters on `length` down
     to the file listing.
     """
+    # Spark lists big folders in a parallel job: a few tasks per core, not one per folder.
+    spark.conf.set("spark.sql.sources.parallelPartitionDiscovery.parallelism",
+                   str(4 * spark.sparkContext.defaultParallelism))
     return (spark.read.format("binaryFile")
             .option("recursiveFileLookup", "true")
             .option("pathGlobFilter", "*.[mM][iI][dD]*")
@@ -232,18 +236,29 @@ def list_midi_files(spark: SparkSession, input_path: str) -> DataFrame:
             .select("path", "length", "modificationTime", "content"))
 
 
-def listing(spark: SparkSession, files: DataFrame) -> list[tuple[str, int, int]]:
-    """(path, size, modified in ms since 1970) of every file, sorted, without reading any:
-    Spark's binaryFile source reads content only where it is selected. Zero-byte files,
-    which Spark's scans skip, are added from its index."""
-    spark.conf.set("spark.sql.files.openCostInBytes", str(FILE_OPEN_COST))  # tasks of many files
-    entries = [tuple(row) for row in files.select("path", "length", F.unix_millis("modificationTime")).collect()]
-    scanned = {path for path, _, _ in entries}
-    indexed = {unquote(re.sub(r"^file:///", "file:/", uri)) for uri in files.inputFiles()
-               if re.search(MIDI_SUFFIX, uri)}  # URIs, where `path` has Hadoop's decoded form
-    for path in indexed - scanned:
-        filesystem, hadoop_path = _filesystem(spark, path)
-        entries.append((path, 0, filesystem.getFileStatus(hadoop_path).getModificationTime()))
+def qualified(spark: SparkSession, path: str) -> str:
+    """`path` as Hadoop resolves it (`file:/…`, `hdfs://namenode:8020/…`, `s3a://…`): a relative
+    path means the same folder to Spark and to `storage`."""
+    filesystem, hadoop_path = _filesystem(spark, path)
+    return str(filesystem.makeQualified(hadoop_path).toString())
+
+
+def listing(spark: SparkSession, input_path: str) -> list[tuple[str, int, int]]:
+    """(path, size, modified in ms since 1970) of every `.mid`/`.midi` file under the input,
+    recursively and sorted, without reading any: one listing through `storage`, no Spark job.
+    Paths have the form Spark's binaryFile source gives them, and names Spark skips (starting
+    with `_` or `.`) are skipped too."""
+    from pyarrow import fs
+
+    root = qualified(spark, input_path).rstrip("/")
+    filesystem, base = storage.resolve(root)
+    base = base.rstrip("/")
+    entries = []
+    for info in filesystem.get_file_info(fs.FileSelector(base, recursive=True, allow_not_found=True)):
+        relative = info.path[len(base):].lstrip("/")
+        if (info.type == fs.FileType.File and re.search(MIDI_SUFFIX, info.base_name)
+                and not any(part.startswith(("_", ".")) for part in relative.split("/"))):
+            entries.append((f"{root}/{relative}", info.size, info.mtime_ns // 1_000_000))
     return sorted(entries)
 
 
@@ -257,10 +272,10 @@ def read_files(spark: SparkSession, files: DataFrame, paths, every: bool) -> Dat
     new read of just these paths, so that no other file's content is read."""
     if every:
         return files
-    # Spark stats the listed paths in one parallel job: a few tasks, not one per path.
-    spark.conf.set("spark.sql.sources.parallelPartitionDiscovery.parallelism",
-                   str(4 * spark.sparkContext.defaultParallelism))
-    return (spark.read.format("binaryFile").load([_glob_escaped(path) for path in sorted(paths)])
+    paths = sorted(paths)
+    if paths and paths[0].startswith("file:"):  # a local stat takes microseconds, Spark's parallel listing job seconds
+        spark.conf.set("spark.sql.sources.parallelPartitionDiscovery.threshold", str(len(paths) + 1))
+    return (spark.read.format("binaryFile").load([_glob_escaped(path) for path in paths])
             .select("path", "length", "content"))
 
 
@@ -324,20 +339,25 @@ class _Recorded:
 
 
 def recorded(spark: SparkSession, config: ParseConfig) -> _Recorded:
-    """Rows of `duplicate` files name content recorded elsewhere; with `retry_failed`, files
-    and content that failed are not counted as seen."""
+    """Read through `storage` (a small table: a row per file). Rows of `duplicate` files name
+    content recorded elsewhere; with `retry_failed`, files and content that failed are not
+    counted as seen."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
     if not path_exists(spark, config.pieces_path):  # first run: no table yet
         return _Recorded(frozenset(), {})
-    table = spark.read.option("mergeSchema", "true").parquet(config.pieces_path)
-    has_file_columns = {"size", "modified"} <= set(table.columns)  # tables of older versions lack them
-    rows = table.select("path", "piece_id", "status",
-                        F.col("size") if has_file_columns else F.lit(None).cast("long"),
-                        F.unix_millis("modified") if has_file_columns else F.lit(None).cast("long")).collect()
+    filesystem, base = storage.resolve(qualified(spark, config.pieces_path))
+    columns = pa.schema([("path", pa.string()), ("piece_id", pa.string()), ("status", pa.string()),
+                         ("size", pa.int64()), ("modified", pa.timestamp("ms", tz="UTC"))])
+    table = ds.dataset(base, filesystem=filesystem, format="parquet", schema=columns).to_table()  # older rows: null
+    modified = table["modified"].cast(pa.int64()).to_pylist()
+    rows = list(zip(*(table[name].to_pylist() for name in ("path", "piece_id", "status", "size")), modified))
     retried = {"error"} if config.retry_failed else set()
     files = frozenset((path, size, modified) for path, _, status, size, modified in rows
                       if size is not None and status not in retried)
     contents: dict[str, str] = {}
-    for path, pid, status, _, _ in sorted(rows):
+    for path, pid, status, _, _ in sorted(rows, key=lambda row: row[0]):
         if status not in retried | {"duplicate"}:
             contents.setdefault(pid, path)
     return _Recorded(files, contents)
@@ -367,7 +387,10 @@ def plan(entries: list[tuple[str, int, str | None]], known: dict[str, str], max_
     seen = dict(known)
     for path, size, pid in entries:
         reason = None
-        if pid is None:  # over the size limit: named by path and size instead of content
+        if pid == UNLISTED:  # listed, but not by Spark when it read the files (a name it cannot take)
+            pid = "path-" + hashlib.sha256(path.encode()).hexdigest()[:11]
+            reason = "Spark's binaryFile source did not return this file"
+        elif pid is None:  # over the size limit: named by path and size instead of content
             pid = "size-" + hashlib.sha256(f"{path}:{size}".encode()).hexdigest()[:11]
             reason = f"file is {_size(size)}, over the {_size(max_bytes)} limit (--max-bytes)"
         if pid in seen:
@@ -406,22 +429,27 @@ def parse_corpus(spark: SparkSession, config: ParseConfig) -> ParseSummary:
     run = new_run_id()
     staged_notes = f"{config.notes_path}/{STAGING_PREFIX}{run}"
     staged_pieces = f"{config.pieces_path}/{STAGING_PREFIX}{run}"
-    files = list_midi_files(spark, config.input_path)
-    entries = listing(spark, files)
+    entries = listing(spark, config.input_path)
     seen = recorded(spark, config)
     new = [(path, size, modified) for path, size, modified in entries if (path, size, modified) not in seen.files]
     readable = {path for path, size, _ in new if 0 < size <= config.max_bytes}
     every_readable = len(readable) == sum(1 for _, size, _ in entries if 0 < size <= config.max_bytes)
-    candidates = files.where(F.col("length") <= config.max_bytes)  # the others are never read
-    hashed = content_ids(read_files(spark, candidates, readable, every_readable)) if readable else {}
-    decided = plan([(path, size, piece_id(b"") if size == 0 else hashed.get(path))
-                    for path, size, _ in new], seen.contents, config.max_bytes)
+    # The whole input through Spark's own listing when every file is new; otherwise the new ones by name.
+    candidates = (list_midi_files(spark, config.input_path).where(F.col("length") <= config.max_bytes)
+                  if readable and every_readable else None)  # files over the limit are never read
+    spark.conf.set("spark.sql.files.openCostInBytes", str(FILE_OPEN_COST))
+    new_files = read_files(spark, candidates, readable, every_readable) if readable else None
+    hashed = content_ids(new_files) if readable else {}
+    decided = plan([(path, size, piece_id(b"") if size == 0 else None if size > config.max_bytes
+                     else hashed.get(path, UNLISTED)) for path, size, _ in new], seen.contents, config.max_bytes)
 
     pieces_accumulator = spark.sparkContext.accumulator([], _ListParam())
     if decided.to_parse:
         timeout = config.file_timeout
-        every = every_readable and len(decided.to_parse) == len(readable)
-        to_read = read_files(spark, candidates, decided.to_parse, every)
+        to_read = new_files
+        if len(decided.to_parse) < len(readable):  # leave out copies (their content is read once more)
+            chosen = spark.createDataFrame([(path,) for path in decided.to_parse], "path string")
+            to_read = to_read.join(F.broadcast(chosen), "path", "left_semi")
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(FILES_PER_ARROW_BATCH))
         spark.conf.set("spark.sql.files.maxPartitionBytes", str(task_bytes(spark, decided.to_parse)))
         (to_read.select("path", "content")
@@ -430,7 +458,7 @@ def parse_corpus(spark: SparkSession, config: ParseConfig) -> ParseSummary:
          .write.option("parquet.block.size", NOTES_ROW_GROUP_BYTES).parquet(staged_notes))
     parsed = {piece[1]: piece for piece in pieces_accumulator.value}  # by path: drops re-sent rows
     file_columns = {path: (size, datetime.fromtimestamp(modified / 1000, timezone.utc)) for path, size, modified in new}
-    rows = sorted((piece + file_columns[piece[1]] for piece in decided.rows + list(parsed.values())),
+    rows = sorted((piece + file_columns.get(piece[1], (None, None)) for piece in decided.rows + list(parsed.values())),
                   key=lambda piece: piece[1])
     if rows:
         # The rows are built here to the schema; checking 300,000 tempo changes again costs 0.4 s.
