@@ -1,9 +1,10 @@
 """The Spark parse job: MIDI files (any Hadoop path) → `pieces` and `notes` Parquet tables.
 
 Files are read with Spark's `binaryFile` source, so local folders, HDFS and S3 work alike.
-The job lists every file with its size and modification time, without reading it; a file
-whose (path, size, modification time) is recorded in `pieces` is not read again. Then two
-passes over the new files only. The first, in the JVM only, hashes their content; the driver
+The driver lists every file with its size and modification time through `storage`, without
+reading it; a file whose (path, size, modification time) is recorded in `pieces` is not read
+again. Then two passes over the new files only, which Spark reads by name (or, on a first
+run, as the whole input). The first, in the JVM only, hashes their content; the driver
 decides what to parse: content already in the tables or a second copy of the same content
 becomes a `duplicate` row, a file over the size limit an `error` row, without parsing. The
 second pass parses the chosen files on the executors and writes their tokens, each notes
@@ -458,8 +459,8 @@ def parse_corpus(spark: SparkSession, config: ParseConfig) -> ParseSummary:
          .write.option("parquet.block.size", NOTES_ROW_GROUP_BYTES).parquet(staged_notes))
     parsed = {piece[1]: piece for piece in pieces_accumulator.value}  # by path: drops re-sent rows
     file_columns = {path: (size, datetime.fromtimestamp(modified / 1000, timezone.utc)) for path, size, modified in new}
-    rows = sorted((piece + file_columns.get(piece[1], (None, None)) for piece in decided.rows + list(parsed.values())),
-                  key=lambda piece: piece[1])
+    rows = sorted((piece + file_columns.get(piece[1], (None, None))
+                   for piece in decided.rows + list(parsed.values())), key=lambda piece: piece[1])
     if rows:
         # The rows are built here to the schema; checking 300,000 tempo changes again costs 0.4 s.
         (spark.createDataFrame(rows, PIECES_SCHEMA, verifySchema=False)
