@@ -72,6 +72,6 @@ def test_parse_and_train_on_a_standalone_cluster(cluster, tmp_path):
 
     too_many = submit(master, env, tmp_path, str(ROOT / "jobs/train.py"), "--corpus", "data/corpus",
                       "--model-dir", "models/run2", "--preset", "tiny", "--epochs", "1", "--num-proc", "3",
-                      "--slot-wait", "5")
+                      "--slot-wait", "15")  # executors need a few seconds to register, more on a busy machine
     assert too_many.returncode == 1
     assert "--num-proc 3 needs 3 free task slots" in too_many.stdout and "offers 2" in too_many.stdout
