@@ -22,7 +22,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export SPARK_CONF_DIR := $(abspath cluster/conf)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install run test songs bench bench-parse bench-train bench-generate bench-recordings compare-presets dist fuzz clean audio-deps
+.PHONY: install run test songs bench bench-parse bench-train bench-generate bench-recordings bench-scale compare-presets dist fuzz clean audio-deps
 
 # $(call venv_with_horovod,PYTHON): TensorFlow, then Horovod built against it, into PYTHON's venv.
 define venv_with_horovod
@@ -75,6 +75,10 @@ RECORDINGS ?= ../data/asap-dataset
 bench-recordings: install
 	@test -d $(RECORDINGS) || { echo "bench-recordings needs RECORDINGS=<folder of score and performance MIDI, e.g. a clone of github.com/fosfrancesco/asap-dataset>"; exit 1; }
 	$(PY) bench/recordings.py --folder $(RECORDINGS)
+
+# 50,000 synthetic files in a temporary folder, parsed twice, then 1 and 2 ranks on the notes table.
+bench-scale: install
+	$(PY) bench/scale.py
 
 MINUTES ?= 6
 compare-presets: install

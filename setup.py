@@ -19,5 +19,7 @@ setup(
         "matplotlib>=3.8",
         "horovod>=0.28.1,<0.29",
     ],
-    extras_require={"test": ["pytest>=8", "atheris>=2.3", "mido>=1.3,<2"]},  # mido: a MIDI reader independent of ours
+    # mido: a MIDI reader independent of ours; moto[server]: a real S3-compatible server on 127.0.0.1
+    # for the storage tests.
+    extras_require={"test": ["pytest>=8", "atheris>=2.3", "mido>=1.3,<2", "moto[server]>=5,<6"]},
 )

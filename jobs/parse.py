@@ -19,9 +19,11 @@ def main() -> None:
     parser.add_argument("--onset-tolerance", type=parse_onset_tolerance, default=None, metavar="MS|auto",
                         help="notes starting within MS milliseconds form one token (0: the same tick); default "
                              "auto: 50 for recordings of playing, 0 for sequenced files")
+    parser.add_argument("--retry-failed", action="store_true", help="parse files that failed in earlier runs again")
     args = parser.parse_args()
     config = ParseConfig(input_path=args.input, output_path=args.output, max_bytes=args.max_bytes,
-                         file_timeout=args.file_timeout, onset_tolerance_ms=args.onset_tolerance)
+                         file_timeout=args.file_timeout, onset_tolerance_ms=args.onset_tolerance,
+                         retry_failed=args.retry_failed)
 
     spark = SparkSession.builder.appName("lstm-composer parse").getOrCreate()
     summary = parse_corpus(spark, config)

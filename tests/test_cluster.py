@@ -70,7 +70,7 @@ def test_parse_and_train_on_a_standalone_cluster(cluster, tmp_path):
 
     too_many = submit(master, env, tmp_path, str(ROOT / "jobs/train.py"), "--corpus", "data/corpus",
                       "--model-dir", "models/run2", "--preset", "tiny", "--epochs", "1", "--num-proc", "3",
-                      "--slot-wait", "5")
+                      "--slot-wait", "15")  # executors need a few seconds to register, more on a busy machine
     assert too_many.returncode == 1
     # Two slots once both executors of this new application have registered; on a busy machine
     # that can take longer than the 5 s wait, so any count below 3 is the right refusal.

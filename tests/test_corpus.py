@@ -1,4 +1,5 @@
 import collections
+import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -135,10 +136,83 @@ def test_a_rerun_parses_only_new_content_and_counts_copies_once(spark, tmp_path)
 
     assert (first.files, first.parsed, first.duplicates, first.known) == (2, 1, 1, 0)
     assert (second.files, second.parsed, second.duplicates, second.known) == (3, 1, 0, 2)
-    pieces = read_rows(output / "pieces")
-    assert sorted(row["piece_id"] for row in pieces) == sorted([piece_id(MELODY), piece_id(CHORDS)])
+    pieces = {row["path"].rsplit("/", 1)[1]: row for row in read_rows(output / "pieces")}
+    assert {name: (row["status"], row["piece_id"]) for name, row in pieces.items()} == {
+        "melody copy.mid": ("ok", piece_id(MELODY)), "melody.mid": ("duplicate", piece_id(MELODY)),
+        "chords.mid": ("ok", piece_id(CHORDS))}  # the first path in order keeps the content
+    assert pieces["melody.mid"]["error"].endswith("/melody copy.mid")
     assert {pid: len(rows) for pid, rows in notes_by_piece(output).items()} == {
         piece_id(MELODY): 4, piece_id(CHORDS): 2}
+
+
+def hadoop_bytes_read(spark) -> int:
+    """Bytes read so far through Hadoop's local filesystem in this JVM (the executors of local[2] too)."""
+    statistics = spark.sparkContext._jvm.org.apache.hadoop.fs.FileSystem.getAllStatistics()
+    return sum(s.getBytesRead() for s in statistics if s.getScheme() == "file")
+
+
+def test_a_rerun_reads_no_byte_of_a_known_file_and_rereads_a_changed_one(spark, tmp_path):
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    big = midi_file(track((0, b"\xf0" + varlen(300_000) + bytes(300_000)), (0, on(60)), (480, off(60))))
+    (songs / "big.mid").write_bytes(big)
+    (songs / "melody.mid").write_bytes(MELODY)
+    output = tmp_path / "corpus"
+    config = ParseConfig(str(songs), str(output))
+    parse_corpus(spark, config)
+
+    # Other bytes under the same path, size and modification time: a run that read the file would
+    # find a new piece in it.
+    stat = (songs / "melody.mid").stat()
+    (songs / "melody.mid").write_bytes(MELODY.replace(bytes([0x90, 62]), bytes([0x90, 61])))
+    os.utime(songs / "melody.mid", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    (songs / "odd [name] {1}.mid").write_bytes(CHORDS)  # glob characters, taken literally
+    before = hadoop_bytes_read(spark)
+    second = parse_corpus(spark, config)
+    read = hadoop_bytes_read(spark) - before
+    assert (second.files, second.known, second.parsed) == (3, 2, 1)
+    assert len(CHORDS) <= read < len(big) // 2, read  # the new file and the pieces table, not big.mid
+
+    os.utime(songs / "melody.mid")  # now it counts as changed: read again, a new piece
+    third = parse_corpus(spark, config)
+    assert (third.known, third.parsed) == (2, 1)
+    pieces = read_rows(output / "pieces")
+    assert sorted(row["path"].rsplit("/", 1)[1] for row in pieces) == [
+        "big.mid", "melody.mid", "melody.mid", "odd [name] {1}.mid"]
+    assert all(row["size"] > 0 and row["modified"] is not None for row in pieces)
+
+
+def test_retry_failed_parses_the_error_rows_again(spark, tmp_path):
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    (songs / "melody.mid").write_bytes(MELODY)
+    (songs / "chords.mid").write_bytes(CHORDS)
+    output = tmp_path / "corpus"
+    small = ParseConfig(str(songs), str(output), max_bytes=len(MELODY))  # chords.mid is larger
+    assert len(CHORDS) > len(MELODY)
+    first = parse_corpus(spark, small)
+    assert (first.parsed, first.failed) == (1, 1)
+
+    larger = ParseConfig(str(songs), str(output), max_bytes=1 << 20)
+    assert (parse_corpus(spark, larger).known, parse_corpus(spark, larger).parsed) == (2, 0)
+    retried = parse_corpus(spark, ParseConfig(str(songs), str(output), max_bytes=1 << 20, retry_failed=True))
+    assert (retried.known, retried.parsed, retried.failed) == (1, 1, 0)
+    assert parse_corpus(spark, ParseConfig(str(songs), str(output), retry_failed=True)).known == 2
+    assert {pid: len(rows) for pid, rows in notes_by_piece(output).items()} == {
+        piece_id(MELODY): 4, piece_id(CHORDS): 2}
+
+
+def test_notes_files_are_sorted_by_piece_and_position(spark, tmp_path):
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for path in sorted((ROOT / "midi_songs").glob("*.mid"))[:8]:
+        (songs / path.name).write_bytes(path.read_bytes())
+    parse_corpus(spark, ParseConfig(str(songs), str(tmp_path / "corpus")))
+    files = sorted((tmp_path / "corpus" / "notes").rglob("*.parquet"))
+    assert files
+    for file in files:
+        keys = [(row["piece_id"], row["position"]) for row in pq.read_table(file, columns=["piece_id", "position"]).to_pylist()]
+        assert keys == sorted(keys), file
 
 
 def note_on_pitches(data: bytes) -> collections.Counter:

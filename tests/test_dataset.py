@@ -1,6 +1,7 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -92,3 +93,51 @@ def test_the_ranks_together_use_every_window_once(tmp_path):
         for size in (1, 2, 3, 5):
             used = [w for rank in range(size) for w in windows(rank_window_starts(stream, 3, pieces, rank, size))]
             assert sorted(used) == every_window, (pieces, size)  # each window once: none missing, none twice
+
+
+def write_pieces(path, lengths: dict[str, int], files: int = 3):
+    """Pieces of the given lengths, spread over `files` Parquet files, each file sorted by piece
+    in row groups of 7 rows, as the parse job lays out the notes table."""
+    names = sorted(lengths)
+    for f in range(files):
+        rows = [(pid, pos, f"t{pos % 5}") for pid in names[f::files] for pos in range(lengths[pid])]
+        pid, pos, tok = zip(*rows)
+        pq.write_table(pa.table({"piece_id": pid, "position": pa.array(pos, pa.int32()), "token": tok}),
+                       path / f"part-{f}.parquet", row_group_size=7)
+
+
+def test_each_rank_reads_only_its_range_of_whole_pieces_and_together_they_read_everything(tmp_path):
+    from lstm_composer.dataset import notes_summary, plan_shards, shard_bounds
+
+    lengths = {f"{i:02x}" + "0" * 14: 10 + (i * 7) % 23 for i in range(30)}
+    write_pieces(tmp_path, lengths)
+    vocabulary, counts = notes_summary(str(tmp_path))
+    assert counts == lengths and vocabulary.tokens == [f"t{i}" for i in range(5)]
+    validation = sorted(lengths)[5::10]
+    plan = plan_shards(counts, validation, ranks=3, sequence_length=4)
+    assert plan.ranks == 3 and plan.validation_by_range  # each range holds a validation piece
+
+    whole = read_token_stream(str(tmp_path), vocabulary)
+    streams = [read_token_stream(str(tmp_path), vocabulary, shard=plan.shard(rank)) for rank in range(3)]
+    assert sum((s.piece_ids for s in streams), []) == whole.piece_ids  # each piece once, whole
+    assert np.concatenate([s.ids for s in streams]).tolist() == whole.ids.tolist()
+    trained = [sum(lengths[p] for p in s.piece_ids if p not in validation) for s in streams]
+    assert max(trained) - min(trained) <= max(lengths.values()), trained  # balanced to within a piece
+    assert all(s.nbytes < whole.nbytes for s in streams)
+
+    # A validation set smaller than the ranks is read by every rank.
+    assert not plan_shards(counts, validation[:1], ranks=3, sequence_length=4).validation_by_range
+    with pytest.raises(ValueError, match="fewer than the 3 ranks"):
+        shard_bounds({"a": 10, "b": 10, "c": 3}, set(), ranks=3, sequence_length=4)
+    assert shard_bounds({"a": 100, "b": 10, "c": 10}, set(), ranks=3, sequence_length=4) == [None, "b", "c", None]
+
+
+def test_a_shard_can_be_an_explicit_list_of_pieces(tmp_path):
+    from lstm_composer.dataset import Shard
+
+    write_notes(tmp_path, ["a", "b"])
+    vocabulary = Vocabulary(PIECES["a"] + PIECES["b"])
+    stream = read_token_stream(str(tmp_path), vocabulary, shard=Shard(only=("b",)))
+    assert stream.piece_ids == ["b"] and vocabulary.decode(stream.ids) == PIECES["b"]
+    empty = read_token_stream(str(tmp_path), vocabulary, shard=Shard(first="c"))
+    assert empty.piece_ids == [] and window_starts(empty, 3).tolist() == []

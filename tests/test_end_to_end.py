@@ -148,8 +148,10 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path):
 
 
 def test_expressive_training_evaluation_and_generation(tmp_path):
-    # Pieces longer than the preset's 100-token window, whichever is held out.
-    parse_songs(tmp_path, ["bach_bwv1_6_chorale.mid", "chopin_mazurka_op6_no2.mid",
+    # Pieces longer than the preset's 100-token window, whichever is held out, each with several
+    # velocities: each rank trains on a piece of its own, and a rank whose one piece had a single
+    # velocity (a Bach chorale) teaches the head that velocity within three steps.
+    parse_songs(tmp_path, ["clara_schumann_polonaise_op1_no4.mid", "chopin_mazurka_op6_no2.mid",
                            "beach_prayer_of_a_tired_child.mid"])
     out = run("spark-submit", "--master", "local[2]", str(ROOT / "jobs/train.py"), "--corpus", "data/corpus",
               "--model-dir", "models/expressive", "--preset", "expressive", "--epochs", "1", "--num-proc", "2",

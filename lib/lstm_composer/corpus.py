@@ -1,13 +1,17 @@
 """The Spark parse job: MIDI files (any Hadoop path) → `pieces` and `notes` Parquet tables.
 
 Files are read with Spark's `binaryFile` source, so local folders, HDFS and S3 work alike.
-The job runs in two passes. The first, in the JVM only, lists every file with its size and
-content hash; the driver then decides what to parse: content already in the tables, a second
-copy of the same content, or a file over the size limit is not read again. The second pass
-parses the chosen files on the executors and writes their tokens; each file's `pieces` row
-comes back to the driver, which writes them next, and then commits both (`parse_corpus`).
-A file that cannot be parsed becomes a row with status `error` and the reason, and never
-stops the job.
+The driver lists every file with its size and modification time through `storage`, without
+reading it; a file whose (path, size, modification time) is recorded in `pieces` is not read
+again. Then two passes over the new files only, which Spark reads by name (or, on a first
+run, as the whole input). The first, in the JVM only, hashes their content; the driver
+decides what to parse: content already in the tables or a second copy of the same content
+becomes a `duplicate` row, a file over the size limit an `error` row, without parsing. The
+second pass parses the chosen files on the executors and writes their tokens, each notes
+file sorted by piece in small row groups (so a training rank reads only the row groups of
+its pieces); each file's `pieces` row comes back to the driver, which writes them next, and
+then commits both (`parse_corpus`). A file that cannot be parsed becomes a row with status
+`error` and the reason, and never stops the job; `retry_failed` parses such files again.
 """
 from __future__ import annotations
 
@@ -20,13 +24,14 @@ import threading
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from urllib.parse import unquote
+from datetime import datetime, timezone
 
 from pyspark.accumulators import AccumulatorParam
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lstm_composer import storage
 from lstm_composer.midi import MidiError, read_midi
 from lstm_composer.tokens import Token, onset_tolerance, tokenize
 
@@ -56,6 +61,8 @@ PIECES_SCHEMA = T.StructType([
         T.StructField("signature", T.StringType(), False)])), True),
     # The onset grouping the tokens were made with: 0 (exact ticks) or the tolerance in real time.
     T.StructField("onset_tolerance_ms", T.DoubleType(), True),
+    T.StructField("size", T.LongType(), True),  # the file at `path`: bytes, and when it was last modified
+    T.StructField("modified", T.TimestampType(), True),
 ])
 
 MIDI_SUFFIX = r"(?i)\.midi?$"
@@ -63,6 +70,8 @@ MIB = 1 << 20
 FILES_PER_ARROW_BATCH = 32  # bounds an executor's memory: at most this many files' bytes at once
 FILE_OPEN_COST = 64 << 10  # what Spark should count per file when it packs files into tasks
 STAGING_PREFIX = "_staging-"  # a run's output before its commit; readers skip names starting with _
+NOTES_ROW_GROUP_BYTES = 8 * MIB  # a rank reading a range of pieces skips the others' row groups
+UNLISTED = "unlisted"  # the content id of a file that Spark did not return
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ class ParseConfig:
     # Notes starting within this many milliseconds form one token; 0: the same tick; None
     # ("auto"): tokens.PERFORMED_TOLERANCE_MS for files that look performed, else 0.
     onset_tolerance_ms: float | None = None
+    retry_failed: bool = False  # read files recorded with status `error` again
 
     def __post_init__(self) -> None:
         if not self.input_path or not self.output_path:
@@ -100,8 +110,8 @@ class ParseSummary:
     parsed: int
     empty: int
     failed: int
-    known: int  # content already in the tables from an earlier run: not parsed again
-    duplicates: int  # same content as another file of this run: counted once
+    known: int  # recorded by an earlier run with the same size and modification time: not read
+    duplicates: int  # content already in the tables, or in another file of this run: counted once
     tokens: int
     grouped: int = 0  # pieces whose onsets were grouped within a tolerance in real time
 
@@ -222,30 +232,69 @@ def parse_to_notes(batches, pieces_accumulator, timeout: float, onset_tolerance_
 
 
 def list_midi_files(spark: SparkSession, input_path: str) -> DataFrame:
-    """All `.mid`/`.midi` files (any case) under `input_path`, recursively: path, length, content.
+    """All `.mid`/`.midi` files (any case) under `input_path`, recursively: path, length,
+    modification time, content.
 
     Content is read only for the rows a query keeps: Spark pushes filters on `length` down
     to the file listing.
     """
+    # Spark lists big folders in a parallel job: a few tasks per core, not one per folder.
+    spark.conf.set("spark.sql.sources.parallelPartitionDiscovery.parallelism",
+                   str(4 * spark.sparkContext.defaultParallelism))
     return (spark.read.format("binaryFile")
             .option("recursiveFileLookup", "true")
             .option("pathGlobFilter", "*.[mM][iI][dD]*")
             .load(input_path)
             .where(F.col("path").rlike(MIDI_SUFFIX))
+            .select("path", "length", "modificationTime", "content"))
+
+
+def qualified(spark: SparkSession, path: str) -> str:
+    """`path` as Hadoop resolves it (`file:/…`, `hdfs://namenode:8020/…`, `s3a://…`): a relative
+    path means the same folder to Spark and to `storage`."""
+    filesystem, hadoop_path = _filesystem(spark, path)
+    return str(filesystem.makeQualified(hadoop_path).toString())
+
+
+def listing(spark: SparkSession, input_path: str) -> list[tuple[str, int, int]]:
+    """(path, size, modified in ms since 1970) of every `.mid`/`.midi` file under the input,
+    recursively and sorted, without reading any: one listing through `storage`, no Spark job.
+    Paths have the form Spark's binaryFile source gives them, and names Spark skips (starting
+    with `_` or `.`) are skipped too."""
+    from pyarrow import fs
+
+    root = qualified(spark, input_path).rstrip("/")
+    filesystem, base = storage.resolve(root)
+    base = base.rstrip("/")
+    entries = []
+    for info in filesystem.get_file_info(fs.FileSelector(base, recursive=True, allow_not_found=True)):
+        relative = info.path[len(base):].lstrip("/")
+        if (info.type == fs.FileType.File and re.search(MIDI_SUFFIX, info.base_name)
+                and not any(part.startswith(("_", ".")) for part in relative.split("/"))):
+            entries.append((f"{root}/{relative}", info.size, info.mtime_ns // 1_000_000))
+    return sorted(entries)
+
+
+def _glob_escaped(path: str) -> str:
+    """A path Spark's `load` takes literally: it expands glob characters."""
+    return re.sub(r"([\\*?\[\]{}])", r"\\\1", path)
+
+
+def read_files(spark: SparkSession, files: DataFrame, paths, every: bool) -> DataFrame:
+    """The binaryFile rows of `paths` only: `files` when `every` file of it is meant, otherwise a
+    new read of just these paths, so that no other file's content is read."""
+    if every:
+        return files
+    paths = sorted(paths)
+    if paths and paths[0].startswith("file:"):  # a local stat takes microseconds, Spark's parallel listing job seconds
+        spark.conf.set("spark.sql.sources.parallelPartitionDiscovery.threshold", str(len(paths) + 1))
+    return (spark.read.format("binaryFile").load([_glob_escaped(path) for path in paths])
             .select("path", "length", "content"))
 
 
-def catalogue(files: DataFrame, max_bytes: int) -> list[tuple[str, int, str | None]]:
-    """(path, size, content id) of every file; the id is None for files over `max_bytes`,
-    which are never read. Zero-byte files, which Spark's scans skip, are added from its index."""
-    readable = files.where(F.col("length") <= max_bytes).select("path", "length", content_id("content"))
-    too_big = files.where(F.col("length") > max_bytes).select("path", "length", F.lit(None).cast("string"))
-    entries = [tuple(row) for row in readable.union(too_big).collect()]
-    scanned = {path for path, _, _ in entries}
-    indexed = {unquote(re.sub(r"^file:///", "file:/", uri)) for uri in files.inputFiles()
-               if re.search(MIDI_SUFFIX, uri)}  # URIs, where `path` has Hadoop's decoded form
-    entries += [(path, 0, piece_id(b"")) for path in indexed - scanned]
-    return sorted(entries)
+def content_ids(files: DataFrame) -> dict[str, str]:
+    """{path: content id}, hashed in the JVM."""
+    return {row[0]: row[1] for row in files.select("path", content_id("content")).collect()}
 
 
 def _filesystem(spark: SparkSession, path: str):
@@ -294,10 +343,37 @@ def discard_uncommitted(spark: SparkSession, config: ParseConfig) -> None:
                 _delete(spark, f"{table}/{name}")
 
 
-def known_piece_ids(spark: SparkSession, config: ParseConfig) -> frozenset[str]:
+@dataclass(frozen=True)
+class _Recorded:
+    """What the `pieces` table says about files seen before."""
+
+    files: frozenset[tuple[str, int, int]]  # (path, size, modified ms) not to read again
+    contents: dict[str, str]  # content id → the first path it was parsed from
+
+
+def recorded(spark: SparkSession, config: ParseConfig) -> _Recorded:
+    """Read through `storage` (a small table: a row per file). Rows of `duplicate` files name
+    content recorded elsewhere; with `retry_failed`, files and content that failed are not
+    counted as seen."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
     if not path_exists(spark, config.pieces_path):  # first run: no table yet
-        return frozenset()
-    return frozenset(row.piece_id for row in spark.read.parquet(config.pieces_path).select("piece_id").collect())
+        return _Recorded(frozenset(), {})
+    filesystem, base = storage.resolve(qualified(spark, config.pieces_path))
+    columns = pa.schema([("path", pa.string()), ("piece_id", pa.string()), ("status", pa.string()),
+                         ("size", pa.int64()), ("modified", pa.timestamp("ms", tz="UTC"))])
+    table = ds.dataset(base, filesystem=filesystem, format="parquet", schema=columns).to_table()  # older rows: null
+    modified = table["modified"].cast(pa.int64()).to_pylist()
+    rows = list(zip(*(table[name].to_pylist() for name in ("path", "piece_id", "status", "size")), modified))
+    retried = {"error"} if config.retry_failed else set()
+    files = frozenset((path, size, modified) for path, _, status, size, modified in rows
+                      if size is not None and status not in retried)
+    contents: dict[str, str] = {}
+    for path, pid, status, _, _ in sorted(rows, key=lambda row: row[0]):
+        if status not in retried | {"duplicate"}:
+            contents.setdefault(pid, path)
+    return _Recorded(files, contents)
 
 
 def _size(n_bytes: int) -> str:
@@ -306,33 +382,40 @@ def _size(n_bytes: int) -> str:
 
 @dataclass
 class _Plan:
-    """What the driver decided from the catalogue."""
+    """What the driver decided for the files it had not seen."""
 
     to_parse: dict[str, int]  # path → size, one path per new content
-    rows: list[tuple]  # `pieces` rows decided without reading the file
-    known: int = 0
+    rows: list[tuple]  # `pieces` rows decided without parsing the file
     duplicates: int = 0
 
 
-def plan(entries: list[tuple[str, int, str | None]], known: frozenset[str], max_bytes: int) -> _Plan:
+def duplicate_piece(pid: str, path: str, first: str) -> tuple:
+    return (pid, path, "duplicate", f"same content as {first}", 0, None, None, None, None)
+
+
+def plan(entries: list[tuple[str, int, str | None]], known: dict[str, str], max_bytes: int) -> _Plan:
+    """`entries`: (path, size, content id, or None for a file over `max_bytes`) of new files;
+    `known`: content id → its first path, of the content already in the tables."""
     decided = _Plan(to_parse={}, rows=[])
-    seen: set[str] = set()
+    seen = dict(known)
     for path, size, pid in entries:
         reason = None
-        if pid is None:  # over the size limit: named by path and size instead of content
+        if pid == UNLISTED:  # listed, but not by Spark when it read the files (a name it cannot take)
+            pid = "path-" + hashlib.sha256(path.encode()).hexdigest()[:11]
+            reason = "Spark's binaryFile source did not return this file"
+        elif pid is None:  # over the size limit: named by path and size instead of content
             pid = "size-" + hashlib.sha256(f"{path}:{size}".encode()).hexdigest()[:11]
             reason = f"file is {_size(size)}, over the {_size(max_bytes)} limit (--max-bytes)"
-        if pid in known:
-            decided.known += 1
-        elif pid in seen:
+        if pid in seen:
             decided.duplicates += 1
+            decided.rows.append(duplicate_piece(pid, path, seen[pid]))
         elif reason:
             decided.rows.append(failed_piece(pid, path, "error", reason))
         elif size == 0:
             decided.rows.append(parse_piece(path, b"")[0])
         else:
             decided.to_parse[path] = size
-        seen.add(pid)
+        seen.setdefault(pid, path)
     return decided
 
 
@@ -345,37 +428,51 @@ def task_bytes(spark: SparkSession, sizes: dict[str, int]) -> int:
 
 
 def parse_corpus(spark: SparkSession, config: ParseConfig) -> ParseSummary:
-    """Parse every MIDI file under the input not parsed before; add them to `pieces` and `notes`.
+    """Parse every MIDI file under the input not seen before; add them to `pieces` and `notes`.
 
-    Each run writes both tables' rows to staging folders, then commits by renaming them to
-    `run=<id>` folders: notes first, pieces last. A run is in the tables once its pieces
-    folder is; whatever a killed run left is removed by the next one, which parses its files
-    again. (Staging names start with `_`, which Spark and pyarrow readers skip.) One parse job
-    at a time per output.
+    A file is seen when `pieces` records its path with its size and modification time (with
+    `retry_failed`, unless its status was `error`); no byte of it is read again. Each run
+    writes both tables' rows to staging folders, then commits by renaming them to `run=<id>`
+    folders: notes first, pieces last. A run is in the tables once its pieces folder is;
+    whatever a killed run left is removed by the next one, which parses its files again.
+    (Staging names start with `_`, which Spark and pyarrow readers skip.) One parse job at a
+    time per output.
     """
     discard_uncommitted(spark, config)
     run = new_run_id()
     staged_notes = f"{config.notes_path}/{STAGING_PREFIX}{run}"
     staged_pieces = f"{config.pieces_path}/{STAGING_PREFIX}{run}"
-    files = list_midi_files(spark, config.input_path)
-    entries = catalogue(files, config.max_bytes)
-    decided = plan(entries, known_piece_ids(spark, config), config.max_bytes)
+    entries = listing(spark, config.input_path)
+    seen = recorded(spark, config)
+    new = [(path, size, modified) for path, size, modified in entries if (path, size, modified) not in seen.files]
+    readable = {path for path, size, _ in new if 0 < size <= config.max_bytes}
+    every_readable = len(readable) == sum(1 for _, size, _ in entries if 0 < size <= config.max_bytes)
+    # The whole input through Spark's own listing when every file is new; otherwise the new ones by name.
+    candidates = (list_midi_files(spark, config.input_path).where(F.col("length") <= config.max_bytes)
+                  if readable and every_readable else None)  # files over the limit are never read
+    spark.conf.set("spark.sql.files.openCostInBytes", str(FILE_OPEN_COST))
+    new_files = read_files(spark, candidates, readable, every_readable) if readable else None
+    hashed = content_ids(new_files) if readable else {}
+    decided = plan([(path, size, piece_id(b"") if size == 0 else None if size > config.max_bytes
+                     else hashed.get(path, UNLISTED)) for path, size, _ in new], seen.contents, config.max_bytes)
 
     pieces_accumulator = spark.sparkContext.accumulator([], _ListParam())
     if decided.to_parse:
         timeout, tolerance = config.file_timeout, config.onset_tolerance_ms
-        to_read = files
-        if len(decided.to_parse) < sum(1 for _, size, _ in entries if size > 0):  # not all are new
+        to_read = new_files
+        if len(decided.to_parse) < len(readable):  # leave out copies (their content is read once more)
             chosen = spark.createDataFrame([(path,) for path in decided.to_parse], "path string")
             to_read = to_read.join(F.broadcast(chosen), "path", "left_semi")
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(FILES_PER_ARROW_BATCH))
-        spark.conf.set("spark.sql.files.openCostInBytes", str(FILE_OPEN_COST))
         spark.conf.set("spark.sql.files.maxPartitionBytes", str(task_bytes(spark, decided.to_parse)))
         (to_read.select("path", "content")
          .mapInArrow(lambda batches: parse_to_notes(batches, pieces_accumulator, timeout, tolerance), NOTES_SCHEMA)
-         .write.parquet(staged_notes))
+         .sortWithinPartitions("piece_id", "position")
+         .write.option("parquet.block.size", NOTES_ROW_GROUP_BYTES).parquet(staged_notes))
     parsed = {piece[1]: piece for piece in pieces_accumulator.value}  # by path: drops re-sent rows
-    rows = sorted(decided.rows + list(parsed.values()), key=lambda piece: piece[1])
+    file_columns = {path: (size, datetime.fromtimestamp(modified / 1000, timezone.utc)) for path, size, modified in new}
+    rows = sorted((piece + file_columns.get(piece[1], (None, None))
+                   for piece in decided.rows + list(parsed.values())), key=lambda piece: piece[1])
     if rows:
         # The rows are built here to the schema; checking 300,000 tempo changes again costs 0.4 s.
         (spark.createDataFrame(rows, PIECES_SCHEMA, verifySchema=False)
@@ -386,5 +483,6 @@ def parse_corpus(spark: SparkSession, config: ParseConfig) -> ParseSummary:
 
     statuses = [piece[2] for piece in rows]
     return ParseSummary(files=len(entries), parsed=statuses.count("ok"), empty=statuses.count("empty"),
-                        failed=statuses.count("error"), known=decided.known, duplicates=decided.duplicates,
-                        tokens=sum(piece[4] for piece in rows), grouped=sum(1 for piece in rows if piece[8]))
+                        failed=statuses.count("error"), known=len(entries) - len(new),
+                        duplicates=decided.duplicates, tokens=sum(piece[4] for piece in rows),
+                        grouped=sum(1 for piece in rows if piece[8]))

@@ -6,10 +6,13 @@ tokens. Only the token ids (one int32 per token, with an expressive model's clas
 start of each window live in memory; windows are gathered batch by batch, so memory stays
 O(tokens), not O(tokens × window). Windows never cross a piece boundary. Training windows
 may be transposed (`transposition_table`), each by its own random interval.
+
+Each rank reads only its shard: a range of piece ids (`Shard`), balanced by tokens. The parse
+job writes each notes file sorted by piece in small row groups, so a rank's range skips the
+row groups of the other ranks' pieces by their statistics.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lstm_composer import storage
 from lstm_composer.expression import Expression, beat_phase
 from lstm_composer.presets import ModelConfig
 from lstm_composer.tokens import Vocabulary
@@ -47,58 +51,155 @@ class TokenStream:
     def piece(self, i: int) -> np.ndarray:
         return self.ids[self.bounds[i]:self.bounds[i + 1]]
 
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.ids, self.bounds, self.expression) if a is not None)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The pieces a rank reads: `first <= piece_id < end` (an end that is None is open), and of
+    those only the ones in `only`, when given."""
+
+    first: str | None = None
+    end: str | None = None
+    only: tuple[str, ...] | None = None
+
+    def filter(self):
+        """The pyarrow filter: the range prunes row groups by their statistics."""
+        piece = pc.field("piece_id")
+        conditions = ([piece >= self.first] if self.first is not None else []) + (
+            [piece < self.end] if self.end is not None else []) + (
+            [piece.isin(list(self.only))] if self.only is not None else [])
+        if not conditions:
+            return None
+        combined = conditions[0]
+        for condition in conditions[1:]:
+            combined = combined & condition
+        return combined
+
 
 def read_token_stream(notes_path: str, vocabulary: Vocabulary, expression: Expression | None = None,
-                      bass: bool = False) -> TokenStream:
-    """Read the notes table (a local path or any URI pyarrow knows) in piece and position order;
-    with `expression`, each token's onset gap, duration and velocity classes too; with `bass`,
-    each token's lowest pitch."""
-    uri = notes_uri(notes_path)
+                      shard: Shard | None = None, bass: bool = False) -> TokenStream:
+    """Read the notes table (any location `storage` knows) in piece and position order, all of
+    it or one `shard`; with `expression`, each token's onset gap, duration and velocity classes
+    (and beat phase) too; with `bass`, each token's lowest pitch."""
+    filesystem, path = storage.resolve(notes_path)
     columns = (["piece_id", "position", "token"] + (["offset", "duration", "velocity"] if expression else [])
                + (["pitches"] if bass else []))
-    table = pq.read_table(uri, columns=columns)
+    table = pq.read_table(path, filesystem=filesystem, columns=columns,
+                          filters=shard.filter() if shard else None)
     table = table.sort_by([("piece_id", "ascending"), ("position", "ascending")])
     ids = pc.index_in(table["token"], value_set=pa.array(vocabulary.tokens))
     if ids.null_count:
         unknown = pc.filter(table["token"], pc.is_null(ids)).unique().to_pylist()[:5]
         raise ValueError(f"the notes table has tokens outside the vocabulary, e.g. {unknown}")
-    piece_column = table["piece_id"].to_numpy(zero_copy_only=False)
-    changes = np.flatnonzero(piece_column[1:] != piece_column[:-1]) + 1
-    bounds = np.concatenate([[0], changes, [len(piece_column)]]).astype(np.int64)
+    piece_column = table["piece_id"]  # compared in Arrow: no Python string per token
+    changes = np.flatnonzero(pc.not_equal(piece_column.slice(1), piece_column.slice(0, len(table) - 1))
+                             .to_numpy(zero_copy_only=False)) + 1
+    bounds = np.concatenate([[0], changes, [len(table)]] if len(table) else [[0]]).astype(np.int64)
     classes = phase = None
     if expression:
         offsets, durations = table["offset"].to_numpy(), table["duration"].to_numpy()
         if expression.unit != "beats":
-            offsets, durations = timing_by_piece(expression, offsets, durations, bounds, piece_column, uri)
+            offsets, durations = timing_by_piece(expression, offsets, durations, bounds, piece_column, notes_path)
         classes = expression.classes(offsets, durations, table["velocity"].to_numpy(), piece_starts=bounds[:-1])
         phase = beat_phase(table["offset"].to_numpy())  # in beats whatever the rhythm's unit
     return TokenStream(
         ids=ids.to_numpy(zero_copy_only=False).astype(np.int32),
         bounds=bounds,
-        piece_ids=[str(piece_column[b]) for b in bounds[:-1]],
+        piece_ids=piece_column.take(bounds[:-1]).to_pylist(),
         expression=classes,
         bass=pc.list_element(table["pitches"], 0).to_numpy().astype(np.int32) if bass else None,
         phase=phase,
     )
 
 
-def notes_uri(notes_path: str) -> str:
-    """The notes table's path as pyarrow reads it: Hadoop's S3 schemes are plain s3 there."""
-    return re.sub(r"^s3[an]://", "s3://", notes_path)
-
-
 def timing_by_piece(expression: Expression, offsets: np.ndarray, durations: np.ndarray, bounds: np.ndarray,
-                    piece_column: np.ndarray, notes_uri: str) -> tuple[np.ndarray, np.ndarray]:
+                    piece_column, notes_path: str) -> tuple[np.ndarray, np.ndarray]:
     """Every piece's onsets and durations in the expression's unit, by its tempo map from the
     `pieces` table beside the notes table."""
-    pieces_uri = notes_uri.rstrip("/").rsplit("/", 1)[0] + "/pieces"
-    rows = pq.read_table(pieces_uri, columns=["piece_id", "tempos"]).to_pylist()
+    filesystem, path = storage.resolve(notes_path.rstrip("/").rsplit("/", 1)[0] + "/pieces")
+    rows = pq.read_table(path, filesystem=filesystem, columns=["piece_id", "tempos"]).to_pylist()
     tempo_maps = {row["piece_id"]: [(t["offset"], t["bpm"]) for t in row["tempos"] or []] for row in rows}
     offsets, durations = offsets.astype(np.float64), durations.astype(np.float64)
     for begin, end in zip(bounds[:-1], bounds[1:]):
         offsets[begin:end], durations[begin:end] = expression.timing(
-            offsets[begin:end], durations[begin:end], tempo_maps.get(str(piece_column[begin])))
+            offsets[begin:end], durations[begin:end], tempo_maps.get(piece_column[int(begin)].as_py()))
     return offsets, durations
+
+
+def notes_summary(notes_path: str) -> tuple[Vocabulary, dict[str, int]]:
+    """The vocabulary and each piece's token count, streamed from the notes table's `piece_id`
+    and `token` columns (read as dictionaries) one batch at a time, on the driver."""
+    import pyarrow.dataset as ds
+
+    filesystem, path = storage.resolve(notes_path)
+    options = ds.ParquetFileFormat(read_options={"dictionary_columns": ["piece_id", "token"]})
+    table = ds.dataset(path, filesystem=filesystem, format=options, partitioning="hive")
+    tokens: set[str] = set()
+    counts: dict[str, int] = {}
+    for batch in table.to_batches(columns=["piece_id", "token"], batch_size=1 << 20):
+        tokens.update(batch.column("token").dictionary.to_pylist())
+        for value in pc.value_counts(batch.column("piece_id")).to_pylist():
+            piece = value["values"]
+            counts[piece] = counts.get(piece, 0) + value["counts"]
+    return Vocabulary(tokens), counts
+
+
+def shard_bounds(counts: dict[str, int], validation: set[str], ranks: int, sequence_length: int) -> list[str | None]:
+    """Where each rank's range of piece ids starts and ends (`ranks + 1` values, the outer two
+    None): contiguous ranges of whole pieces with about equal training tokens. Raises when
+    fewer training pieces than ranks are longer than a window."""
+    ids = sorted(counts)
+    weights = [counts[p] if p not in validation and counts[p] > sequence_length else 0 for p in ids]
+    trainable = sum(1 for w in weights if w)
+    if trainable < ranks:
+        raise ValueError(f"{trainable} training pieces are longer than the {sequence_length}-token window, "
+                         f"fewer than the {ranks} ranks: every rank trains on whole pieces of its own, so "
+                         f"add MIDI files or lower --num-proc")
+    total, done, bounds = sum(weights), 0, [None]
+    in_range, left = 0, trainable  # weighted pieces in the current range; from this piece on
+    for piece, weight in zip(ids, weights):
+        to_start = ranks - len(bounds)  # ranges after the current one
+        if weight and to_start and in_range and (
+                left <= to_start or done + weight / 2 >= total * len(bounds) / ranks):
+            bounds.append(piece)
+            in_range = 0
+        in_range += bool(weight)
+        left -= bool(weight)
+        done += weight
+    return bounds + [None]
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """What each rank reads: rank `r` the pieces with `bounds[r] <= piece_id < bounds[r + 1]`,
+    training on those not held out. Validation pieces are sharded by the same ranges when every
+    range holds one longer than a window; otherwise (a small validation set) every rank reads
+    all of them and takes every `ranks`-th window."""
+
+    bounds: tuple[str | None, ...]
+    validation: tuple[str, ...]
+    validation_by_range: bool
+
+    @property
+    def ranks(self) -> int:
+        return len(self.bounds) - 1
+
+    def shard(self, rank: int) -> Shard:
+        return Shard(self.bounds[rank], self.bounds[rank + 1])
+
+
+def plan_shards(counts: dict[str, int], validation: list[str], ranks: int, sequence_length: int) -> ShardPlan:
+    """Whole pieces per rank, balanced by tokens (`shard_bounds`), and how validation is shared."""
+    held_out = set(validation)
+    bounds = shard_bounds(counts, held_out, ranks, sequence_length)
+    by_range = all(
+        any(counts[p] > sequence_length for p in held_out
+            if (first is None or p >= first) and (end is None or p < end))
+        for first, end in zip(bounds[:-1], bounds[1:]))
+    return ShardPlan(tuple(bounds), tuple(sorted(held_out)), by_range and bool(held_out))
 
 
 def split_pieces(piece_ids: list[str], val_fraction: float, seed: int) -> list[str]:

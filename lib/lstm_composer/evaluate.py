@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, replace
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -41,7 +40,7 @@ NGRAM_ORDERS = (2, 3, 4, 5)
 def evaluate(model_dir: str, pieces: int = 3, length: int = 500, seed: int = 0) -> dict:
     """Scores, baselines, context curve and statistics; saved as evaluation.json."""
     model = TrainedModel.load(model_dir)
-    settings = run_files.read_json(Path(model_dir) / run_files.CONFIG_FILE)
+    settings = run_files.read_json(run_files.file(model_dir, run_files.CONFIG_FILE))
     validation = settings.get("validation_pieces") or []
     if not validation:
         raise ValueError(f"{model_dir} held out no validation pieces (--val-fraction 0): nothing to evaluate")
@@ -86,7 +85,7 @@ def evaluate(model_dir: str, pieces: int = 3, length: int = 500, seed: int = 0) 
     result["held_out"] = real
     result["held_out_together"] = overlaps(together, reference)
     result["overlap_summary"] = overlap_summary(generated, result["held_out_together"])
-    run_files.write_atomic(Path(model_dir) / "evaluation.json", json.dumps(result, indent=1))
+    run_files.write_atomic(run_files.file(model_dir, run_files.EVALUATION_FILE), json.dumps(result, indent=1))
     return result
 
 
@@ -242,9 +241,10 @@ def _chosen(probabilities: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 def corpus_onsets(corpus_path: str, stream: TokenStream) -> dict[str, list[Onset]]:
     """Every piece of the notes table as played (offset, duration, velocity, pitches), by piece id."""
-    from lstm_composer.dataset import notes_uri
+    from lstm_composer import storage
 
-    table = pq.read_table(notes_uri(f"{corpus_path}/notes"),
+    filesystem, path = storage.resolve(f"{corpus_path}/notes")
+    table = pq.read_table(path, filesystem=filesystem,
                           columns=["piece_id", "position", "offset", "duration", "velocity", "pitches"])
     table = table.sort_by([("piece_id", "ascending"), ("position", "ascending")])
     onsets: dict[str, list[Onset]] = {}

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from functools import cached_property, lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from lstm_composer import model_dir as run_files
+from lstm_composer import storage
 from lstm_composer.dataset import TokenStream, read_token_stream
 from lstm_composer.expression import PHASES, Expression, beat_phase
 from lstm_composer.presets import ModelConfig
@@ -108,20 +108,20 @@ class TrainedModel:
     def load(cls, model_dir: str) -> "TrainedModel":
         """Everything checked, and a `ModelDirError` naming the file that is missing or corrupt;
         a vocabulary that does not fit the network is refused too."""
-        directory = Path(model_dir)
-        settings = run_files.read_json(directory / run_files.CONFIG_FILE)
+        directory = model_dir
+        settings = run_files.read_json(run_files.file(directory, run_files.CONFIG_FILE))
         vocabulary = run_files.read_vocabulary(directory)
         network = run_files.load_network(directory)
         shape = network.output_shape
         outputs = (shape[0] if isinstance(shape, list) else shape)[-1]  # the token head's
         if outputs != len(vocabulary):
             raise run_files.ModelDirError(
-                f"{directory / run_files.VOCAB_FILE} has {len(vocabulary)} tokens but "
-                f"{directory / run_files.MODEL_FILE} predicts {outputs}: they come from different runs")
+                f"{run_files.file(directory, run_files.VOCAB_FILE)} has {len(vocabulary)} tokens but "
+                f"{run_files.file(directory, run_files.MODEL_FILE)} predicts {outputs}: they come from different runs")
         config = ModelConfig.from_dict(settings["model"])
         expression = run_files.read_expression(directory)
         if config.expressive and expression is None:
-            raise run_files.ModelDirError(f"{directory / run_files.VOCAB_FILE} has no expression classes, "
+            raise run_files.ModelDirError(f"{run_files.file(directory, run_files.VOCAB_FILE)} has no expression classes, "
                                           f"which the {config.name} model needs")
         return cls(network=network, config=config, vocabulary=vocabulary, corpus_path=settings["corpus_path"],
                    expression=expression if config.expressive else None,
@@ -162,9 +162,9 @@ def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression |
     from lstm_composer.corpus import parse_piece
 
     try:
-        content = Path(path).read_bytes()
+        content = storage.read_bytes(path)
     except OSError as error:
-        raise GenerationError(f"cannot read the primer {path}: {error.strerror}") from None
+        raise GenerationError(f"cannot read the primer {path}: {error.strerror or error}") from None
     piece, tokens = parse_piece(path, content, onset_tolerance_ms=onset_tolerance_ms)
     status, reason = piece[2], piece[3]
     if status != "ok":

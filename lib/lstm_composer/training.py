@@ -1,13 +1,14 @@
 """Data-parallel training with Horovod on Spark.
 
-The driver builds the vocabulary with Spark, holds out a seeded share of the pieces for
-validation, and writes `config.json` and `vocab.json`; `horovod.spark.run` then starts one
-rank per Spark task. Each rank reads the notes table with pyarrow, streams its shard of
-windows, and trains with Horovod's `DistributedOptimizer`; rank 0 alone writes: a checkpoint
-(weights and optimizer state) after every epoch, `model.keras` whenever the validation loss
-improves, `history.csv`, TensorBoard logs and `loss.png`. The model directory must be
-reachable by the executor that runs rank 0 (any local path in local mode; shared storage on
-a cluster). A run that was killed continues from its last checkpoint with `resume`.
+The driver reads the vocabulary and each piece's token count from the notes table, holds
+out a seeded share of the pieces for validation, cuts the pieces into one range per rank
+(`dataset.plan_shards`), and writes `config.json` and `vocab.json`; `horovod.spark.run` then
+starts one rank per Spark task. Each rank reads only its range of the notes table with
+pyarrow, streams its windows, and trains with Horovod's `DistributedOptimizer`; rank 0 alone
+touches the model directory (any location `storage` knows): a checkpoint (weights and
+optimizer state) after every epoch, `model.keras` whenever the validation loss improves,
+`history.csv`, TensorBoard logs and `loss.png`. A run that was killed continues from its last
+checkpoint with `resume`: rank 0 restores it and broadcasts the state to the other ranks.
 """
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ import re
 import sys
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from lstm_composer import model_dir as run_files
+from lstm_composer import storage
 from lstm_composer.expression import Expression
 from lstm_composer.hardware import training_precision
 from lstm_composer.model_dir import ModelDirError
@@ -75,19 +76,14 @@ class TrainSummary:
     vocab_size: int
     train_windows: int
     val_windows: int
+    rank_token_bytes: tuple[int, ...] = ()  # per rank: memory its token data took (Arrow's peak while reading + arrays)
+    rank_peak_rss: tuple[int, ...] = ()  # per rank: the process's peak resident memory
 
 
-def absolute(path: str) -> str:
-    """Ranks run in other working directories: make a plain local path absolute."""
-    return path if "://" in path else os.path.abspath(path)
-
-
-def build_vocabulary(spark, notes_path: str, transpose: tuple[int, int] = (0, 0)) -> Vocabulary:
-    """The corpus's distinct tokens, and every transposition of them the training may make."""
-    from lstm_composer.tokens import with_transpositions
-
-    rows = spark.read.parquet(notes_path).select("token").distinct().collect()
-    return Vocabulary(with_transpositions((row.token for row in rows), transpose))
+def _settings(config: TrainConfig, validation_pieces: list[str]) -> dict:
+    return {"model": config.model.to_dict(), "corpus_path": config.corpus_path, "epochs": config.epochs,
+            "num_proc": config.num_proc, "seed": config.seed, "val_fraction": config.val_fraction,
+            "validation_pieces": validation_pieces}
 
 
 def count_voicings(spark, notes_path: str):
@@ -101,45 +97,41 @@ def count_voicings(spark, notes_path: str):
     return Voicings.count((row.token, row.pitches, row["count"]) for row in chords)
 
 
-def piece_ids(spark, notes_path: str) -> list[str]:
-    return sorted(row.piece_id for row in spark.read.parquet(notes_path).select("piece_id").distinct().collect())
+def prepare_run(spark, config: TrainConfig) -> tuple[Vocabulary, list[str], int, dict[str, int]]:
+    """Write config.json, vocab.json and voicings.json for a new run, or check them for a
+    resumed one (on the driver, through `storage`). Returns the vocabulary (with every
+    transposition the training may make), the validation pieces, the first epoch to train and
+    each piece's token count."""
+    from lstm_composer.dataset import notes_summary, split_pieces
+    from lstm_composer.tokens import with_transpositions
 
-
-def _settings(config: TrainConfig, validation_pieces: list[str]) -> dict:
-    return {"model": config.model.to_dict(), "corpus_path": config.corpus_path, "epochs": config.epochs,
-            "num_proc": config.num_proc, "seed": config.seed, "val_fraction": config.val_fraction,
-            "validation_pieces": validation_pieces}
-
-
-def prepare_run(spark, config: TrainConfig) -> tuple[Vocabulary, list[str], int]:
-    """Write config.json and vocab.json for a new run, or check them for a resumed one.
-    Returns the vocabulary, the validation pieces and the first epoch to train."""
-    from lstm_composer.dataset import split_pieces
-
-    directory = Path(config.model_dir)
+    directory = config.model_dir
+    config_file = run_files.file(directory, run_files.CONFIG_FILE)
     if config.resume:
-        saved = run_files.read_json(directory / run_files.CONFIG_FILE)
+        saved = run_files.read_json(config_file)
         if saved["model"] != json.loads(json.dumps(config.model.to_dict())):  # tuples as JSON lists
-            raise ModelDirError(f"{directory / run_files.CONFIG_FILE} was written for preset "
+            raise ModelDirError(f"{config_file} was written for preset "
                                 f"{saved['model']['name']!r} with other settings: resume with the same preset")
         vocabulary = run_files.read_vocabulary(directory)
         last = run_files.read_checkpoint(directory, "last")
         first_epoch = last.epoch + 1 if last else 0
         run_files.trim_history(directory, first_epoch)
         settings = {**saved, "epochs": config.epochs}
-        run_files.write_atomic(directory / run_files.CONFIG_FILE, json.dumps(settings, indent=1))
-        return vocabulary, saved["validation_pieces"], first_epoch
+        run_files.write_atomic(config_file, json.dumps(settings, indent=1))
+        return vocabulary, saved["validation_pieces"], first_epoch, notes_summary(config.notes_path)[1]
     if run_files.read_checkpoint(directory, "last") is not None:
         raise ModelDirError(f"{directory} already holds a training run: pass --resume to continue it, "
                             f"or choose another --model-dir")
-    vocabulary = build_vocabulary(spark, config.notes_path, config.model.transpose)
-    validation = split_pieces(piece_ids(spark, config.notes_path), config.val_fraction, config.seed)
-    directory.mkdir(parents=True, exist_ok=True)
-    run_files.write_atomic(directory / run_files.CONFIG_FILE, json.dumps(_settings(config, validation), indent=1))
+    corpus_tokens, counts = notes_summary(config.notes_path)
+    vocabulary = Vocabulary(with_transpositions(corpus_tokens.tokens, config.model.transpose))
+    validation = split_pieces(sorted(counts), config.val_fraction, config.seed)
+    run_files.write_atomic(config_file, json.dumps(_settings(config, validation), indent=1))
     expression = Expression.for_rhythm(config.model.rhythm) if config.model.expressive else None
-    run_files.write_atomic(directory / run_files.VOCAB_FILE, run_files.vocabulary_json(vocabulary, expression))
-    run_files.write_atomic(directory / run_files.VOICINGS_FILE, count_voicings(spark, config.notes_path).to_json())
-    return vocabulary, validation, 0
+    run_files.write_atomic(run_files.file(directory, run_files.VOCAB_FILE),
+                           run_files.vocabulary_json(vocabulary, expression))
+    run_files.write_atomic(run_files.file(directory, run_files.VOICINGS_FILE),
+                           count_voicings(spark, config.notes_path).to_json())
+    return vocabulary, validation, 0, counts
 
 
 def task_slots(spark, needed: int, wait: float) -> int:
@@ -192,19 +184,24 @@ def train(spark, config: TrainConfig) -> TrainSummary:
     """Train on `config.num_proc` Horovod ranks, from scratch or from the last checkpoint."""
     import horovod.spark
 
+    from lstm_composer.dataset import plan_shards
+
     # Each rank is one Spark task and owns the task's cores.
     threads = config.threads_per_rank or int(spark.sparkContext.getConf().get("spark.task.cpus", "1"))
-    config = replace(config, corpus_path=absolute(config.corpus_path), model_dir=absolute(config.model_dir),
-                     threads_per_rank=threads)
+    config = replace(config, corpus_path=storage.absolute(config.corpus_path),
+                     model_dir=storage.absolute(config.model_dir), threads_per_rank=threads)
     check_task_slots(spark, config)
-    vocabulary, validation, first_epoch = prepare_run(spark, config)
+    vocabulary, validation, first_epoch, counts = prepare_run(spark, config)
+    # A dense model learns from any piece of two tokens or more; the paper's from pieces longer than a window.
+    shortest = 1 if config.model.dense_targets else config.model.sequence_length
+    shards = plan_shards(counts, validation, config.num_proc, shortest)
     local = spark.sparkContext.master.startswith("local")
     driver_host = "127.0.0.1" if local else spark.sparkContext.getConf().get("spark.driver.host")
     relay = ConsoleRelay(driver_host)  # the ranks' lines, on this console as they print them
     try:
         results = horovod.spark.run(
             train_rank,
-            args=(config, vocabulary.tokens, validation, first_epoch,
+            args=(config, vocabulary.tokens, shards, first_epoch,
                   run_files.read_expression(config.model_dir), relay.address),
             num_proc=config.num_proc,
             use_gloo=True,
@@ -220,20 +217,58 @@ def train(spark, config: TrainConfig) -> TrainSummary:
         raise TrainingStopped(stopped_message(error, config)) from error
     finally:
         relay.close()
-    rank0 = next(r for r in results if r["rank"] == 0)
+    results = sorted(results, key=lambda r: r["rank"])
+    rank0 = results[0]
     return TrainSummary(model_dir=config.model_dir, epochs=rank0["epochs"], ranks=len(results),
                         best_val_loss=rank0["best_val_loss"], vocab_size=len(vocabulary),
-                        train_windows=rank0["train_windows"], val_windows=rank0["val_windows"])
+                        train_windows=rank0["train_windows"], val_windows=rank0["val_windows"],
+                        rank_token_bytes=tuple(r["token_bytes"] for r in results),
+                        rank_peak_rss=tuple(r["peak_rss"] for r in results))
 
 
-def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[str], first_epoch: int,
+def read_shard(config: TrainConfig, vocabulary: Vocabulary, shards, rank: int, size: int,
+               expression: Expression | None):
+    """This rank's token streams and window starts: (train stream, train starts, validation
+    stream, validation starts, bytes of token data)."""
+    import resource
+
+    import pyarrow as pa
+
+    from lstm_composer.dataset import Shard, rank_window_starts, read_token_stream
+
+    length, dense, bass = config.model.sequence_length, config.model.dense_targets, config.model.bass
+
+    def windows(of, pieces):  # the paper's window starts, or a dense model's rows
+        return rank_window_starts(of, length, pieces, 0, 1, dense)
+
+    stream = read_token_stream(config.notes_path, vocabulary, expression, shards.shard(rank), bass=bass)
+    held_out = set(shards.validation)
+    train_starts = windows(stream, set(stream.piece_ids) - held_out)
+    val_stream = stream
+    if shards.validation_by_range:
+        val_starts = windows(stream, held_out)
+    elif held_out:
+        val_stream = read_token_stream(config.notes_path, vocabulary, expression, Shard(only=shards.validation),
+                                       bass=bass)
+        val_starts = windows(val_stream, held_out)
+        # every size-th window each; fewer windows than ranks: every rank all of them (the average holds)
+        val_starts = val_starts[rank::size] if len(val_starts) >= size else val_starts
+    else:
+        val_starts = windows(stream, held_out)
+    token_bytes = pa.default_memory_pool().max_memory() + stream.nbytes + (
+        val_stream.nbytes if val_stream is not stream else 0)
+    return stream, train_starts, val_stream, val_starts, token_bytes
+
+
+def train_rank(config: TrainConfig, vocab_tokens: list[str], shards, first_epoch: int,
                expression: Expression | None, relay: RelayAddress | None = None) -> dict:
     """What each Horovod rank runs, on an executor. Returns a small summary to the driver."""
-    import numpy as np
+    import resource
+
     import tensorflow as tf
     import horovod.tensorflow.keras as hvd
 
-    from lstm_composer.dataset import make_dataset, rank_window_starts, read_token_stream, transposition_table
+    from lstm_composer.dataset import make_dataset, transposition_table
     from lstm_composer.model import build_model
 
     hvd.init()
@@ -249,30 +284,28 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
     model_config = config.model
     rank, size, batch = hvd.rank(), hvd.size(), model_config.batch_size
     vocabulary = Vocabulary(vocab_tokens)
-    stream = read_token_stream(config.notes_path, vocabulary, expression, bass=model_config.bass)
-    held_out = set(validation)
-    trained_on = set(stream.piece_ids) - held_out
-    length, dense = model_config.sequence_length, model_config.dense_targets
-    train_starts = rank_window_starts(stream, length, trained_on, 0, 1, dense)  # every rank's
-    val_starts = rank_window_starts(stream, length, held_out, 0, 1, dense)
-    steps = min(len(train_starts) // size // batch, config.steps_per_epoch or sys.maxsize)
+    stream, train_starts, val_stream, val_starts, token_bytes = read_shard(
+        config, vocabulary, shards, rank, size, expression)
+    # Every rank takes as many batches as the rank with the fewest windows has.
+    windows = hvd.allgather(tf.constant([[len(train_starts), len(val_starts)]], tf.int64)).numpy()
+    steps = min(int(windows[:, 0].min()) // batch, config.steps_per_epoch or sys.maxsize)
     if steps == 0:
         raise ValueError(
-            f"the training pieces give {len(train_starts)} windows of {model_config.sequence_length} tokens, "
-            f"fewer than batch_size {batch} × {size} ranks: add MIDI files or choose a smaller preset")
+            f"the ranks' shards give {windows[:, 0].tolist()} training windows of {model_config.sequence_length} "
+            f"tokens, and every rank needs batch_size {batch}: add MIDI files, lower --num-proc or choose a "
+            f"smaller preset")
     transpositions = (transposition_table(vocabulary, model_config.transpose)
                       if model_config.transpose != (0, 0) else None)
-    dataset = make_dataset(stream, rank_window_starts(stream, length, trained_on, rank, size, dense),
-                           model_config, len(vocabulary), seed=config.seed + rank, transpositions=transpositions)
+    dataset = make_dataset(stream, train_starts, model_config, len(vocabulary), seed=config.seed + rank,
+                           transpositions=transpositions)
     fit_validation = {}
-    if 0 < len(val_starts) < size:  # a short held-out piece: ranks share its windows, and their average holds
-        val_starts = np.resize(val_starts, (size, *val_starts.shape[1:]))
-    if len(val_starts) >= size:  # every rank evaluates the same number of batches
-        val_batch = min(batch, len(val_starts) // size)
+    fewest = int(windows[:, 1].min())
+    if fewest:  # every rank evaluates the same number of batches
+        val_batch = min(batch, fewest)
         fit_validation = {
-            "validation_data": make_dataset(stream, val_starts[rank::size], model_config, len(vocabulary),
+            "validation_data": make_dataset(val_stream, val_starts, model_config, len(vocabulary),
                                             seed=0, shuffle=False, batch_size=val_batch),
-            "validation_steps": min(len(val_starts) // size // val_batch, config.val_steps or sys.maxsize),
+            "validation_steps": min(fewest // val_batch, config.val_steps or sys.maxsize),
         }
 
     sizes = expression.sizes() if expression else None
@@ -280,39 +313,48 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], validation: list[st
     optimizer = hvd.DistributedOptimizer(make_optimizer(model_config, ranks=size))
     compile_network(model, model_config, optimizer)
     state = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    best_val_loss = float("inf")
-    if first_epoch:
-        best_val_loss = restore(state, optimizer, model, config.model_dir)
+    # Rank 0 alone touches the model directory, through a local workspace (a scratch folder
+    # when the directory is remote) for what Keras and TensorBoard write.
+    workspace = storage.Workspace(config.model_dir) if rank == 0 else None
+    try:
+        best_val_loss = float("inf")
+        if first_epoch:
+            best_val_loss = restore(state, optimizer, model, workspace)
 
-    directory = Path(config.model_dir)
-    callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
-    if model_config.batch_norm:  # before validation and before the saver exports the network
-        calibration = make_dataset(stream, rank_window_starts(stream, length, trained_on, rank, size, dense),
-                                   model_config, len(vocabulary),
-                                   seed=config.seed + 7 + rank)
-        callbacks.append(batch_norm_refresh(calibration, calibration_batches(model_config, size), hvd))
-    saver = None
-    if rank == 0:
-        saver = epoch_saver(directory, state, model_config, len(vocabulary), best_val_loss,
-                            sequences_per_epoch=steps * batch * size, expression_sizes=sizes)
-        callbacks += [saver, tf.keras.callbacks.TensorBoard(str(directory / run_files.LOGS_DIR), profile_batch=0)]
-    if config.max_minutes:
-        callbacks.append(time_budget(config.max_minutes, hvd))
-    if config.patience:  # every rank sees the same averaged validation loss, so all stop together
-        callbacks.append(tf.keras.callbacks.EarlyStopping(
-            monitor="val_loss" if fit_validation else "loss", patience=config.patience))
-    if rank == 0:
-        callbacks.append(progress_printer(config.epochs, steps, batch * size, str(precision), config.progress_seconds))
-    epochs_trained = 0
-    if first_epoch < config.epochs:
-        history = model.fit(dataset, steps_per_epoch=steps, epochs=config.epochs, initial_epoch=first_epoch,
-                            verbose=2 if rank == 0 else 0, callbacks=callbacks, **fit_validation)
-        epochs_trained = len(history.history["loss"])
-    if rank == 0:
-        run_files.plot_history(directory)
+        callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
+        if model_config.batch_norm:  # before validation and before the saver exports the network
+            calibration = make_dataset(stream, train_starts, model_config, len(vocabulary), seed=config.seed + 7 + rank)
+            callbacks.append(batch_norm_refresh(calibration, calibration_batches(model_config, size), hvd))
+        saver = None
+        if rank == 0:
+            saver = epoch_saver(config.model_dir, state, model_config, len(vocabulary), best_val_loss,
+                                sequences_per_epoch=steps * batch * size, expression_sizes=sizes,
+                                workspace=workspace)
+            callbacks += [tf.keras.callbacks.TensorBoard(workspace.path(run_files.LOGS_DIR), profile_batch=0),
+                          saver]  # the saver uploads what TensorBoard wrote for the epoch
+        if config.max_minutes:
+            callbacks.append(time_budget(config.max_minutes, hvd))
+        if config.patience:  # every rank sees the same averaged validation loss, so all stop together
+            callbacks.append(tf.keras.callbacks.EarlyStopping(
+                monitor="val_loss" if fit_validation else "loss", patience=config.patience))
+        if rank == 0:
+            callbacks.append(progress_printer(config.epochs, steps, batch * size, str(precision),
+                                              config.progress_seconds))
+        epochs_trained = 0
+        if first_epoch < config.epochs:
+            history = model.fit(dataset, steps_per_epoch=steps, epochs=config.epochs, initial_epoch=first_epoch,
+                                verbose=2 if rank == 0 else 0, callbacks=callbacks, **fit_validation)
+            epochs_trained = len(history.history["loss"])
+        if rank == 0:
+            workspace.sync(run_files.LOGS_DIR)
+            run_files.plot_history(config.model_dir)
+    finally:
+        if workspace:
+            workspace.close()
     return {"rank": rank, "epochs": epochs_trained,
             "best_val_loss": saver.best_val_loss if saver else best_val_loss,
-            "train_windows": len(train_starts), "val_windows": len(val_starts)}
+            "train_windows": int(windows[:, 0].sum()), "val_windows": int(windows[:, 1].sum()),
+            "token_bytes": int(token_bytes), "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
 def make_optimizer(model_config: ModelConfig, ranks: int):
@@ -406,26 +448,40 @@ def time_budget(minutes: float, hvd):
     return TimeBudget()
 
 
-def restore(state, optimizer, model, model_dir: str) -> float:
-    """Load the last checkpoint into `state`; returns the best validation loss so far."""
-    last = run_files.read_checkpoint(model_dir, "last")
+def restore(state, optimizer, model, workspace: storage.Workspace | None) -> float:
+    """Resume: the rank given the model directory's `workspace` (rank 0) loads the last
+    checkpoint into `state`, and every rank then receives its weights and optimizer state by
+    Horovod's broadcast, so no other rank reads the model directory. Returns the best
+    validation loss so far (infinity on the other ranks); every rank must call it."""
+    from horovod.tensorflow import broadcast_variables
+
     optimizer.build(model.trainable_variables)  # so its slots exist to be restored into
-    try:
-        state.read(last.prefix).assert_existing_objects_matched()
-    except Exception as error:
-        raise ModelDirError(f"{last.prefix}.* cannot be restored into this network "
-                            f"({type(error).__name__}: {str(error)[:200]})") from None
-    best = run_files.read_checkpoint(model_dir, "best")
-    return float(best.metrics.get("monitored", float("inf"))) if best else float("inf")
+    best_val_loss = float("inf")
+    if workspace is not None:
+        last = run_files.read_checkpoint(workspace.uri, "last")
+        try:
+            state.read(last.local_prefix(workspace)).assert_existing_objects_matched()
+        except Exception as error:
+            raise ModelDirError(f"{last.prefix}.* cannot be restored into this network "
+                                f"({type(error).__name__}: {str(error)[:200]})") from None
+        best = run_files.read_checkpoint(workspace.uri, "best")
+        best_val_loss = float(best.metrics.get("monitored", float("inf"))) if best else float("inf")
+    broadcast_variables(model.variables + optimizer.variables(), root_rank=0)
+    return best_val_loss
 
 
-def epoch_saver(directory: Path, state, model_config: ModelConfig, vocab_size: int, best_val_loss: float,
-                sequences_per_epoch: int, expression_sizes: tuple[int, int, int] | None = None):
+def epoch_saver(directory: str, state, model_config: ModelConfig, vocab_size: int, best_val_loss: float,
+                sequences_per_epoch: int, expression_sizes: tuple[int, int, int] | None = None,
+                workspace: storage.Workspace | None = None):
     """Rank 0's Keras callback, after Horovod has averaged the epoch's metrics over ranks:
     adds throughput to the logs, writes the history row, then the checkpoint (a crash between
     the two trains that epoch again, and its row is replaced) and, when the validation loss (the training loss without
-    a validation set) is the lowest yet, `model.keras`."""
+    a validation set) is the lowest yet, `model.keras`; then uploads what changed in the
+    `workspace` (TensorBoard's logs) when the model directory is remote."""
     import tensorflow as tf
+
+    directory = str(directory)
+    workspace = workspace or storage.Workspace(directory)
 
     class EpochSaver(tf.keras.callbacks.Callback):
         def __init__(self):
@@ -453,23 +509,22 @@ def epoch_saver(directory: Path, state, model_config: ModelConfig, vocab_size: i
             improved = monitored < self.best_val_loss
             if improved:
                 self.best_val_loss = monitored
-                export_network(self.model, directory / run_files.MODEL_FILE, model_config, vocab_size,
-                               expression_sizes)
+                export_network(self.model, run_files.file(directory, run_files.MODEL_FILE), model_config,
+                               vocab_size, expression_sizes)
             metrics = {key: float(value) for key, value in logs.items()}
             run_files.append_history(directory, epoch, metrics)
-            run_files.save_checkpoint(directory, state, epoch, {**metrics, "monitored": monitored}, improved)
+            run_files.save_checkpoint(workspace, state, epoch, {**metrics, "monitored": monitored}, improved)
+            workspace.sync(run_files.LOGS_DIR)
 
     return EpochSaver()
 
 
-def export_network(model, path: Path, model_config: ModelConfig, vocab_size: int,
+def export_network(model, path: str, model_config: ModelConfig, vocab_size: int,
                    expression_sizes: tuple[int, int, int] | None = None) -> None:
-    """A plain, uncompiled copy of the network (no Horovod optimizer inside), written to a
-    temporary name and renamed."""
+    """A plain, uncompiled copy of the network (no Horovod optimizer inside), written to `path`
+    (any location) atomically."""
     from lstm_composer.model import build_model
 
     plain = build_model(model_config, vocab_size, expression_sizes=expression_sizes)
     plain.set_weights(model.get_weights())
-    partial = path.with_name(f".partial-{path.name}")
-    plain.save(partial)
-    os.replace(partial, path)
+    run_files.save_network(plain, path)
