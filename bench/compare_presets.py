@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--steps-per-epoch", type=int, default=15)
     parser.add_argument("--val-steps", type=int, default=10)
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "presets-validation-loss.png")
+    parser.add_argument("--keep", type=Path, help="copy each trained model directory into this folder")
     args = parser.parse_args()
 
     from lstm_composer.model_dir import read_history
@@ -63,6 +64,8 @@ def main() -> None:
                            env=ENV, check=True, capture_output=True)
             evaluation = json.loads((model_dir / "evaluation.json").read_text())
             curves[name] = (minutes, [float(row["val_token_loss"]) for row in rows], rows, evaluation)
+            if args.keep:
+                shutil.copytree(model_dir, args.keep / name, dirs_exist_ok=True)
 
     import matplotlib
 
@@ -80,26 +83,34 @@ def main() -> None:
     args.plot.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.plot, dpi=100, bbox_inches="tight")
 
-    print("| preset | epochs | sequences/s | token perplexity | token accuracy | onset gap / duration / "
-          "velocity perplexity | minutes |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| preset | epochs | sequences/s | targets | token perplexity | best n-gram, same targets | ratio | "
+          "token accuracy | full context vs 4 tokens | BatchNorm inference / training mode |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, (minutes, _, rows, evaluation) in curves.items():
-        scores = evaluation["validation"]
+        token = evaluation["validation"]["token"]
         speed = sum(float(row["sequences_per_second"]) for row in rows[1:]) / max(1, len(rows) - 1)
-        others = " / ".join(f"{scores[head]['perplexity']:.2f}" for head in ("ioi", "duration", "velocity")
-                            if head in scores) or "-"
-        print(f"| `{name}` | {len(rows)} | {speed:.0f} | {scores['token']['perplexity']:.1f} | "
-              f"{scores['token']['accuracy']:.3f} | {others} | {minutes[-1]:.1f} |")
-    print(f"validation windows: {next(iter(curves.values()))[3]['validation']['windows']} (the held-out pieces' "
-          f"windows, in whole batches of 256)")
+        best = evaluation["baselines"][evaluation["best_baseline"]]["perplexity"]
+        curve = evaluation["context_curve"]
+        gain = f"{100 * (1 - curve['full'] / curve['4']):.1f}% lower" if "4" in curve else "-"
+        check = evaluation.get("batch_norm_check")
+        norm = f"{check['inference']:.3f} / {check['training_mode']:.3f}" if check else "-"
+        print(f"| `{name}` | {len(rows)} | {speed:.0f} | {evaluation['targets']} | {token['perplexity']:.1f} | "
+              f"{best:.1f} ({evaluation['best_baseline']}) | **{evaluation['ratio_to_best_baseline']:.2f}x** | "
+              f"{token['accuracy']:.3f} | {gain} | {norm} |")
     print()
-    print("| preset | generated piece | distinct tokens | onset gaps | durations | velocity bins | longest copy |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| preset | generated piece | distinct tokens | onset gaps | durations | velocity bins | longest copy | "
+          "overlap with the training pieces |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, (_, _, _, evaluation) in curves.items():
         for i, piece in enumerate(evaluation["generated"]):
             print(f"| `{name}` | {i} | {piece['distinct_tokens']} | {piece['distinct_onset_gaps']} | "
                   f"{piece['distinct_durations']} | {piece['distinct_velocity_bins']} | "
-                  f"{piece['longest_copy']['length']} |")
+                  f"{piece['longest_copy']['length']} | {piece['overlaps']['mean']:.2f} |")
+        summary = evaluation["overlap_summary"]
+        print(f"| `{name}` | all three, together | | | | | | {summary['together']['generated']['mean']:.2f} |")
+    summary = next(iter(curves.values()))[3]["overlap_summary"]
+    print(f"held-out pieces against the training pieces: {summary['by_piece']['held_out']['mean']:.2f} piece by "
+          f"piece, {summary['together']['held_out']['mean']:.2f} together")
     print(f"plot: {args.plot}")
 
 

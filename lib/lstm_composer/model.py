@@ -12,7 +12,7 @@ from lstm_composer.presets import ModelConfig
 ATTRIBUTE_EMBEDDING = 16  # width of the ioi, duration, velocity, bass and phase embeddings of an expressive model
 PITCHES = 128  # classes of the bass head: MIDI pitches
 POINTER_KEYS = 64  # width of the pointer head's queries and keys
-MOTIF_LENGTH = 8  # the pointer weighs matches of the last 1, 2, ... 8 tokens
+MOTIF_LENGTH = 3  # the pointer weighs matches of the last 1, 2 and 3 tokens
 CHOSEN_TOKEN = "chosen_token"  # the bass head's extra input: the token of the position it voices
 
 
@@ -95,7 +95,7 @@ def _pointer_layer():
 
         At position t a query from the LSTM output is compared with a key from the LSTM output
         at every earlier position j < t of the window, and with a learned sentinel. Each
-        score also gets a learned weight for every one of the last 1, 2, ... 8 tokens up to j
+        score also gets a learned weight for every one of the last 1, 2 and 3 tokens up to j
         that equal those up to t (the same motif again). The softmax over those scores splits
         the probability: the sentinel's share goes to the vocabulary softmax, each position
         j's share to the token that followed j. Music repeats itself, and this lets the
