@@ -110,6 +110,14 @@ def test_musicxml_is_a_grand_staff_with_every_note_in_its_hand(tmp_path):
     assert set(re.findall(r"<offset[^>]*>(-?\d+)</offset>", path.read_text())) <= {"0"}
 
 
+def test_musicxml_releases_a_pitch_struck_again_while_it_sounds_as_the_midi_does(tmp_path):
+    # G3 held for two beats, struck again a beat later inside a chord: two voices on the bass staff.
+    events = [Event("G3", 0.0, 2.0, 80), Event("5.7.11", 1.0, 0.75, 80, (47, 53, 55)), Event("G2", 3.0, 1.0, 80)]
+    _, _, bass = read_musicxml(write_musicxml(events, tmp_path / "again.musicxml"))
+    # (the chord's dotted eighth is written as a quarter: releases go to the eighth grid of an empty beat)
+    assert sorted(sounding(bass)) == [(43, 36, 12), (47, 12, 12), (53, 12, 12), (55, 0, 12), (55, 12, 12)]
+
+
 def test_musicxml_of_the_papers_timing_has_eighths_in_full_bars(tmp_path):
     tokens = ["E4", "C#5", "B-3", "G2", "4.7.11", "0.4.7", "A4", "D5", "F3"] * 2
     _, treble, bass = read_musicxml(write_musicxml(fixed_step(tokens), tmp_path / "paper.musicxml"))

@@ -147,6 +147,29 @@ def notes_summary(notes_path: str) -> tuple[Vocabulary, dict[str, int]]:
     return Vocabulary(tokens), counts
 
 
+def notes_voicings(notes_path: str):
+    """How the corpus voices each chord (`voicing.Voicings`): every chord row's token and
+    pitches, counted in Arrow one batch at a time, on the driver."""
+    from collections import Counter
+
+    import pyarrow.dataset as ds
+
+    from lstm_composer.voicing import Voicings
+
+    filesystem, path = storage.resolve(notes_path)
+    table = ds.dataset(path, filesystem=filesystem, format="parquet", partitioning="hive")
+    counts: Counter = Counter()
+    for batch in table.to_batches(columns=["token", "pitches"], batch_size=1 << 20):
+        chords = batch.filter(pc.greater(pc.list_value_length(batch.column("pitches")), 1))
+        spelled = pc.binary_join(pc.cast(chords.column("pitches"), pa.list_(pa.string())), ".")
+        grouped = (pa.table({"token": chords.column("token"), "voicing": spelled})
+                   .group_by(["token", "voicing"]).aggregate([([], "count_all")]))
+        for token, voicing, times in zip(*(grouped.column(i).to_pylist() for i in range(3))):
+            counts[token, voicing] += times
+    return Voicings.count((token, [int(p) for p in voicing.split(".")], times)
+                          for (token, voicing), times in counts.items())
+
+
 def shard_bounds(counts: dict[str, int], validation: set[str], ranks: int, sequence_length: int) -> list[str | None]:
     """Where each rank's range of piece ids starts and ends (`ranks + 1` values, the outer two
     None): contiguous ranges of whole pieces with about equal training tokens. Raises when

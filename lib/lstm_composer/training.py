@@ -86,23 +86,12 @@ def _settings(config: TrainConfig, validation_pieces: list[str]) -> dict:
             "validation_pieces": validation_pieces}
 
 
-def count_voicings(spark, notes_path: str):
-    """How the corpus voices each chord (`voicing.Voicings`), counted by Spark."""
-    from pyspark.sql import functions as F
-
-    from lstm_composer.voicing import Voicings
-
-    chords = (spark.read.parquet(notes_path).where(F.size("pitches") > 1)
-              .groupBy("token", "pitches").count().collect())
-    return Voicings.count((row.token, row.pitches, row["count"]) for row in chords)
-
-
-def prepare_run(spark, config: TrainConfig) -> tuple[Vocabulary, list[str], int, dict[str, int]]:
+def prepare_run(config: TrainConfig) -> tuple[Vocabulary, list[str], int, dict[str, int]]:
     """Write config.json, vocab.json and voicings.json for a new run, or check them for a
     resumed one (on the driver, through `storage`). Returns the vocabulary (with every
     transposition the training may make), the validation pieces, the first epoch to train and
     each piece's token count."""
-    from lstm_composer.dataset import notes_summary, split_pieces
+    from lstm_composer.dataset import notes_summary, notes_voicings, split_pieces
     from lstm_composer.tokens import with_transpositions
 
     directory = config.model_dir
@@ -130,7 +119,7 @@ def prepare_run(spark, config: TrainConfig) -> tuple[Vocabulary, list[str], int,
     run_files.write_atomic(run_files.file(directory, run_files.VOCAB_FILE),
                            run_files.vocabulary_json(vocabulary, expression))
     run_files.write_atomic(run_files.file(directory, run_files.VOICINGS_FILE),
-                           count_voicings(spark, config.notes_path).to_json())
+                           notes_voicings(config.notes_path).to_json())
     return vocabulary, validation, 0, counts
 
 
@@ -191,7 +180,7 @@ def train(spark, config: TrainConfig) -> TrainSummary:
     config = replace(config, corpus_path=storage.absolute(config.corpus_path),
                      model_dir=storage.absolute(config.model_dir), threads_per_rank=threads)
     check_task_slots(spark, config)
-    vocabulary, validation, first_epoch, counts = prepare_run(spark, config)
+    vocabulary, validation, first_epoch, counts = prepare_run(config)
     # A dense model learns from any piece of two tokens or more; the paper's from pieces longer than a window.
     shortest = 1 if config.model.dense_targets else config.model.sequence_length
     shards = plan_shards(counts, validation, config.num_proc, shortest)

@@ -99,15 +99,24 @@ def _staff_notes(events: Sequence[Event]) -> tuple[list, list]:
 
     Onsets and releases go to the nearest 1/12 quarter. A release then moves to the grid
     its beat's onsets use (eighths at least): a pianist reads when notes start, and a
-    release 1/12 early should not turn a beat of eighths into a tuplet. Pitches struck at
-    one onset for the same length on one staff become one chord.
+    release 1/12 early should not turn a beat of eighths into a tuplet. A pitch struck again
+    while it still sounds is released at the new strike, as the MIDI file does (a key cannot
+    be struck while it is held down). Pitches struck at one onset for the same length on one
+    staff become one chord.
     """
-    staves: tuple[list, list] = ([], [])
+    held: dict[tuple[int, int], int] = {}  # (pitch, start) → end
     for event in events:
         start = round(event.offset * _GRID)
         end = max(start + 1, round((event.offset + event.duration) * _GRID))
         for pitch in event.pitches:
-            staves[0 if pitch >= MIDDLE_C else 1].append((start, end, pitch))
+            held[pitch, start] = max(end, held.get((pitch, start), end))
+    staves: tuple[list, list] = ([], [])
+    struck = sorted(held)
+    for (pitch, start), following in zip(struck, struck[1:] + [(None, None)]):
+        end = min(held[pitch, start], following[1]) if following[0] == pitch else held[pitch, start]
+        staves[0 if pitch >= MIDDLE_C else 1].append((start, end, pitch))
+    for notes in staves:
+        notes.sort()
     treble, bass = [], []
     for notes, written in zip(staves, (treble, bass)):
         onset_divisions = _beat_divisions({start for start, _, _ in notes})
