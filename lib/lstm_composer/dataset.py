@@ -215,14 +215,19 @@ class ShardPlan:
 
 
 def plan_shards(counts: dict[str, int], validation: list[str], ranks: int, sequence_length: int) -> ShardPlan:
-    """Whole pieces per rank, balanced by tokens (`shard_bounds`), and how validation is shared."""
+    """Whole pieces per rank, balanced by tokens (`shard_bounds`), and how validation is shared:
+    by the same ranges when each range holds at least half its share of the validation tokens
+    (every rank evaluates as many batches as the one with the fewest, so one short held-out
+    piece in a range would leave almost nothing to validate on); otherwise every rank reads all
+    the validation pieces."""
     held_out = set(validation)
     bounds = shard_bounds(counts, held_out, ranks, sequence_length)
-    by_range = all(
-        any(counts[p] > sequence_length for p in held_out
-            if (first is None or p >= first) and (end is None or p < end))
+    usable = {p: counts[p] for p in held_out if counts[p] > sequence_length}
+    share = sum(usable.values()) / (2 * ranks)
+    by_range = bool(usable) and all(
+        sum(n for p, n in usable.items() if (first is None or p >= first) and (end is None or p < end)) >= share
         for first, end in zip(bounds[:-1], bounds[1:]))
-    return ShardPlan(tuple(bounds), tuple(sorted(held_out)), by_range and bool(held_out))
+    return ShardPlan(tuple(bounds), tuple(sorted(held_out)), by_range)
 
 
 def split_pieces(piece_ids: list[str], val_fraction: float, seed: int) -> list[str]:

@@ -89,6 +89,12 @@ def build_model(config: ModelConfig, vocab_size: int, for_training: bool = False
 def _pointer_layer():
     import tensorflow as tf
 
+    def _softmax_last(x):
+        """Softmax over the last axis, spelled out: TensorFlow's grappler cannot cost a Softmax op
+        whose input rank it does not know here, and warns at every step."""
+        e = tf.exp(x - tf.reduce_max(x, -1, keepdims=True))
+        return e / tf.reduce_sum(e, -1, keepdims=True)
+
     @tf.keras.utils.register_keras_serializable(package="lstm_composer")
     class Pointer(tf.keras.layers.Layer):
         """The token head of a pointer network (pointer-sentinel mixture).
@@ -134,10 +140,10 @@ def _pointer_layer():
             earlier -= tf.eye(steps)
             scores += (1.0 - earlier) * -1e9
             sentinel = tf.reduce_sum(query * self.sentinel, -1, keepdims=True) + self.sentinel_bias
-            shares = tf.nn.softmax(tf.concat([scores, sentinel], -1), -1)
+            shares = _softmax_last(tf.concat([scores, sentinel], -1))
             followers = tf.concat([tokens[:, 1:], tokens[:, :1]], 1)  # the token after each position
             copied = tf.matmul(shares[..., :-1], tf.one_hot(followers, self.vocab_size))
-            return shares[..., -1:] * tf.nn.softmax(tf.cast(logits, tf.float32)) + copied
+            return shares[..., -1:] * _softmax_last(tf.cast(logits, tf.float32)) + copied
 
         def get_config(self):
             return {**super().get_config(), "vocab_size": self.vocab_size, "keys": self.keys, "span": self.span}
