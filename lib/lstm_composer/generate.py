@@ -442,11 +442,11 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
         positions = np.concatenate([positions, primer.attributes], axis=1)
     primed = decoder.prime(positions)
 
+    clock = None  # onset gaps in beat phases, and the primer's last phase
+    if model.config.phase:
+        clock = (np.rint(np.array(expression.ioi) * PHASES).astype(np.int64), int(positions[-1, -1]))
     fewest = None  # the shortest copy of the tries that copied too much
     for tries in range(1, config.max_tries + 1):
-        clock = None
-        if model.config.phase:
-            clock = (np.rint(np.array(expression.ioi) * PHASES).astype(np.int64), int(positions[-1, -1]))
         generated = continuation(decoder, primed, config.length, rng, config.sampling, vocabulary,
                                  positions[:, 0], clock)
         copy = longest_copy(generated[:, 0], stream)
