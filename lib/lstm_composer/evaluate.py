@@ -218,7 +218,8 @@ class NetworkScorer:
 
     def batch_norm_check(self, pieces: list[int]) -> dict:
         """Token cross-entropy on the same windows in inference mode (BatchNorm's moving
-        statistics) and in training mode (each batch's own statistics; dropout off)."""
+        statistics) and in training mode (each batch's own statistics; dropout off), in batches
+        of the preset's size drawn in random order."""
         from lstm_composer.model import build_model
 
         length = self.config.sequence_length
@@ -228,7 +229,9 @@ class NetworkScorer:
             sizes = tuple(self.network.get_layer(f"next_{name}").units for name in ("ioi", "duration", "velocity"))
         undropped = build_model(plain, self.vocab_size, expression_sizes=sizes, window=None)
         undropped.set_weights(self.network.get_weights())
-        ends = self._targets(pieces, length)
+        # Batches as training draws them: windows in random order (seeded), not neighbours, whose
+        # batch statistics would be those of one passage.
+        ends = np.random.default_rng(0).permutation(self._targets(pieces, length))
         batch = self.config.batch_size
         ends = ends[:len(ends) // batch * batch] if len(ends) >= batch else ends
         losses = {"inference": [], "training_mode": []}
