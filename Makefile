@@ -47,6 +47,7 @@ run: install
 	rm -rf $(MODEL)
 	$(SPARK_SUBMIT) --master "local[2]" jobs/train.py --corpus $(CORPUS) --model-dir $(MODEL) --preset small \
 		--epochs 1000 --max-minutes $(RUN_MINUTES) --patience $(PATIENCE) --num-proc 2
+	$(PY) jobs/evaluate.py --model-dir $(MODEL)
 	$(PY) jobs/generate.py --model-dir $(MODEL) --length 500 --seed 7 --output output/generated.mid --musicxml --plot
 
 test: install audio-deps
