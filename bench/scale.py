@@ -27,18 +27,11 @@ import threading
 import time
 from pathlib import Path
 
+from lstm_composer.midi import variable_length
+
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = 480
 MIB = 1 << 20
-
-
-def varlen(value: int) -> bytes:
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
 
 
 def standard_midi_file(notes: list[tuple[int, int, int, int]]) -> bytes:
@@ -48,7 +41,7 @@ def standard_midi_file(notes: list[tuple[int, int, int, int]]) -> bytes:
     events.sort(key=lambda event: (event[0], event[1]))
     body, tick = bytearray(b"\x00\xff\x51\x03\x07\xa1\x20"), 0
     for at, _, data in events:
-        body += varlen(at - tick) + data
+        body += variable_length(at - tick) + data
         tick = at
     body += b"\x00\xff\x2f\x00"
     return (b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big")
