@@ -1,6 +1,12 @@
 """Chords voiced where the corpus voices them, over a bass, and never off the piano."""
+import json
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+
+from lstm_composer.dataset import notes_voicings
 
 from lstm_composer.tokens import note_name, token_for
 from lstm_composer.voicing import Voicings, allowed_basses, chord_type, relative_classes
@@ -12,12 +18,49 @@ ROWS = [("0.4.7", [36, 55, 64, 72], 2), ("0.4.7", [40, 48, 55], 1), ("9.0.4", [5
 
 
 def test_counting_keeps_shapes_relative_to_the_bass():
-    voicings = Voicings.count(ROWS)
+    voicings = Voicings.count(ROWS, top_steps={-2: 3, 0: 1, 24: 1})
     assert voicings.shapes == {"0.4.7|3": [((0, 19, 28, 36), 2)], "0.3.8|3": [((0, 8, 15), 1)],
                                "0.3.7|4": [((0, 3, 7), 5)]}
     # C major (first class 0, "0.4.7") over C twice and over E once; A minor ("9.0.4": "0.3.7") over A.
     assert voicings.basses == {"0.4.7": {0: 2, 4: 1}, "0.3.7": {0: 5}}
-    assert Voicings.from_dict(__import__("json").loads(voicings.to_json())) == voicings
+    assert Voicings.from_dict(json.loads(voicings.to_json())) == voicings
+    assert Voicings.from_dict({key: value for key, value in json.loads(voicings.to_json()).items()
+                               if key != "top_steps"}).top_steps == {}  # a voicings.json from before
+
+
+def test_the_top_note_moves_as_the_corpus_top_voice_moves():
+    # C major over C2 voiced close (top G2) and spread (top C5), equally often; the corpus's top
+    # voice mostly moves by a step or less.
+    voicings = Voicings.count([("0.4.7", [36, 40, 43], 1), ("0.4.7", [36, 55, 64, 72], 1)],
+                              top_steps={-2: 40, -1: 50, 0: 100, 1: 50, 2: 40, 12: 1})
+    rng = np.random.default_rng(3)
+
+    def spread_share(previous_top):
+        return np.mean([voicings.voice("0.4.7", 36, rng, previous_top)[-1] == 72 for _ in range(400)])
+
+    assert spread_share(73) > 0.95  # from C#5, the voicing that ends on C5 (a step; G2 is 30 away)
+    assert spread_share(44) < 0.05  # from G#2, the close one (G2)
+    assert 0.4 < spread_share(None) < 0.6  # nothing before it: by how often alone
+    assert voicings.step_weight(-30) == voicings.step_weight(-24) == 1  # clipped, never impossible
+
+
+def test_the_notes_table_gives_voicings_and_top_voice_steps(tmp_path):
+    # Written with pyarrow as the parse job lays it out: one file per task, rows in piece order.
+    run = tmp_path / "notes" / "run=1"
+    run.mkdir(parents=True)
+    rows = {"b.parquet": [("b", 0, "4.7.11", [40, 43, 47]), ("b", 1, "C5", [72])],
+            "a.parquet": [("a", 0, "C4", [60]), ("a", 1, "0.4.7", [48, 52, 55, 64]), ("a", 2, "G4", [67]),
+                          ("a", 3, "2.5.9", [50, 53, 57, 65])]}
+    for name, piece in rows.items():
+        pq.write_table(pa.table({"piece_id": [r[0] for r in piece], "position": [r[1] for r in piece],
+                                 "token": [r[2] for r in piece],
+                                 "pitches": pa.array([r[3] for r in piece], pa.list_(pa.int32()))}), run / name)
+    voicings = notes_voicings(str(tmp_path / "notes"))
+    # Into C major from C4: up 4 to its top E4; into D minor from G4: down 2 to F4. The first
+    # chord of piece b has nothing before it in its piece.
+    assert voicings.top_steps == {-2: 1, 4: 1}
+    assert voicings.shapes == {"0.3.7|3": [((0, 3, 7), 1)], "0.4.7|4": [((0, 4, 7, 16), 1)],
+                               "0.3.7|4": [((0, 3, 7, 15), 1)]}
 
 
 def test_a_chord_is_voiced_as_the_corpus_voices_it_even_transposed():

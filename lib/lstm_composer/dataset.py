@@ -149,25 +149,39 @@ def notes_summary(notes_path: str) -> tuple[Vocabulary, dict[str, int]]:
 
 def notes_voicings(notes_path: str):
     """How the corpus voices each chord (`voicing.Voicings`): every chord row's token and
-    pitches, counted in Arrow one batch at a time, on the driver."""
+    pitches, and the top voice's step into each chord from the onset before it in its piece,
+    counted in Arrow and NumPy one batch at a time, on the driver. The notes files hold each
+    piece's rows in order (the parse job sorts them); a step is only counted between rows of
+    one piece at consecutive positions."""
     from collections import Counter
 
     import pyarrow.dataset as ds
 
-    from lstm_composer.voicing import Voicings
+    from lstm_composer.voicing import LEAP_LIMIT, Voicings
 
     filesystem, path = storage.resolve(notes_path)
     table = ds.dataset(path, filesystem=filesystem, format="parquet", partitioning="hive")
     counts: Counter = Counter()
-    for batch in table.to_batches(columns=["token", "pitches"], batch_size=1 << 20):
+    steps: Counter = Counter()
+    last = (np.array([], dtype=object), np.array([], dtype=np.int64), np.array([], dtype=np.int64))
+    for batch in table.to_batches(columns=["piece_id", "position", "token", "pitches"], batch_size=1 << 20):
+        sizes = pc.list_value_length(batch.column("pitches")).to_numpy(zero_copy_only=False)
         chords = batch.filter(pc.greater(pc.list_value_length(batch.column("pitches")), 1))
         spelled = pc.binary_join(pc.cast(chords.column("pitches"), pa.list_(pa.string())), ".")
         grouped = (pa.table({"token": chords.column("token"), "voicing": spelled})
                    .group_by(["token", "voicing"]).aggregate([([], "count_all")]))
         for token, voicing, times in zip(*(grouped.column(i).to_pylist() for i in range(3))):
             counts[token, voicing] += times
-    return Voicings.count((token, [int(p) for p in voicing.split(".")], times)
-                          for (token, voicing), times in counts.items())
+        # Pitches are sorted, so an onset's highest pitch is the last of its list.
+        tops = batch.column("pitches").flatten().to_numpy()[np.cumsum(sizes) - 1]
+        pieces = np.concatenate([last[0], batch.column("piece_id").to_numpy(zero_copy_only=False)])
+        positions = np.concatenate([last[1], batch.column("position").to_numpy()])
+        tops, sizes = np.concatenate([last[2], tops]), np.concatenate([np.ones(len(last[0]), np.int64), sizes])
+        follows = (pieces[1:] == pieces[:-1]) & (positions[1:] == positions[:-1] + 1) & (sizes[1:] > 1)
+        steps.update(np.clip(np.diff(tops)[follows], -LEAP_LIMIT, LEAP_LIMIT).tolist())
+        last = (pieces[-1:], positions[-1:], tops[-1:])
+    return Voicings.count(((token, [int(p) for p in voicing.split(".")], times)
+                           for (token, voicing), times in counts.items()), top_steps=steps)
 
 
 def shard_bounds(counts: dict[str, int], validation: set[str], ranks: int, sequence_length: int) -> list[str | None]:

@@ -401,12 +401,15 @@ def play(tokens: list[str], classes: np.ndarray | None, expression: Expression |
             for token, offset, duration, (_, _, v, *_), pitches in zip(tokens, offsets, durations, classes, voicing)]
 
 
-def voice(tokens: list[str], basses: np.ndarray | None, voicings: Voicings, previous_bass: int | None,
+def voice(tokens: list[str], basses: np.ndarray | None, voicings: Voicings, previous: tuple[int, ...] | None,
           rng: np.random.Generator) -> list[tuple[int, ...]]:
     """The pitches of each token: single pitches as they are; chords over the bass the network
     drew (`basses`), or else over a bass chosen near the previous one, in a voicing the corpus
-    uses for such chords."""
+    uses for such chords, its top note led from the previous onset's as the corpus leads it.
+    `previous`: the pitches of the onset before the first token, if any."""
     voiced = []
+    previous_bass = min(previous) if previous else None
+    previous_top = max(previous) if previous else None
     for i, token in enumerate(tokens):
         if basses is not None:
             bass = int(basses[i])
@@ -414,9 +417,11 @@ def voice(tokens: list[str], basses: np.ndarray | None, voicings: Voicings, prev
             bass = voicings.choose_bass(token, previous_bass, rng)
         else:
             bass = None
-        pitches = tuple(voicings.voice(token, bass, rng)) if bass is not None else tuple(token_pitches(token))
+        pitches = (tuple(voicings.voice(token, bass, rng, previous_top)) if bass is not None
+                   else tuple(token_pitches(token)))
         voiced.append(pitches)
         previous_bass = min(pitches) if is_chord(token) or min(pitches) < 60 else previous_bass
+        previous_top = max(pitches)
     return voiced
 
 
@@ -464,9 +469,8 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
     if shown and expression is None:
         shown = [Event(e.token, e.offset, e.duration, e.velocity, p.voiced)
                  for e, p in zip(fixed_step(primer.tokens), shown)]
-    previous_bass = min(shown[-1].pitches) if shown else None
     basses = generated[:, model.config.heads.index("bass")] if model.config.bass else None
-    voicing = voice(tokens, basses, model.voicings, previous_bass, voicing_rng)
+    voicing = voice(tokens, basses, model.voicings, tuple(shown[-1].pitches) if shown else None, voicing_rng)
     events = shown + play(tokens, classes, expression, shown[-1].offset if shown else None, voicing,
                           config.tempo)
     generated_events = events[len(shown):]

@@ -7,7 +7,9 @@ octave), the spacings pianists used, with how often. A generated chord is then v
 bass: the network's bass head chooses it when the model has one; otherwise the chord's most
 usual bass note is placed in the octave nearest the previous bass, inside the range where the
 corpus puts its chord basses. Everything is relative to the bass, so a transposed chord finds
-the voicings of the chords it was transposed from.
+the voicings of the chords it was transposed from. Of the voicings found, those whose top note
+moves from the previous onset's top as the corpus's top voice moves into its chords are
+preferred: a melody on top, not a top note that jumps wherever a voicing happens to end.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import numpy as np
 from lstm_composer.tokens import HIGHEST_KEY, LOWEST_KEY, is_chord, note_pitch
 
 SHAPES_KEPT = 16  # the most frequent voicings kept per chord shape and octave
+LEAP_LIMIT = 24  # top-voice steps beyond two octaves share the outermost counts
 
 
 def relative_classes(pitches: Sequence[int]) -> str:
@@ -58,10 +61,15 @@ class Voicings:
     # chord type (relative to its first class) → {bass class relative to the first class: count}
     basses: dict[str, dict[int, int]] = field(default_factory=dict)
     bass_range: tuple[int, int] = (36, 60)  # where the corpus's chord basses lie (10th to 90th percentile)
+    # semitones from one onset's highest pitch to the next one's, where the next is a chord
+    # (clipped to ±LEAP_LIMIT) → how often
+    top_steps: dict[int, int] = field(default_factory=dict)
 
     @classmethod
-    def count(cls, rows: Iterable[tuple[str, Sequence[int], int]]) -> "Voicings":
-        """From (token, pitches, how many times) rows of the notes table; single notes are skipped."""
+    def count(cls, rows: Iterable[tuple[str, Sequence[int], int]],
+              top_steps: dict[int, int] | None = None) -> "Voicings":
+        """From (token, pitches, how many times) rows of the notes table (single notes are
+        skipped), and the top voice's steps into chords counted in order (`top_steps`)."""
         shapes: dict[str, Counter] = defaultdict(Counter)
         basses: dict[str, Counter] = defaultdict(Counter)
         bass_pitches: Counter = Counter()
@@ -78,20 +86,25 @@ class Voicings:
             ordered = np.repeat(*zip(*sorted(bass_pitches.items())))
             bass_range = (int(np.percentile(ordered, 10)), int(np.percentile(ordered, 90)))
         return cls(shapes={key: counts.most_common(SHAPES_KEPT) for key, counts in shapes.items()},
-                   basses={kind: dict(counts) for kind, counts in basses.items()}, bass_range=bass_range)
+                   basses={kind: dict(counts) for kind, counts in basses.items()}, bass_range=bass_range,
+                   top_steps=dict(sorted((top_steps or {}).items())))
 
     def to_json(self) -> str:
         return json.dumps({"shapes": {key: [[list(shape), n] for shape, n in found]
                                       for key, found in sorted(self.shapes.items())},
                            "basses": {kind: {str(pc): n for pc, n in sorted(counts.items())}
                                       for kind, counts in sorted(self.basses.items())},
-                           "bass_range": list(self.bass_range)}, separators=(",", ":"))
+                           "bass_range": list(self.bass_range),
+                           "top_steps": {str(step): n for step, n in sorted(self.top_steps.items())}},
+                          separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, values: dict) -> "Voicings":
+        """The inverse of `to_json`; a file written before `top_steps` existed gives none."""
         return cls(shapes={key: [(tuple(shape), n) for shape, n in found] for key, found in values["shapes"].items()},
                    basses={kind: {int(pc): n for pc, n in counts.items()} for kind, counts in values["basses"].items()},
-                   bass_range=tuple(values["bass_range"]))
+                   bass_range=tuple(values["bass_range"]),
+                   top_steps={int(step): n for step, n in values.get("top_steps", {}).items()})
 
     def choose_bass(self, token: str, previous: int | None, rng: np.random.Generator) -> int:
         """A bass for a chord when the network has no bass head: a class drawn from how the
@@ -107,10 +120,12 @@ class Voicings:
         candidates = [p for p in range(LOWEST_KEY, HIGHEST_KEY + 1) if p % 12 == pitch_class]
         return min(candidates, key=lambda p: (abs(p - target), p))
 
-    def voice(self, token: str, bass: int, rng: np.random.Generator) -> list[int]:
+    def voice(self, token: str, bass: int, rng: np.random.Generator, previous_top: int | None = None) -> list[int]:
         """The pitches of `token` over `bass`: a voicing the corpus uses for this chord shape
-        in this octave (drawn by how often), else in any octave, else the classes stacked
-        closely upwards; never off the piano. A single pitch is itself."""
+        in this octave, else in any octave, else the classes stacked closely upwards; never off
+        the piano. A voicing is drawn by how often the corpus uses it, times how often the
+        corpus's top voice makes the step from `previous_top` (the last onset's highest pitch)
+        to its top note. A single pitch is itself."""
         if not is_chord(token):
             return [note_pitch(token)]
         classes = sorted({(int(pc) - bass) % 12 for pc in token.split(".")})
@@ -122,7 +137,13 @@ class Voicings:
                      for shape, n in shapes if bass + shape[-1] <= HIGHEST_KEY]
         if found:
             weights = np.array([n for _, n in found], dtype=np.float64)
+            if previous_top is not None and self.top_steps:
+                weights *= [self.step_weight(bass + shape[-1] - previous_top) for shape, _ in found]
             shape = found[rng.choice(len(found), p=weights / weights.sum())][0]
             return [bass + interval for interval in shape]
         return [bass + interval for interval in classes if bass + interval <= HIGHEST_KEY]
 
+    def step_weight(self, step: int) -> float:
+        """How often the corpus's top voice moves by `step` semitones into a chord, plus one
+        (a step it never made stays possible)."""
+        return self.top_steps.get(int(np.clip(step, -LEAP_LIMIT, LEAP_LIMIT)), 0) + 1.0
