@@ -1,4 +1,5 @@
 """Dense targets and transposed training windows, on tiny tables written here."""
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -9,7 +10,8 @@ import pytest
 from lstm_composer.dataset import dense_window_starts, make_dataset, read_token_stream, transposition_table
 from lstm_composer.expression import Expression
 from lstm_composer.presets import preset
-from lstm_composer.tokens import Vocabulary, note_name, transpose_token, with_transpositions
+from lstm_composer.tokens import Vocabulary, note_name, token_for, transpose_token, with_transpositions
+from lstm_composer.training import TrainConfig, prepare_run, rank_datasets
 
 # Piece "low" starts on the piano's lowest key (A0 = 21), so it cannot go down; "mid" can.
 PIECES = {"low": [[21], [24, 28, 31], [23], [26], [21, 25, 28], [22], [24]],
@@ -20,7 +22,6 @@ def write_notes(path):
     rows = []
     for piece, onsets in PIECES.items():
         for position, pitches in enumerate(onsets):
-            from lstm_composer.tokens import token_for
             rows.append((piece, position, token_for(pitches), pitches, position * 0.5, 0.5, 64 + position))
     names = ("piece_id", "position", "token", "pitches", "offset", "duration", "velocity")
     columns = dict(zip(names, map(list, zip(*rows))))
@@ -93,9 +94,27 @@ def test_training_windows_are_transposed_as_a_whole_and_stay_on_the_piano(stream
     assert seen[1] == set(range(-5, 7))
 
 
-def test_validation_windows_are_never_transposed(stream):
+def test_a_rank_transposes_its_training_windows_and_never_its_validation_windows(stream):
     vocabulary, tokens = stream
     config = replace(preset("small"), sequence_length=6, batch_size=2, transpose=(-5, 6))
     starts = dense_window_starts(tokens, 6)[[0, 1]]
-    for features, _, _ in make_dataset(tokens, starts, config, len(vocabulary), seed=0, shuffle=False).take(5):
-        assert features["token"].numpy()[:, 0].tolist() == tokens.ids[starts[:, 0]].tolist()
+    training, validation = rank_datasets(config, vocabulary, (tokens, starts), (tokens, starts),
+                                         fewest_validation=2, seed=0)
+    originals = {tuple(tokens.ids[start:start + 6]) for start in starts[:, 0]}
+    trained = [tuple(row) for features, _, _ in training.take(20) for row in features["token"].numpy()]
+    assert len(set(trained) - originals) > 0  # some are transposed
+    validated = [tuple(row) for features, _, _ in validation["validation_data"].take(10)
+                 for row in features["token"].numpy()]
+    assert set(validated) == originals and validation["validation_steps"] == 1
+
+
+def test_a_runs_vocabulary_holds_every_transposition_its_training_makes(tmp_path):
+    (tmp_path / "corpus" / "notes").mkdir(parents=True)
+    write_notes(tmp_path / "corpus" / "notes")
+    config = TrainConfig(str(tmp_path / "corpus"), str(tmp_path / "model"), preset("fast"), epochs=1, num_proc=1)
+    vocabulary, _, first_epoch, counts = prepare_run(config)
+    corpus = {token_for(pitches) for onsets in PIECES.values() for pitches in onsets}
+    moved = {transpose_token(token, shift) for token in corpus for shift in range(-5, 7)} - {None}
+    assert set(vocabulary.tokens) == moved and (first_epoch, counts) == (0, {"low": 7, "mid": 11})
+    assert "C#1" not in corpus and "C#1" in moved and "G#0" not in moved  # nothing below A0
+    assert json.loads((tmp_path / "model" / "vocab.json").read_text())["tokens"] == vocabulary.tokens

@@ -319,3 +319,17 @@ def test_an_expressive_model_writes_its_own_rhythm_and_dynamics(tmp_path):
     assert all(b.offset >= a.offset for a, b in zip(piece.events, piece.events[1:]))
     assert {e.duration for e in piece.events} <= set(expression.duration)
     assert {e.velocity for e in piece.events} <= set(expression.velocity)
+
+    # After a primer file, the report counts what was generated, not the primer's own notes
+    # (played as in the file: a velocity and a length that no class has).
+    primer = tmp_path / "primer.mid"
+    primer.write_bytes(midi_file(track(*[event for i, pitch in enumerate(PITCHES[:6])
+                                         for event in ((0 if i == 0 else 403, on(pitch, velocity=3)),
+                                                       (77, off(pitch)))])))
+    primed = compose(GenerateConfig(str(model_dir), length=200, seed=1, primer_path=str(primer)))
+    shown, generated = primed.events[:primed.primer_length], primed.events[primed.primer_length:]
+    assert primed.primer_length == 6 and {e.velocity for e in shown} == {3}
+    gaps = {round(b.offset - a.offset, 6) for a, b in zip(generated, generated[1:])}
+    assert (primed.report.distinct_onset_gaps, primed.report.distinct_durations,
+            primed.report.distinct_velocity_bins) == (len(gaps), len({e.duration for e in generated}),
+                                                      len({e.velocity for e in generated}))

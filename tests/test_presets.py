@@ -24,6 +24,7 @@ TINY = PRESETS["tiny"]
     ({"loss_weights": (1.0, -1.0, 1.0, 1.0)}, "loss_weights must be 4 or 5 weights >= 0"),
     ({"transpose": (-7, 6)}, r"transpose must be a range of semitones .*got \(-7, 6\)"),
     ({"transpose": (1, 6)}, "transpose must be a range of semitones around 0"),
+    ({"transpose": (-6, 6)}, r"transpose must be .*at most 12 values, got \(-6, 6\)"),  # 13 values
     ({"pointer": True}, "a pointer head needs dense_targets"),
     ({"dense_targets": True}, "dense targets and transposition need embedding inputs"),  # tiny: scalar
     ({"transpose": (-5, 6)}, "dense targets and transposition need embedding inputs"),

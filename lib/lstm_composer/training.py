@@ -249,6 +249,27 @@ def read_shard(config: TrainConfig, vocabulary: Vocabulary, shards, rank: int, s
     return stream, train_starts, val_stream, val_starts, token_bytes
 
 
+def rank_datasets(model_config: ModelConfig, vocabulary: Vocabulary, training: tuple, validation: tuple,
+                  fewest_validation: int, seed: int, val_steps: int | None = None) -> tuple[object, dict]:
+    """A rank's training batches and Keras's validation arguments, from its (stream, window
+    starts) of each kind. Training windows are shuffled and, where the preset says so,
+    transposed; validation windows never are, and every rank evaluates the same number of
+    batches, those that the rank with the fewest validation windows (`fewest_validation`) has."""
+    from lstm_composer.dataset import make_dataset, transposition_table
+
+    transpositions = (transposition_table(vocabulary, model_config.transpose)
+                      if model_config.transpose != (0, 0) else None)
+    dataset = make_dataset(*training, model_config, len(vocabulary), seed=seed, transpositions=transpositions)
+    if not fewest_validation:
+        return dataset, {}
+    val_batch = min(model_config.batch_size, fewest_validation)
+    return dataset, {
+        "validation_data": make_dataset(*validation, model_config, len(vocabulary), seed=0, shuffle=False,
+                                        batch_size=val_batch),
+        "validation_steps": min(fewest_validation // val_batch, val_steps or sys.maxsize),
+    }
+
+
 def train_rank(config: TrainConfig, vocab_tokens: list[str], shards, first_epoch: int,
                expression: Expression | None, relay: RelayAddress | None = None) -> dict:
     """What each Horovod rank runs, on an executor. Returns a small summary to the driver."""
@@ -257,7 +278,7 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], shards, first_epoch
     import tensorflow as tf
     import horovod.tensorflow.keras as hvd
 
-    from lstm_composer.dataset import make_dataset, transposition_table
+    from lstm_composer.dataset import make_dataset
     from lstm_composer.model import build_model
 
     hvd.init()
@@ -283,19 +304,8 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], shards, first_epoch
             f"the ranks' shards give {windows[:, 0].tolist()} training windows of {model_config.sequence_length} "
             f"tokens, and every rank needs batch_size {batch}: add MIDI files, lower --num-proc or choose a "
             f"smaller preset")
-    transpositions = (transposition_table(vocabulary, model_config.transpose)
-                      if model_config.transpose != (0, 0) else None)
-    dataset = make_dataset(stream, train_starts, model_config, len(vocabulary), seed=config.seed + rank,
-                           transpositions=transpositions)
-    fit_validation = {}
-    fewest = int(windows[:, 1].min())
-    if fewest:  # every rank evaluates the same number of batches
-        val_batch = min(batch, fewest)
-        fit_validation = {
-            "validation_data": make_dataset(val_stream, val_starts, model_config, len(vocabulary),
-                                            seed=0, shuffle=False, batch_size=val_batch),
-            "validation_steps": min(fewest // val_batch, config.val_steps or sys.maxsize),
-        }
+    dataset, fit_validation = rank_datasets(model_config, vocabulary, (stream, train_starts), (val_stream, val_starts),
+                                            int(windows[:, 1].min()), config.seed + rank, config.val_steps)
 
     sizes = expression.sizes() if expression else None
     model = build_model(model_config, len(vocabulary), for_training=True, expression_sizes=sizes)
