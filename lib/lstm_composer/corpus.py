@@ -9,7 +9,7 @@ decides what to parse: content already in the tables or a second copy of the sam
 becomes a `duplicate` row, a file over the size limit an `error` row, without parsing. The
 second pass parses the chosen files on the executors and writes their tokens, each notes
 file sorted by piece in small row groups (so a training rank reads only the row groups of
-its pieces); each file's `pieces` row comes back to the driver, which writes them next, and
+its pieces); each file's `pieces` row comes back to the driver, which writes them (pyarrow), and
 then commits both (`parse_corpus`). A file that cannot be parsed becomes a row with status
 `error` and the reason, and never stops the job; `retry_failed` parses such files again.
 """
@@ -419,6 +419,23 @@ def plan(entries: list[tuple[str, int, str | None]], known: dict[str, str], max_
     return decided
 
 
+def write_pieces(spark: SparkSession, rows: list[tuple], folder: str) -> None:
+    """The run's `pieces` rows, which the driver holds, as one Parquet file in `folder`, written
+    by pyarrow through `storage` (where `recorded` reads them): a Spark job would first carry
+    every row to the JVM and start a Python worker, about a second for a small table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    schema = to_arrow_schema(PIECES_SCHEMA)
+    table = pa.Table.from_arrays([pa.array(list(column), type=field.type)
+                                  for column, field in zip(zip(*rows), schema)], schema=schema)
+    filesystem, path = storage.resolve(qualified(spark, folder))
+    filesystem.create_dir(path, recursive=True)
+    pq.write_table(table, f"{path}/part-00000.parquet", filesystem=filesystem,
+                   use_deprecated_int96_timestamps=True)  # as Spark writes timestamps
+
+
 def task_bytes(spark: SparkSession, sizes: dict[str, int]) -> int:
     """Input bytes per parse task, which is also one notes file: about four tasks per core,
     so fast cores take over from slow ones, and 1 to 64 MiB each, so a corpus of 100,000
@@ -474,9 +491,7 @@ def parse_corpus(spark: SparkSession, config: ParseConfig) -> ParseSummary:
     rows = sorted((piece + file_columns.get(piece[1], (None, None))
                    for piece in decided.rows + list(parsed.values())), key=lambda piece: piece[1])
     if rows:
-        # The rows are built here to the schema; checking 300,000 tempo changes again costs 0.4 s.
-        (spark.createDataFrame(rows, PIECES_SCHEMA, verifySchema=False)
-         .coalesce(1).write.parquet(staged_pieces))
+        write_pieces(spark, rows, staged_pieces)
         if path_exists(spark, staged_notes):
             _rename(spark, staged_notes, f"{config.notes_path}/run={run}")
         _rename(spark, staged_pieces, f"{config.pieces_path}/run={run}")  # the commit
