@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT, SHARED_MIDI
-from lstm_composer.corpus import ParseConfig, parse_corpus, parse_piece, piece_id
+from lstm_composer.corpus import ParseConfig, list_midi_files, listing, parse_corpus, parse_piece, piece_id
 from midi_bytes import chords, header, melody, midi_file, off, on, tempo, track, varlen
 
 MELODY = midi_file(melody([60, 62, 64, 65]))
@@ -23,6 +23,22 @@ def notes_by_piece(output):
     for row in table.to_pylist():
         by_piece[row["piece_id"]].append(row)
     return by_piece
+
+
+def test_the_listing_finds_the_files_spark_finds_with_their_sizes_and_times(spark, tmp_path):
+    songs = tmp_path / "songs"
+    names = ["a.mid", "b_c.MIDI", "deep/er/d.Mid", "x.y/e.midi", "odd [name] {1}.mid",  # listed
+             "_hidden.mid", ".dot.mid", "_folder/f.mid", "sub/.dot/g.mid", "notes.txt", "h.midx"]  # not
+    for name in names:
+        (songs / name).parent.mkdir(parents=True, exist_ok=True)
+        (songs / name).write_bytes(MELODY + bytes(len(name)))
+    listed = listing(spark, str(songs))
+    # Spark's own binaryFile listing is the reference: what the first run reads.
+    spark_rows = list_midi_files(spark, str(songs)).select("path", "length", "modificationTime").collect()
+    assert [path for path, _, _ in listed] == sorted(row["path"] for row in spark_rows)
+    assert sorted(path.rsplit("/songs/", 1)[1] for path, _, _ in listed) == sorted(names[:5])
+    assert {(row["path"], row["length"], int(row["modificationTime"].timestamp() * 1000)) for row in spark_rows} \
+        == set(listed)
 
 
 def test_a_bad_file_becomes_an_error_row_and_the_rest_is_parsed(spark, tmp_path):
