@@ -132,6 +132,33 @@ def test_each_rank_reads_only_its_range_of_whole_pieces_and_together_they_read_e
     assert shard_bounds({"a": 100, "b": 10, "c": 10}, set(), ranks=3, sequence_length=4) == [None, "b", "c", None]
 
 
+def test_ranks_validate_on_disjoint_shares_of_the_held_out_windows(tmp_path):
+    from lstm_composer.dataset import notes_summary, plan_shards
+    from lstm_composer.training import TrainConfig, read_shard
+
+    lengths = {f"{i:02x}" + "0" * 14: 10 + (i * 7) % 23 for i in range(30)}
+    (tmp_path / "notes").mkdir()
+    write_pieces(tmp_path / "notes", lengths)
+    vocabulary, counts = notes_summary(str(tmp_path / "notes"))
+    config = TrainConfig(str(tmp_path), str(tmp_path / "model"), replace(preset("tiny"), sequence_length=4),
+                         epochs=1, num_proc=2)
+    everything = read_token_stream(str(tmp_path / "notes"), vocabulary)
+    for validation, by_range in ((sorted(lengths)[:1], False), (sorted(lengths)[3::7], True)):
+        plan = plan_shards(counts, validation, ranks=2, sequence_length=4)
+        assert plan.validation_by_range == by_range
+        held_out = window_starts(everything, 4, set(validation))
+        shares = []
+        for rank in range(2):
+            _, _, val_stream, val_starts, _ = read_shard(config, vocabulary, plan, rank, 2, None)
+            # each window as (piece, position in it), whichever stream the rank read it from
+            pieces = np.searchsorted(val_stream.bounds, val_starts, side="right") - 1
+            shares.append({(val_stream.piece_ids[p], int(s - val_stream.bounds[p])) for p, s in zip(pieces, val_starts)})
+        assert not shares[0] & shares[1] and len(shares[0]) and len(shares[1])
+        pieces = np.searchsorted(everything.bounds, held_out, side="right") - 1
+        assert shares[0] | shares[1] == {(everything.piece_ids[p], int(s - everything.bounds[p]))
+                                         for p, s in zip(pieces, held_out)}
+
+
 def test_a_shard_can_be_an_explicit_list_of_pieces(tmp_path):
     from lstm_composer.dataset import Shard
 
