@@ -20,10 +20,13 @@ def main() -> None:
                         help="notes starting within MS milliseconds form one token (0: the same tick); default "
                              "auto: 50 for recordings of playing, 0 for sequenced files")
     parser.add_argument("--retry-failed", action="store_true", help="parse files that failed in earlier runs again")
+    parser.add_argument("--driver-max-files", type=int, default=1000, metavar="N",
+                        help="a re-run with at most N new files (64 MiB) parses them on the driver, without a "
+                             "Spark job; 0: always a Spark job")
     args = parser.parse_args()
     config = ParseConfig(input_path=args.input, output_path=args.output, max_bytes=args.max_bytes,
                          file_timeout=args.file_timeout, onset_tolerance_ms=args.onset_tolerance,
-                         retry_failed=args.retry_failed)
+                         retry_failed=args.retry_failed, driver_max_files=args.driver_max_files)
 
     spark = SparkSession.builder.appName("lstm-composer parse").getOrCreate()
     summary = parse_corpus(spark, config)

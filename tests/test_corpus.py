@@ -6,6 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT, SHARED_MIDI
+from lstm_composer import storage
 from lstm_composer.corpus import ParseConfig, list_midi_files, listing, parse_corpus, parse_piece, piece_id
 from midi_bytes import chords, header, melody, midi_file, off, on, tempo, track, varlen
 
@@ -161,21 +162,60 @@ def test_a_rerun_parses_only_new_content_and_counts_copies_once(spark, tmp_path)
         piece_id(MELODY): 4, piece_id(CHORDS): 2}
 
 
+def test_a_small_rerun_parses_on_the_driver_into_the_tables_a_spark_job_writes(spark, tmp_path):
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    (songs / "melody.mid").write_bytes(MELODY)
+    added = {"chords.mid": CHORDS, "copy of melody.mid": MELODY, "broken.mid": b"MThd not really",
+             "nothing.mid": b"", "long.mid": midi_file(melody(list(range(40, 90))))}
+    runs = {}
+    for driver_max_files in (0, 1000):  # the re-run as a Spark job, then on the driver
+        output = tmp_path / f"corpus-{driver_max_files}"
+        config = ParseConfig(str(songs), str(output), driver_max_files=driver_max_files)
+        parse_corpus(spark, config)
+        for name, content in added.items():
+            (songs / name).write_bytes(content)
+        spark.sparkContext.setJobGroup(f"rerun-{driver_max_files}", "the re-run")
+        summary = parse_corpus(spark, config)
+        jobs = spark.sparkContext.statusTracker().getJobIdsForGroup(f"rerun-{driver_max_files}")
+        spark.sparkContext.setJobGroup("after", "")
+        assert (len(jobs) == 0) == (driver_max_files > 0), jobs
+        # Files are written anew for each output: all but their modification times must agree.
+        pieces = [{k: v for k, v in row.items() if k not in ("run", "modified")} for row in read_rows(output / "pieces")]
+        notes = [{k: v for k, v in row.items() if k != "run"} for row in read_rows(output / "notes")]
+        runs[driver_max_files] = (summary, sorted(pieces, key=lambda r: r["path"]),
+                                  sorted(notes, key=lambda r: (r["piece_id"], r["position"])))
+        for name in added:
+            (songs / name).unlink()
+    assert runs[1000] == runs[0]
+    summary = runs[0][0]
+    assert (summary.parsed, summary.duplicates, summary.known, summary.files) == (2, 1, 1, 6), summary
+    for part in (tmp_path / "corpus-1000" / "notes").rglob("*.parquet"):  # in order, as ranks read them
+        rows = [(r["piece_id"], r["position"]) for r in pq.read_table(part).to_pylist()]
+        assert rows == sorted(rows)
+
+
 def hadoop_bytes_read(spark) -> int:
     """Bytes read so far through Hadoop's local filesystem in this JVM (the executors of local[2] too)."""
     statistics = spark.sparkContext._jvm.org.apache.hadoop.fs.FileSystem.getAllStatistics()
     return sum(s.getBytesRead() for s in statistics if s.getScheme() == "file")
 
 
-def test_a_rerun_reads_no_byte_of_a_known_file_and_rereads_a_changed_one(spark, tmp_path):
+@pytest.mark.parametrize("driver_max_files", [0, 1000], ids=["spark job", "on the driver"])
+def test_a_rerun_reads_no_byte_of_a_known_file_and_rereads_a_changed_one(spark, tmp_path, monkeypatch,
+                                                                          driver_max_files):
     songs = tmp_path / "songs"
     songs.mkdir()
     big = midi_file(track((0, b"\xf0" + varlen(300_000) + bytes(300_000)), (0, on(60)), (480, off(60))))
     (songs / "big.mid").write_bytes(big)
     (songs / "melody.mid").write_bytes(MELODY)
     output = tmp_path / "corpus"
-    config = ParseConfig(str(songs), str(output))
+    config = ParseConfig(str(songs), str(output), driver_max_files=driver_max_files)
     parse_corpus(spark, config)
+    # What the driver reads goes through storage.read_bytes: counted on its way.
+    read_on_driver = []
+    monkeypatch.setattr(storage, "read_bytes",
+                        lambda uri, read=storage.read_bytes: read_on_driver.append(read(uri)) or read_on_driver[-1])
 
     # Other bytes under the same path, size and modification time: a run that read the file would
     # find a new piece in it.
@@ -185,9 +225,10 @@ def test_a_rerun_reads_no_byte_of_a_known_file_and_rereads_a_changed_one(spark, 
     (songs / "odd [name] {1}.mid").write_bytes(CHORDS)  # glob characters, taken literally
     before = hadoop_bytes_read(spark)
     second = parse_corpus(spark, config)
-    read = hadoop_bytes_read(spark) - before
+    read = hadoop_bytes_read(spark) - before + sum(map(len, read_on_driver))
     assert (second.files, second.known, second.parsed) == (3, 2, 1)
     assert len(CHORDS) <= read < len(big) // 2, read  # the new file and the pieces table, not big.mid
+    assert read_on_driver == ([CHORDS] if driver_max_files else [])
 
     os.utime(songs / "melody.mid")  # now it counts as changed: read again, a new piece
     third = parse_corpus(spark, config)

@@ -10,8 +10,10 @@ becomes a `duplicate` row, a file over the size limit an `error` row, without pa
 second pass parses the chosen files on the executors and writes their tokens, each notes
 file sorted by piece in small row groups (so a training rank reads only the row groups of
 its pieces); each file's `pieces` row comes back to the driver, which writes them (pyarrow), and
-then commits both (`parse_corpus`). A file that cannot be parsed becomes a row with status
-`error` and the reason, and never stops the job; `retry_failed` parses such files again.
+then commits both (`parse_corpus`). A re-run that finds only a few new files reads, hashes and
+parses them on the driver instead, quicker than starting Spark jobs (`driver_max_files`). A
+file that cannot be parsed becomes a row with status `error` and the reason, and never stops
+the job; `retry_failed` parses such files again.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import secrets
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -74,6 +77,8 @@ FILES_PER_ARROW_BATCH = 32  # bounds an executor's memory: at most this many fil
 FILE_OPEN_COST = 64 << 10  # what Spark should count per file when it packs files into tasks
 STAGING_PREFIX = "_staging-"  # a run's output before its commit; readers skip names starting with _
 NOTES_ROW_GROUP_BYTES = 8 * MIB  # a rank reading a range of pieces skips the others' row groups
+DRIVER_MAX_BYTES = 64 * MIB  # the most new content a re-run parses on the driver (`driver_max_files`)
+DRIVER_READERS = 16  # files read at once on the driver: on object storage each read is a request
 UNLISTED = "unlisted"  # the content id of a file that Spark did not return
 
 
@@ -87,6 +92,11 @@ class ParseConfig:
     # ("auto"): tokens.PERFORMED_TOLERANCE_MS for files that look performed, else 0.
     onset_tolerance_ms: float | None = None
     retry_failed: bool = False  # read files recorded with status `error` again
+    # A re-run that finds at most this many new files to read (holding at most
+    # DRIVER_MAX_BYTES) parses them on the driver, without a Spark job: the first Spark jobs of
+    # a session spend about five seconds starting up, about what the driver takes to parse a
+    # thousand files. 0: always a Spark job.
+    driver_max_files: int = 1000
 
     def __post_init__(self) -> None:
         if not self.input_path or not self.output_path:
@@ -97,6 +107,8 @@ class ParseConfig:
             raise ValueError(f"file_timeout must be positive, got {self.file_timeout}")
         if self.onset_tolerance_ms is not None and not 0 <= self.onset_tolerance_ms < 1000:
             raise ValueError(f"onset_tolerance_ms must be in [0, 1000) or None (auto), got {self.onset_tolerance_ms}")
+        if self.driver_max_files < 0:
+            raise ValueError(f"driver_max_files must be 0 or more, got {self.driver_max_files}")
 
     @property
     def pieces_path(self) -> str:
@@ -217,21 +229,45 @@ def parse_to_notes(batches, pieces_accumulator, timeout: float, onset_tolerance_
     Each file's `pieces` row goes to the driver through `pieces_accumulator`; a task that is
     run twice may send a row twice, which the driver drops.
     """
+    for batch in batches:
+        files = zip(batch.column("path").to_pylist(), batch.column("content").to_pylist())
+        pieces, notes = parse_files(files, timeout, onset_tolerance_ms)
+        pieces_accumulator.add(pieces)
+        yield notes
+
+
+def parse_files(files, timeout: float, onset_tolerance_ms: float | None):
+    """(path, content) pairs → (their `pieces` rows, an Arrow record batch of their notes)."""
     import pyarrow as pa
     from pyspark.sql.pandas.types import to_arrow_schema
 
     schema = to_arrow_schema(NOTES_SCHEMA)
-    for batch in batches:
-        pieces, columns = [], [[] for _ in schema]
-        for path, content in zip(batch.column("path").to_pylist(), batch.column("content").to_pylist()):
-            piece, tokens = parse_piece(path, content, timeout, onset_tolerance_ms)
-            pieces.append(piece)
-            columns[0].extend([piece[0]] * len(tokens))
-            for column, values in zip(columns[1:], zip(*tokens)):
-                column.extend(values)
-        pieces_accumulator.add(pieces)
-        yield pa.RecordBatch.from_arrays(
-            [pa.array(column, type=field.type) for column, field in zip(columns, schema)], schema=schema)
+    pieces, columns = [], [[] for _ in schema]
+    for path, content in files:
+        piece, tokens = parse_piece(path, content, timeout, onset_tolerance_ms)
+        pieces.append(piece)
+        columns[0].extend([piece[0]] * len(tokens))
+        for column, values in zip(columns[1:], zip(*tokens)):
+            column.extend(values)
+    return pieces, pa.RecordBatch.from_arrays(
+        [pa.array(column, type=field.type) for column, field in zip(columns, schema)], schema=schema)
+
+
+def parse_on_driver(spark: SparkSession, contents: dict[str, bytes], config: ParseConfig, folder: str) -> list[tuple]:
+    """A small re-run's parse, on the driver, as the executors parse: the notes written by
+    pyarrow as one Parquet file in `folder`, sorted by piece and position as the Spark job
+    sorts its files (pyarrow's row groups of a million rows are about the 8 MiB of the job's).
+    Returns the files' `pieces` rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pieces, notes = parse_files(sorted(contents.items()), config.file_timeout, config.onset_tolerance_ms)
+    if notes.num_rows:
+        table = pa.Table.from_batches([notes]).sort_by([("piece_id", "ascending"), ("position", "ascending")])
+        filesystem, path = storage.resolve(qualified(spark, folder))
+        filesystem.create_dir(path, recursive=True)
+        pq.write_table(table, f"{path}/part-00000.parquet", filesystem=filesystem)
+    return pieces
 
 
 def list_midi_files(spark: SparkSession, input_path: str) -> DataFrame:
@@ -463,19 +499,29 @@ def parse_corpus(spark: SparkSession, config: ParseConfig) -> ParseSummary:
     entries = listing(spark, config.input_path)
     seen = recorded(spark, config)
     new = [(path, size, modified) for path, size, modified in entries if (path, size, modified) not in seen.files]
-    readable = {path for path, size, _ in new if 0 < size <= config.max_bytes}
+    readable = {path: size for path, size, _ in new if 0 < size <= config.max_bytes}
     every_readable = len(readable) == sum(1 for _, size, _ in entries if 0 < size <= config.max_bytes)
-    # The whole input through Spark's own listing when every file is new; otherwise the new ones by name.
-    candidates = (list_midi_files(spark, config.input_path).where(F.col("length") <= config.max_bytes)
-                  if readable and every_readable else None)  # files over the limit are never read
-    spark.conf.set("spark.sql.files.openCostInBytes", str(FILE_OPEN_COST))
-    new_files = read_files(spark, candidates, readable, every_readable) if readable else None
-    hashed = content_ids(new_files) if readable else {}
+    on_driver = bool(seen.files) and len(readable) <= config.driver_max_files and \
+        sum(readable.values()) <= DRIVER_MAX_BYTES  # a small re-run: no Spark job
+    if on_driver:
+        with ThreadPoolExecutor(DRIVER_READERS) as pool:
+            contents = dict(zip(readable, pool.map(storage.read_bytes, readable)))
+        hashed = {path: piece_id(content) for path, content in contents.items()}
+    else:
+        # The whole input through Spark's own listing when every file is new; otherwise the new ones by name.
+        candidates = (list_midi_files(spark, config.input_path).where(F.col("length") <= config.max_bytes)
+                      if readable and every_readable else None)  # files over the limit are never read
+        spark.conf.set("spark.sql.files.openCostInBytes", str(FILE_OPEN_COST))
+        new_files = read_files(spark, candidates, readable, every_readable) if readable else None
+        hashed = content_ids(new_files) if readable else {}
     decided = plan([(path, size, piece_id(b"") if size == 0 else None if size > config.max_bytes
                      else hashed.get(path, UNLISTED)) for path, size, _ in new], seen.contents, config.max_bytes)
 
     pieces_accumulator = spark.sparkContext.accumulator([], _ListParam())
-    if decided.to_parse:
+    if decided.to_parse and on_driver:
+        pieces_accumulator.add(parse_on_driver(spark, {path: contents[path] for path in decided.to_parse},
+                                               config, staged_notes))
+    elif decided.to_parse:
         timeout, tolerance = config.file_timeout, config.onset_tolerance_ms
         to_read = new_files
         if len(decided.to_parse) < len(readable):  # leave out copies (their content is read once more)
