@@ -7,8 +7,10 @@ joined copies) in a temporary folder outside the repository, and runs, each in a
 process on local[2]:
 1. the parse job on all of it: files per second, the driver's peak memory (its JVM, which
    hosts local[2]'s executors, and its Python), the Parquet files written;
-2. the parse job again after adding `--new` files: seconds, and the bytes Hadoop's file system
-   read in that run, beside the size of the new files;
+2. the parse job again after adding `--new` files: seconds, and the bytes read in that run
+   through Hadoop's file system (the JVM) and by the driver's Python, beside the size of the
+   new files (a small re-run parses them on the driver); and a third time with nothing new, for
+   what every run reads;
 3. training for a few steps on the parsed notes table (at least 10 million tokens) with 1 rank,
    then with 2: each rank's token data (Arrow's peak while reading its shard, plus the arrays
    it keeps) and its process's peak memory.
@@ -26,6 +28,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import psutil
 
 from lstm_composer.midi import variable_length
 
@@ -124,13 +128,15 @@ def parse_phase(corpus: str, output: str) -> dict:
 
     started = time.perf_counter()
     spark = spark_session()
-    before = hadoop_bytes_read(spark)
+    before, driver_before = hadoop_bytes_read(spark), psutil.Process().io_counters().read_chars
     parse_started = time.perf_counter()
     summary = parse_corpus(spark, ParseConfig(corpus, output))
     parse_seconds = time.perf_counter() - parse_started
     read = hadoop_bytes_read(spark) - before
+    driver_read = psutil.Process().io_counters().read_chars - driver_before
     spark.stop()
     return {"seconds": time.perf_counter() - started, "parse_seconds": parse_seconds, "bytes_read": read,
+            "driver_bytes_read": driver_read,
             "files": summary.files, "parsed": summary.parsed, "known": summary.known,
             "duplicates": summary.duplicates, "failed": summary.failed, "tokens": summary.tokens}
 
@@ -215,10 +221,17 @@ def main() -> None:
 
         _, new_bytes = make_corpus(midi / "new", number, args.new, seen)
         second, _ = measured(["--phase", "parse", "--corpus", str(midi), "--output", str(corpus)])
+        idle, _ = measured(["--phase", "parse", "--corpus", str(midi), "--output", str(corpus)])
         print(f"second run: {second['files']:,} files, {second['known']:,} known, {second['parsed']:,} parsed, in "
               f"{second['seconds']:.1f} s (parse_corpus alone {second['parse_seconds']:.1f} s); read "
-              f"{second['bytes_read'] / MIB:.2f} MiB through Hadoop's file system, where the new files hold "
+              f"{second['bytes_read'] / MIB:.2f} MiB through Hadoop's file system and "
+              f"{second['driver_bytes_read'] / MIB:.2f} MiB in the driver's Python, where the new files hold "
               f"{new_bytes / MIB:.2f} MiB and the known ones {first_bytes / MIB:.1f} MiB", flush=True)
+        print(f"third run, nothing new: {idle['known']:,} known, {idle['parsed']} parsed, in {idle['seconds']:.1f} s; "
+              f"read {idle['bytes_read'] / MIB:.2f} MiB through Hadoop's file system and "
+              f"{idle['driver_bytes_read'] / MIB:.2f} MiB in the driver's Python (the pieces table, and modules "
+              f"imported on first use): the second run read "
+              f"{(second['driver_bytes_read'] - idle['driver_bytes_read']) / MIB:.2f} MiB more", flush=True)
         if first["tokens"] < args.min_tokens:
             sys.exit(f"the notes table has {first['tokens']:,} tokens, fewer than the {args.min_tokens:,} asked for")
 
