@@ -303,3 +303,30 @@ def test_tokens_hold_exactly_the_files_note_ons(path: Path):
     assert piece[2] == "ok"
     pitches = collections.Counter(p for token in tokens for p in token.pitches)
     assert pitches == note_on_pitches(path.read_bytes())
+
+
+@pytest.mark.parametrize("driver_max_files", [0, 1000], ids=["spark job", "on the driver"])
+def test_a_file_deleted_after_the_listing_becomes_an_error_row(spark, tmp_path, monkeypatch, driver_max_files):
+    from lstm_composer import corpus
+
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    (songs / "melody.mid").write_bytes(MELODY)
+    output = tmp_path / "corpus"
+    config = ParseConfig(str(songs), str(output), driver_max_files=driver_max_files)
+    parse_corpus(spark, config)
+    (songs / "chords.mid").write_bytes(CHORDS)
+    (songs / "gone.mid").write_bytes(midi_file(melody([70, 72])))
+
+    def listed_then_deleted(spark, input_path, list_files=corpus.listing):
+        entries = list_files(spark, input_path)
+        (songs / "gone.mid").unlink()  # as a user's upload or clean-up might, while the job runs
+        return entries
+
+    monkeypatch.setattr(corpus, "listing", listed_then_deleted)
+    summary = parse_corpus(spark, config)
+    assert (summary.files, summary.known, summary.parsed, summary.failed) == (3, 1, 1, 1), summary
+    rows = {row["path"].rsplit("/", 1)[1]: row for row in read_rows(output / "pieces")}
+    assert rows["gone.mid"]["status"] == "error"
+    assert "read" in rows["gone.mid"]["error"], rows["gone.mid"]["error"]
+    assert (rows["chords.mid"]["status"], rows["chords.mid"]["n_tokens"]) == ("ok", 2)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from pyspark.accumulators import AccumulatorParam
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -79,7 +80,18 @@ STAGING_PREFIX = "_staging-"  # a run's output before its commit; readers skip n
 NOTES_ROW_GROUP_BYTES = 8 * MIB  # a rank reading a range of pieces skips the others' row groups
 DRIVER_MAX_BYTES = 64 * MIB  # the most new content a re-run parses on the driver (`driver_max_files`)
 DRIVER_READERS = 16  # files read at once on the driver: on object storage each read is a request
-UNLISTED = "unlisted"  # the content id of a file that Spark did not return
+
+
+@dataclass(frozen=True)
+class Unread:
+    """In place of the content id of a new file that the job listed but could not read: its
+    `error` row gives the reason."""
+
+    reason: str
+
+
+NOT_RETURNED = Unread("listed, but not returned when Spark read the files (deleted or renamed since the "
+                  "listing, or a name Spark's binaryFile source cannot take)")
 
 
 @dataclass(frozen=True)
@@ -253,6 +265,14 @@ def parse_files(files, timeout: float, onset_tolerance_ms: float | None):
         [pa.array(column, type=field.type) for column, field in zip(columns, schema)], schema=schema)
 
 
+def read_or_why(uri: str) -> bytes | Unread:
+    """A file's bytes, read on the driver, or why they could not be read."""
+    try:
+        return storage.read_bytes(uri)
+    except OSError as error:  # deleted since the listing, no permission...
+        return Unread(f"could not be read: {error}")
+
+
 def parse_on_driver(spark: SparkSession, contents: dict[str, bytes], config: ParseConfig, folder: str) -> list[tuple]:
     """A small re-run's parse, on the driver, as the executors parse: the notes written by
     pyarrow as one Parquet file in `folder`, sorted by piece and position as the Spark job
@@ -326,8 +346,16 @@ def read_files(spark: SparkSession, files: DataFrame, paths, every: bool) -> Dat
     paths = sorted(paths)
     if paths and paths[0].startswith("file:"):  # a local stat takes microseconds, Spark's parallel listing job seconds
         spark.conf.set("spark.sql.sources.parallelPartitionDiscovery.threshold", str(len(paths) + 1))
-    return (spark.read.format("binaryFile").load([_glob_escaped(path) for path in paths])
-            .select("path", "length", "content"))
+
+    def load(names: list[str]) -> DataFrame:
+        if not names:
+            return spark.createDataFrame([], "path string, length long, content binary")
+        return spark.read.format("binaryFile").load([_glob_escaped(n) for n in names]).select("path", "length", "content")
+
+    try:
+        return load(paths)
+    except AnalysisException:  # a file deleted since the listing: read the others (it gets an error row)
+        return load([path for path in paths if storage.exists(path)])
 
 
 def content_ids(files: DataFrame) -> dict[str, str]:
@@ -430,16 +458,15 @@ def duplicate_piece(pid: str, path: str, first: str) -> tuple:
     return (pid, path, "duplicate", f"same content as {first}", 0, None, None, None, None)
 
 
-def plan(entries: list[tuple[str, int, str | None]], known: dict[str, str], max_bytes: int) -> _Plan:
-    """`entries`: (path, size, content id, or None for a file over `max_bytes`) of new files;
+def plan(entries: list[tuple[str, int, str | Unread | None]], known: dict[str, str], max_bytes: int) -> _Plan:
+    """`entries`: (path, size, content id, Unread, or None for a file over `max_bytes`) of new files;
     `known`: content id → its first path, of the content already in the tables."""
     decided = _Plan(to_parse={}, rows=[])
     seen = dict(known)
     for path, size, pid in entries:
         reason = None
-        if pid == UNLISTED:  # listed, but not by Spark when it read the files (a name it cannot take)
-            pid = "path-" + hashlib.sha256(path.encode()).hexdigest()[:11]
-            reason = "Spark's binaryFile source did not return this file"
+        if isinstance(pid, Unread):  # listed, but its bytes never came: named by path
+            pid, reason = "path-" + hashlib.sha256(path.encode()).hexdigest()[:11], pid.reason
         elif pid is None:  # over the size limit: named by path and size instead of content
             pid = "size-" + hashlib.sha256(f"{path}:{size}".encode()).hexdigest()[:11]
             reason = f"file is {_size(size)}, over the {_size(max_bytes)} limit (--max-bytes)"
@@ -505,17 +532,19 @@ def parse_corpus(spark: SparkSession, config: ParseConfig) -> ParseSummary:
         sum(readable.values()) <= DRIVER_MAX_BYTES  # a small re-run: no Spark job
     if on_driver:
         with ThreadPoolExecutor(DRIVER_READERS) as pool:
-            contents = dict(zip(readable, pool.map(storage.read_bytes, readable)))
-        hashed = {path: piece_id(content) for path, content in contents.items()}
+            read = dict(zip(readable, pool.map(read_or_why, readable)))
+        contents = {path: content for path, content in read.items() if isinstance(content, bytes)}
+        hashed = {path: piece_id(content) if isinstance(content, bytes) else content for path, content in read.items()}
     else:
         # The whole input through Spark's own listing when every file is new; otherwise the new ones by name.
         candidates = (list_midi_files(spark, config.input_path).where(F.col("length") <= config.max_bytes)
                       if readable and every_readable else None)  # files over the limit are never read
         spark.conf.set("spark.sql.files.openCostInBytes", str(FILE_OPEN_COST))
+        spark.conf.set("spark.sql.files.ignoreMissingFiles", "true")  # deleted while read: an error row
         new_files = read_files(spark, candidates, readable, every_readable) if readable else None
         hashed = content_ids(new_files) if readable else {}
     decided = plan([(path, size, piece_id(b"") if size == 0 else None if size > config.max_bytes
-                     else hashed.get(path, UNLISTED)) for path, size, _ in new], seen.contents, config.max_bytes)
+                     else hashed.get(path, NOT_RETURNED)) for path, size, _ in new], seen.contents, config.max_bytes)
 
     pieces_accumulator = spark.sparkContext.accumulator([], _ListParam())
     if decided.to_parse and on_driver:
