@@ -279,15 +279,21 @@ def parse_on_driver(spark: SparkSession, contents: dict[str, bytes], config: Par
     sorts its files (pyarrow's row groups of a million rows are about the 8 MiB of the job's).
     Returns the files' `pieces` rows."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     pieces, notes = parse_files(sorted(contents.items()), config.file_timeout, config.onset_tolerance_ms)
     if notes.num_rows:
-        table = pa.Table.from_batches([notes]).sort_by([("piece_id", "ascending"), ("position", "ascending")])
-        filesystem, path = storage.resolve(qualified(spark, folder))
-        filesystem.create_dir(path, recursive=True)
-        pq.write_table(table, f"{path}/part-00000.parquet", filesystem=filesystem)
+        write_table(spark, pa.Table.from_batches([notes]).sort_by([("piece_id", "ascending"),
+                                                                   ("position", "ascending")]), folder)
     return pieces
+
+
+def write_table(spark: SparkSession, table, folder: str, **options) -> None:
+    """An Arrow table as the one Parquet file of `folder`, written by pyarrow through `storage`."""
+    import pyarrow.parquet as pq
+
+    filesystem, path = storage.resolve(qualified(spark, folder))
+    filesystem.create_dir(path, recursive=True)
+    pq.write_table(table, f"{path}/part-00000.parquet", filesystem=filesystem, **options)
 
 
 def list_midi_files(spark: SparkSession, input_path: str) -> DataFrame:
@@ -488,16 +494,12 @@ def write_pieces(spark: SparkSession, rows: list[tuple], folder: str) -> None:
     by pyarrow through `storage` (where `recorded` reads them): a Spark job would first carry
     every row to the JVM and start a Python worker, about a second for a small table."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
     from pyspark.sql.pandas.types import to_arrow_schema
 
     schema = to_arrow_schema(PIECES_SCHEMA)
     table = pa.Table.from_arrays([pa.array(list(column), type=field.type)
                                   for column, field in zip(zip(*rows), schema)], schema=schema)
-    filesystem, path = storage.resolve(qualified(spark, folder))
-    filesystem.create_dir(path, recursive=True)
-    pq.write_table(table, f"{path}/part-00000.parquet", filesystem=filesystem,
-                   use_deprecated_int96_timestamps=True)  # as Spark writes timestamps
+    write_table(spark, table, folder, use_deprecated_int96_timestamps=True)  # as Spark writes timestamps
 
 
 def task_bytes(spark: SparkSession, sizes: dict[str, int]) -> int:
