@@ -330,3 +330,15 @@ def test_a_file_deleted_after_the_listing_becomes_an_error_row(spark, tmp_path, 
     assert rows["gone.mid"]["status"] == "error"
     assert "read" in rows["gone.mid"]["error"], rows["gone.mid"]["error"]
     assert (rows["chords.mid"]["status"], rows["chords.mid"]["n_tokens"]) == ("ok", 2)
+
+
+def test_run_ids_sort_in_the_order_the_runs_began():
+    import time
+
+    from lstm_composer.corpus import new_run_id
+
+    ids = []
+    for _ in range(20):  # a re-run on the driver can begin within the second of the run before
+        ids.append(new_run_id())
+        time.sleep(0.002)
+    assert ids == sorted(ids) and len(set(ids)) == 20

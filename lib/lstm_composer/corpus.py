@@ -401,7 +401,10 @@ def _rename(spark: SparkSession, source: str, target: str) -> None:
 
 
 def new_run_id() -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+    """UTC time to the millisecond, then a random part: the runs sort in the order they began
+    (a re-run parsed on the driver can begin in the same second as the run before it)."""
+    now = time.time()
+    return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}{int(now * 1000) % 1000:03d}Z-{secrets.token_hex(3)}"
 
 
 def discard_uncommitted(spark: SparkSession, config: ParseConfig) -> None:
