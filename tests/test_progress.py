@@ -1,18 +1,15 @@
 """Rank output on the driver's console as it is printed, and rank 0's progress lines."""
-import os
 import re
 import shutil
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 from conftest import ROOT
 from lstm_composer.corpus import ParseConfig, parse_corpus
+from lstm_composer.launch import job_environment
 from lstm_composer.model_dir import read_history
 from lstm_composer.progress import duration_text
 
-BIN = Path(sys.executable).parent
 SONGS = ["schoenberg_op19_no2.mid", "joplin_maple_leaf_rag.mid", "bach_bwv1_6_chorale.mid"]
 
 
@@ -27,9 +24,7 @@ def test_rank_lines_reach_the_driver_while_training_runs(spark, tmp_path):
         shutil.copy(ROOT / "midi_songs" / name, songs / name)
     parse_corpus(spark, ParseConfig(str(songs), str(tmp_path / "corpus")))
     # oneDNN limited as on a CPU without AVX-512: `--precision auto` must choose float32 there.
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable,
-           "SPARK_CONF_DIR": str(ROOT / "cluster" / "conf"), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    env = job_environment(ROOT / "cluster" / "conf", ONEDNN_MAX_CPU_ISA="AVX2")
     command = ["spark-submit", "--master", "local[2]", str(ROOT / "jobs/train.py"), "--corpus", "corpus",
                "--model-dir", "model", "--preset", "tiny", "--precision", "auto", "--epochs", "3",
                "--num-proc", "2", "--batch-size", "2", "--progress-seconds", "0.1"]

@@ -3,17 +3,15 @@ resume, generate and evaluate from s3://, as a user would with MinIO or AWS; not
 lands in a local folder. The parse job's Spark side reads and writes file:// URIs (Spark's s3a
 needs the hadoop-aws jars, which cluster/README.md names)."""
 import json
-import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import tensorflow as tf
 
 from conftest import ROOT
+from lstm_composer.launch import job_environment
 
-BIN = Path(sys.executable).parent
 SONGS = ["schoenberg_op19_no2.mid", "joplin_maple_leaf_rag.mid", "bach_bwv1_6_chorale.mid"]
 
 
@@ -33,8 +31,7 @@ def test_train_resume_generate_and_evaluate_with_everything_on_s3(bucket, s3_ser
     work = tmp_path / "work"  # where the user runs the commands: must stay empty
     for folder in (scratch, work, tmp_path / "songs"):
         folder.mkdir()
-    env = {**os.environ, **s3_server, "PATH": f"{BIN}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable,
-           "SPARK_CONF_DIR": str(ROOT / "cluster" / "conf"), "TF_CPP_MIN_LOG_LEVEL": "2", "TMPDIR": str(scratch)}
+    env = job_environment(ROOT / "cluster" / "conf", **s3_server, TMPDIR=str(scratch))
     for song in SONGS:
         shutil.copy(ROOT / "midi_songs" / song, tmp_path / "songs" / song)
 
