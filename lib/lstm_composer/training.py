@@ -415,7 +415,10 @@ def batch_norm_refresh(dataset, batches: int, hvd):
         def refresh(self):
             self.done = True
             norms = [layer for layer in self.model.layers if isinstance(layer, tf.keras.layers.BatchNormalization)]
-            reached, start = calibration_chunks(dataset, batches), self.model.inputs
+            # a few calls of CALIBRATION_CHUNK windows, not one per batch: with a test's batches
+            # of 2 to 4 windows, hundreds of calls took most of each epoch
+            calibration = dataset.take(batches).unbatch().batch(CALIBRATION_CHUNK)
+            reached, start = [features for features, *_ in calibration], self.model.inputs
             for layer in norms:  # each probe runs from the previous BatchNorm's input to this one's
                 probe = tf.keras.Model(start, layer.input)
                 reached, start = [probe(values, training=False) for values in reached], layer.input
@@ -430,23 +433,6 @@ def batch_norm_refresh(dataset, batches: int, hvd):
                 layer.moving_variance.assign(spread / count)
 
     return BatchNormRefresh()
-
-
-def calibration_chunks(dataset, batches: int, windows: int = CALIBRATION_CHUNK) -> list:
-    """The inputs of `batches` batches of `dataset`, joined into chunks of about `windows`
-    windows: the network then runs a few large calls, not one per batch (with the small
-    batches of a test, hundreds of calls took most of each epoch)."""
-    import tensorflow as tf
-
-    chunks, pending = [], []
-    for features, *_ in dataset.take(batches):
-        pending.append(features)
-        if sum(len(tf.nest.flatten(part)[0]) for part in pending) >= windows:
-            chunks.append(tf.nest.map_structure(lambda *parts: tf.concat(parts, 0), *pending))
-            pending = []
-    if pending:
-        chunks.append(tf.nest.map_structure(lambda *parts: tf.concat(parts, 0), *pending))
-    return chunks
 
 
 def time_budget(minutes: float, hvd):
