@@ -118,6 +118,15 @@ def test_musicxml_releases_a_pitch_struck_again_while_it_sounds_as_the_midi_does
     assert sorted(sounding(bass)) == [(43, 36, 12), (47, 12, 12), (53, 12, 12), (55, 0, 12), (55, 12, 12)]
 
 
+def test_musicxml_keeps_a_pitch_struck_again_one_twelfth_past_a_beat(tmp_path):
+    # D5 held, struck again at 3 1/12: the first strike's last value (a 12-tuplet 32nd) and the
+    # new strike's first ones fill beat 4 together, tied pitches all; music21's makeNotation
+    # once joined them into one quarter, and the second strike was lost.
+    events = [Event("D5", 0.0, 6.0, 80), Event("D5", 37 / 12, 1.0, 80)]
+    _, treble, _ = read_musicxml(write_musicxml(events, tmp_path / "again.musicxml"))
+    assert sounding(treble) == [(74, 0, 37), (74, 37, 11)]
+
+
 def test_musicxml_of_the_papers_timing_has_eighths_in_full_bars(tmp_path):
     tokens = ["E4", "C#5", "B-3", "G2", "4.7.11", "0.4.7", "A4", "D5", "F3"] * 2
     _, treble, bass = read_musicxml(write_musicxml(fixed_step(tokens), tmp_path / "paper.musicxml"))

@@ -312,13 +312,16 @@ def _element(pitches: list[int] | None, length: int, division: int):
     """A music21 note, chord or rest `length` 1/12 quarters long, in a beat of `division` parts."""
     from music21 import chord, duration, note
 
-    if division in _TUPLET_DIVISIONS:
-        # Three in the time of two: written values are 3/2 of what sounds.
-        written = duration.Duration(Fraction(length * 3, _GRID * 2))
+    tuplet = division in _TUPLET_DIVISIONS
+    # Three in the time of two: a tuplet's written values are 3/2 of what sounds.
+    plain = duration.Duration(Fraction(length * 3, _GRID * 2) if tuplet else Fraction(length, _GRID))
+    # Given by type and dots, the value is fixed: music21's makeNotation re-expresses values it
+    # inferred from a length, and joins tied tuplet values that fill a beat into one, even where
+    # one note stops and a new strike of its pitch starts (the strike would vanish).
+    written = duration.Duration(type=plain.type, dots=plain.dots)
+    if tuplet:
         unit_type = duration.Duration(Fraction(3, division * 2)).type
         written.appendTuplet(duration.Tuplet(division, division * 2 // 3, unit_type, unit_type))
-    else:
-        written = duration.Duration(Fraction(length, _GRID))
     if pitches is None:
         element = note.Rest()
     elif len(pitches) == 1:
