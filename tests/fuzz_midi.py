@@ -56,6 +56,8 @@ def run_fuzzer(corpus: str, artifacts: str, seconds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=300, help="how long to fuzz")
+    parser.add_argument("--seeds", type=Path, nargs="+", default=SEEDS,
+                        help="folders of MIDI files to start from (default: midi_songs/ and ../shared's corpus)")
     parser.add_argument("--artifacts", type=Path, default=Path("fuzz-artifacts"), help="where crash inputs go")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)  # (corpus, artifacts) in the child
     args = parser.parse_args()
@@ -65,7 +67,7 @@ def main() -> None:
 
     args.artifacts.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as corpus:  # libFuzzer adds the inputs it finds interesting
-        seeds = [p for folder in SEEDS if folder.is_dir() for p in sorted(folder.rglob("*.mid"))]
+        seeds = [p for folder in args.seeds if folder.is_dir() for p in sorted(folder.rglob("*.mid"))]
         for i, path in enumerate(seeds):
             shutil.copy(path, Path(corpus) / f"seed-{i:04d}.mid")
         result = subprocess.run([sys.executable, __file__, "--seconds", str(args.seconds),

@@ -4,23 +4,16 @@ with two Horovod ranks, and a training that asks for more ranks than there are t
 import os
 import re
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, free_port
 from lstm_composer.launch import job_environment
 
 pytestmark = pytest.mark.cluster
 SONGS = ["schoenberg_op19_no2.mid", "joplin_maple_leaf_rag.mid", "bach_bwv1_6_chorale.mid"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from music21 import converter
 
+from lstm_composer.corpus import ParseConfig, parse_corpus
 from lstm_composer.generate import GenerateConfig, compose
 from lstm_composer.launch import job_environment
 from lstm_composer.model_dir import read_checkpoint, read_history
@@ -30,13 +31,25 @@ def run(*command, cwd):
     return result.stdout
 
 
-def parse_songs(folder, names=SONGS):
+def copy_songs(folder, names=SONGS) -> Path:
     songs = folder / "songs"
     songs.mkdir()
     for name in names:
         shutil.copy(ROOT / "midi_songs" / name, songs / name)
+    return songs
+
+
+def parse_songs(folder, names=SONGS):
+    """The README's parse command."""
+    copy_songs(folder, names)
     return run("spark-submit", "--master", "local[2]", str(ROOT / "jobs/parse.py"),
                "--input", "songs", "--output", "data/corpus", cwd=folder)
+
+
+def parse_in_session(spark, folder, names=SONGS) -> None:
+    """The same tables through the tests' SparkSession, where the test is about what comes after
+    (test_parse_train_generate runs the command itself)."""
+    parse_corpus(spark, ParseConfig(str(copy_songs(folder, names)), str(folder / "data" / "corpus")))
 
 
 def checkpoint_value(model_dir: Path, name: str) -> float:
@@ -115,8 +128,8 @@ TRAIN = [str(ROOT / "jobs/train.py"), "--corpus", "data/corpus", "--model-dir", 
          "--preset", "tiny", "--epochs", "8", "--num-proc", "2", "--batch-size", "4"]
 
 
-def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path):
-    parse_songs(tmp_path)
+def test_a_killed_training_resumes_from_its_last_checkpoint(spark, tmp_path):
+    parse_in_session(spark, tmp_path)
     model_dir = tmp_path / "models" / "run"
     driver = subprocess.Popen(["spark-submit", "--master", "local[2]", *TRAIN], cwd=tmp_path, env=ENV,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -147,11 +160,11 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path):
     assert checkpoint_value(model_dir, "_iterations") == 8 * steps_per_epoch
 
 
-def test_expressive_training_evaluation_and_generation(tmp_path):
+def test_expressive_training_evaluation_and_generation(spark, tmp_path):
     # Pieces longer than the preset's 100-token window, whichever is held out, each with several
     # velocities: each rank trains on a piece of its own, and a rank whose one piece had a single
     # velocity (a Bach chorale) teaches the head that velocity within three steps.
-    parse_songs(tmp_path, ["clara_schumann_polonaise_op1_no4.mid", "chopin_mazurka_op6_no2.mid",
+    parse_in_session(spark, tmp_path, ["clara_schumann_polonaise_op1_no4.mid", "chopin_mazurka_op6_no2.mid",
                            "beach_prayer_of_a_tired_child.mid"])
     out = run("spark-submit", "--master", "local[2]", str(ROOT / "jobs/train.py"), "--corpus", "data/corpus",
               "--model-dir", "models/expressive", "--preset", "expressive", "--epochs", "1", "--num-proc", "2",

@@ -1,7 +1,7 @@
 """A run whose model directory and corpus live on S3 (a real S3 server on 127.0.0.1): train,
 resume, generate and evaluate from s3://, as a user would with MinIO or AWS; nothing of the run
-lands in a local folder. The parse job's Spark side reads and writes file:// URIs (Spark's s3a
-needs the hadoop-aws jars, which cluster/README.md names)."""
+lands in a local folder. The corpus is parsed from and to file:// URIs (Spark's s3a needs the
+hadoop-aws jars, which cluster/README.md names) and uploaded."""
 import json
 import shutil
 import subprocess
@@ -10,6 +10,7 @@ import sys
 import tensorflow as tf
 
 from conftest import ROOT
+from lstm_composer.corpus import ParseConfig, parse_corpus
 from lstm_composer.launch import job_environment
 
 SONGS = ["schoenberg_op19_no2.mid", "joplin_maple_leaf_rag.mid", "bach_bwv1_6_chorale.mid"]
@@ -25,7 +26,7 @@ def read_object(client, bucket, key) -> bytes:
     return client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-def test_train_resume_generate_and_evaluate_with_everything_on_s3(bucket, s3_server, tmp_path):
+def test_train_resume_generate_and_evaluate_with_everything_on_s3(spark, bucket, s3_server, tmp_path):
     name, client = bucket
     scratch = tmp_path / "tmp"  # the runs' temporary directory: scratch folders must be gone after
     work = tmp_path / "work"  # where the user runs the commands: must stay empty
@@ -35,9 +36,8 @@ def test_train_resume_generate_and_evaluate_with_everything_on_s3(bucket, s3_ser
     for song in SONGS:
         shutil.copy(ROOT / "midi_songs" / song, tmp_path / "songs" / song)
 
-    out = run("spark-submit", "--master", "local[2]", str(ROOT / "jobs/parse.py"), "--input",
-              f"file://{tmp_path}/songs", "--output", f"file://{tmp_path}/corpus", cwd=work, env=env)
-    assert "3 files: 3 parsed" in out
+    summary = parse_corpus(spark, ParseConfig(f"file://{tmp_path}/songs", f"file://{tmp_path}/corpus"))
+    assert summary.parsed == 3
     for file in (tmp_path / "corpus").rglob("*.parquet"):  # the corpus goes to the bucket
         client.upload_file(str(file), name, f"corpus/{file.relative_to(tmp_path / 'corpus').as_posix()}")
 
