@@ -50,8 +50,11 @@ run: install
 	$(PY) jobs/evaluate.py --model-dir $(MODEL)
 	$(PY) jobs/generate.py --model-dir $(MODEL) --length 500 --seed 7 --output output/generated.mid --musicxml --plot
 
+# Tests run in TEST_PROCESSES pytest processes: much of a Spark or Horovod test is one core
+# starting a JVM or importing TensorFlow, and another test can use the other core meanwhile.
+TEST_PROCESSES ?= 2
 test: install audio-deps
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_PROCESSES)
 
 FUZZ_SECONDS ?= 300
 fuzz: install

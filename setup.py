@@ -21,5 +21,5 @@ setup(
     ],
     # mido: a MIDI reader independent of ours; moto[server]: a real S3-compatible server on 127.0.0.1
     # for the storage tests.
-    extras_require={"test": ["pytest>=8", "atheris>=2.3", "mido>=1.3,<2", "moto[server]>=5,<6"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5,<4", "atheris>=2.3", "mido>=1.3,<2", "moto[server]>=5,<6"]},
 )
