@@ -27,6 +27,21 @@ def spark(tmp_path_factory):
     session.stop()
 
 
+# Three short bundled pieces of different kinds: what the job tests parse and train on.
+SONGS = ["schoenberg_op19_no2.mid", "joplin_maple_leaf_rag.mid", "bach_bwv1_6_chorale.mid"]
+
+
+def copy_songs(folder: Path, names=SONGS) -> Path:
+    """`folder`/songs holding copies of the named bundled MIDI files."""
+    import shutil
+
+    songs = folder / "songs"
+    songs.mkdir()
+    for name in names:
+        shutil.copy(ROOT / "midi_songs" / name, songs / name)
+    return songs
+
+
 def free_port() -> int:
     import socket
 

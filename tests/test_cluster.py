@@ -3,17 +3,15 @@ a master and two one-core workers, `spark-submit --master spark://…` for parse
 with two Horovod ranks, and a training that asks for more ranks than there are task slots."""
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_port
+from conftest import ROOT, copy_songs, free_port
 from lstm_composer.launch import job_environment
 
 pytestmark = pytest.mark.cluster
-SONGS = ["schoenberg_op19_no2.mid", "joplin_maple_leaf_rag.mid", "bach_bwv1_6_chorale.mid"]
 
 
 @pytest.fixture
@@ -47,9 +45,7 @@ def test_parse_and_train_on_a_standalone_cluster(cluster, tmp_path):
     assert master.startswith("spark://127.0.0.1:")
     made = subprocess.run(["make", "-s", "dist/lstm_composer.zip"], cwd=ROOT, capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
-    (tmp_path / "songs").mkdir()
-    for name in SONGS:
-        shutil.copy(ROOT / "midi_songs" / name, tmp_path / "songs" / name)
+    copy_songs(tmp_path)
 
     parse = submit(master, env, tmp_path, str(ROOT / "jobs/parse.py"), "--input", "songs", "--output", "data/corpus")
     assert parse.returncode == 0, parse.stdout[-3000:] + parse.stderr[-3000:]

@@ -2,7 +2,6 @@
 import json
 import os
 import re
-import shutil
 import signal
 import time
 import subprocess
@@ -12,14 +11,13 @@ from pathlib import Path
 import pytest
 from music21 import converter
 
+from conftest import ROOT, SONGS, copy_songs
 from lstm_composer.corpus import ParseConfig, parse_corpus
 from lstm_composer.generate import GenerateConfig, compose
 from lstm_composer.launch import job_environment
 from lstm_composer.model_dir import read_checkpoint, read_history
 from readers import musicxml_title, read_midi_with_mido, read_musicxml, sounding
 
-ROOT = Path(__file__).resolve().parents[1]
-SONGS = ["schoenberg_op19_no2.mid", "joplin_maple_leaf_rag.mid", "bach_bwv1_6_chorale.mid"]
 
 
 ENV = job_environment(ROOT / "cluster" / "conf")
@@ -29,14 +27,6 @@ def run(*command, cwd):
     result = subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout
-
-
-def copy_songs(folder, names=SONGS) -> Path:
-    songs = folder / "songs"
-    songs.mkdir()
-    for name in names:
-        shutil.copy(ROOT / "midi_songs" / name, songs / name)
-    return songs
 
 
 def parse_songs(folder, names=SONGS):
@@ -165,7 +155,7 @@ def test_expressive_training_evaluation_and_generation(spark, tmp_path):
     # velocities: each rank trains on a piece of its own, and a rank whose one piece had a single
     # velocity (a Bach chorale) teaches the head that velocity within three steps.
     parse_in_session(spark, tmp_path, ["clara_schumann_polonaise_op1_no4.mid", "chopin_mazurka_op6_no2.mid",
-                           "beach_prayer_of_a_tired_child.mid"])
+                                       "beach_prayer_of_a_tired_child.mid"])
     out = run("spark-submit", "--master", "local[2]", str(ROOT / "jobs/train.py"), "--corpus", "data/corpus",
               "--model-dir", "models/expressive", "--preset", "expressive", "--epochs", "1", "--num-proc", "2",
               "--batch-size", "1", "--steps-per-epoch", "3", "--val-steps", "2", cwd=tmp_path)

@@ -1,17 +1,15 @@
 """Rank output on the driver's console as it is printed, and rank 0's progress lines."""
 import re
-import shutil
 import subprocess
 import time
-from pathlib import Path
 
-from conftest import ROOT
+from conftest import ROOT, copy_songs
 from lstm_composer.corpus import ParseConfig, parse_corpus
+from lstm_composer.hardware import cpu_flags
 from lstm_composer.launch import job_environment
 from lstm_composer.model_dir import read_history
 from lstm_composer.progress import duration_text
 
-SONGS = ["schoenberg_op19_no2.mid", "joplin_maple_leaf_rag.mid", "bach_bwv1_6_chorale.mid"]
 
 
 def test_duration_text():
@@ -19,11 +17,7 @@ def test_duration_text():
 
 
 def test_rank_lines_reach_the_driver_while_training_runs(spark, tmp_path):
-    songs = tmp_path / "songs"
-    songs.mkdir()
-    for name in SONGS:
-        shutil.copy(ROOT / "midi_songs" / name, songs / name)
-    parse_corpus(spark, ParseConfig(str(songs), str(tmp_path / "corpus")))
+    parse_corpus(spark, ParseConfig(str(copy_songs(tmp_path)), str(tmp_path / "corpus")))
     # oneDNN limited as on a CPU without AVX-512: `--precision auto` must choose float32 there.
     env = job_environment(ROOT / "cluster" / "conf", ONEDNN_MAX_CPU_ISA="AVX2")
     command = ["spark-submit", "--master", "local[2]", str(ROOT / "jobs/train.py"), "--corpus", "corpus",
@@ -39,8 +33,7 @@ def test_rank_lines_reach_the_driver_while_training_runs(spark, tmp_path):
 
     rank0 = [(at, line[len("[0]<stdout>:"):]) for at, line in arrivals if line.startswith("[0]<stdout>:")]
     # The reason names what ruled bfloat16 out on this machine: the limit, or the CPU itself.
-    flags = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M)[1].split())
-    reason = ("oneDNN limited to AVX2 by ONEDNN_MAX_CPU_ISA: no native bfloat16" if {"avx512_bf16", "amx_bf16"} & flags
+    reason = ("oneDNN limited to AVX2 by ONEDNN_MAX_CPU_ISA: no native bfloat16" if {"avx512_bf16", "amx_bf16"} & cpu_flags()
               else "CPU without AVX512-BF16 or AMX")
     assert any(line.startswith("training: ") and line.endswith(f"precision float32 ({reason})") for _, line in rank0), (
         [line for _, line in rank0 if line.startswith("training: ")])

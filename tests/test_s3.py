@@ -3,17 +3,15 @@ resume, generate and evaluate from s3://, as a user would with MinIO or AWS; not
 lands in a local folder. The corpus is parsed from and to file:// URIs (Spark's s3a needs the
 hadoop-aws jars, which cluster/README.md names) and uploaded."""
 import json
-import shutil
 import subprocess
 import sys
 
 import tensorflow as tf
 
-from conftest import ROOT
+from conftest import ROOT, copy_songs
 from lstm_composer.corpus import ParseConfig, parse_corpus
 from lstm_composer.launch import job_environment
 
-SONGS = ["schoenberg_op19_no2.mid", "joplin_maple_leaf_rag.mid", "bach_bwv1_6_chorale.mid"]
 
 
 def run(*command, cwd, env):
@@ -30,13 +28,10 @@ def test_train_resume_generate_and_evaluate_with_everything_on_s3(spark, bucket,
     name, client = bucket
     scratch = tmp_path / "tmp"  # the runs' temporary directory: scratch folders must be gone after
     work = tmp_path / "work"  # where the user runs the commands: must stay empty
-    for folder in (scratch, work, tmp_path / "songs"):
+    for folder in (scratch, work):
         folder.mkdir()
     env = job_environment(ROOT / "cluster" / "conf", **s3_server, TMPDIR=str(scratch))
-    for song in SONGS:
-        shutil.copy(ROOT / "midi_songs" / song, tmp_path / "songs" / song)
-
-    summary = parse_corpus(spark, ParseConfig(f"file://{tmp_path}/songs", f"file://{tmp_path}/corpus"))
+    summary = parse_corpus(spark, ParseConfig(f"file://{copy_songs(tmp_path)}", f"file://{tmp_path}/corpus"))
     assert summary.parsed == 3
     for file in (tmp_path / "corpus").rglob("*.parquet"):  # the corpus goes to the bucket
         client.upload_file(str(file), name, f"corpus/{file.relative_to(tmp_path / 'corpus').as_posix()}")
