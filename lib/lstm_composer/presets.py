@@ -60,6 +60,9 @@ class ModelConfig:
     # The unit of an expressive model's onset gaps and durations: "beats" (note values, for
     # sequenced files) or "seconds" (for recordings of playing); see expression.py.
     rhythm: str = "beats"
+    # Validate and keep an exponential moving average of the weights, this decay per step
+    # (0: the last step's weights).
+    weight_average: float = 0.0
 
     def __post_init__(self) -> None:
         if self.sequence_length < 1:
@@ -173,7 +176,7 @@ PRESETS: dict[str, ModelConfig] = {
                      recurrent_dropout=0.0, dense_units=192, input_encoding="embedding",
                      embedding_dim=48, sparse_targets=True, batch_size=16, learning_rate=0.001,
                      batch_norm=False, expressive=True, dense_targets=True, transpose=(-5, 6),
-                     pointer=True, bass=True, phase=True, optimizer="adam"),
+                     pointer=True, bass=True, phase=True, optimizer="adam", weight_average=0.99),
     # The paper's network in miniature, seconds per epoch, for tests.
     "tiny": replace(PAPER, name="tiny", sequence_length=8, lstm_units=(16, 16), dense_units=16,
                     recurrent_dropout=0.0, batch_size=16),

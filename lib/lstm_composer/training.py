@@ -323,6 +323,8 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], shards, first_epoch
             best_val_loss = restore(state, optimizer, model, workspace)
 
         callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
+        if model_config.weight_average:  # before the BatchNorm refresh, which must see the averaged weights
+            callbacks.append(weight_average(model_config.weight_average))
         if model_config.batch_norm:  # before validation and before the saver exports the network
             calibration = make_dataset(stream, train_starts, model_config, len(vocabulary), seed=config.seed + 7 + rank)
             callbacks.append(batch_norm_refresh(calibration, calibration_batches(model_config, size), hvd))
@@ -433,6 +435,42 @@ def batch_norm_refresh(dataset, batches: int, hvd):
                 layer.moving_variance.assign(spread / count)
 
     return BatchNormRefresh()
+
+
+def weight_average(decay: float):
+    """Validates and saves an exponential moving average of the weights over the training steps
+    (decay per step), not the last step's weights, which the noise of small batches moves about;
+    training goes on from its own weights. Every rank keeps the same average: it starts after
+    the first step, once Horovod has broadcast rank 0's weights."""
+    import tensorflow as tf
+
+    class WeightAverage(tf.keras.callbacks.Callback):
+        average = trained = None
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.average is None:
+                self.average = [tf.Variable(w, trainable=False) for w in self.model.trainable_weights]
+                self.update = tf.function(self._update)
+            else:
+                self.update()
+
+        def _update(self):
+            for mean, w in zip(self.average, self.model.trainable_weights):
+                mean.assign(decay * mean + (1.0 - decay) * w)
+
+        def on_test_begin(self, logs=None):
+            if self.trained is None and self.average is not None:
+                self.trained = [tf.identity(w) for w in self.model.trainable_weights]
+                for w, mean in zip(self.model.trainable_weights, self.average):
+                    w.assign(mean)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if self.trained is not None:
+                for w, value in zip(self.model.trainable_weights, self.trained):
+                    w.assign(value)
+                self.trained = None
+
+    return WeightAverage()
 
 
 def time_budget(minutes: float, hvd):

@@ -1,0 +1,38 @@
+"""The weight average: validation and saving see it, the next epoch trains on from its own weights."""
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from lstm_composer.training import weight_average
+
+
+def test_validation_sees_the_average_and_training_goes_on_from_its_own_weights():
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(1)])
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.1), loss="mse")
+    x, y = np.random.default_rng(0).normal(size=(8, 3)), np.ones((8, 1))
+    trained, validated, started = [], [], []
+
+    class Watch(tf.keras.callbacks.Callback):  # after the average in the list, as in training
+        def on_train_batch_end(self, batch, logs=None):
+            trained.append(model.get_weights())
+
+        def on_test_begin(self, logs=None):
+            validated.append(model.get_weights())
+
+        def on_epoch_begin(self, epoch, logs=None):
+            started.append(model.get_weights())
+
+    model.fit(x, y, batch_size=4, epochs=2, shuffle=False, validation_data=(x, y), verbose=0,
+              callbacks=[weight_average(0.5), Watch()])
+    # the average starts at the first step's weights: after two steps, half of each
+    first = [0.5 * a + 0.5 * b for a, b in zip(trained[0], trained[1])]
+    for got, expected in zip(validated[0], first):
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert not np.allclose(validated[0][0], trained[1][0])
+    for got, expected in zip(started[1], trained[1]):  # epoch 2 starts from the trained weights
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+    second = [0.5 * (0.5 * m + 0.5 * a) + 0.5 * b for m, a, b in zip(first, trained[2], trained[3])]
+    for got, expected in zip(validated[1], second):
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
