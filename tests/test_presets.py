@@ -15,6 +15,7 @@ TINY = PRESETS["tiny"]
     ({"lstm_units": (16, 0)}, r"lstm_units must be positive sizes, got \(16, 0\)"),
     ({"recurrent_dropout": 1.0}, r"recurrent_dropout must be in \[0, 1\), got 1.0"),
     ({"dropout": -0.1}, r"dropout must be in \[0, 1\), got -0.1"),
+    ({"weight_average": 1.0}, r"weight_average must be in \[0, 1\), got 1.0"),
     ({"precision": "float16"}, "precision must be one of .*'float16'"),
     ({"input_encoding": "one-hot"}, "input_encoding must be one of .*'one-hot'"),
     ({"batch_size": 0}, "batch_size must be at least 1, got 0"),

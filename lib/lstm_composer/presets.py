@@ -69,7 +69,8 @@ class ModelConfig:
             raise ValueError(f"sequence_length must be positive, got {self.sequence_length}")
         if not self.lstm_units or min(self.lstm_units) < 1:
             raise ValueError(f"lstm_units must be positive sizes, got {self.lstm_units}")
-        for label, rate in (("recurrent_dropout", self.recurrent_dropout), ("dropout", self.dropout)):
+        for label, rate in (("recurrent_dropout", self.recurrent_dropout), ("dropout", self.dropout),
+                            ("weight_average", self.weight_average)):
             if not 0.0 <= rate < 1.0:
                 raise ValueError(f"{label} must be in [0, 1), got {rate}")
         if self.precision not in PRECISIONS:
