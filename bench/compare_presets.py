@@ -32,26 +32,30 @@ def main() -> None:
     parser.add_argument("--steps-per-epoch", type=int, default=15)
     parser.add_argument("--val-steps", type=int, default=10)
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "presets-validation-loss.png")
-    parser.add_argument("--keep", type=Path, help="copy each trained model directory into this folder")
+    parser.add_argument("--keep", type=Path, help="parse the corpus and train each model into this folder, and "
+                        "keep them there (for jobs/evaluate.py and jobs/generate.py later)")
     args = parser.parse_args()
+    if args.keep and args.keep.exists() and any(args.keep.iterdir()):
+        parser.error(f"--keep {args.keep} is not empty: a model directory there would be resumed, not trained anew")
 
     from lstm_composer.model_dir import read_history
 
     curves = {}
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
+        work = args.keep or scratch  # a kept model needs its corpus kept with it
         songs = scratch / "modern-39"
         songs.mkdir()
         for line in (args.corpus / "modern-39.txt").read_text().split():
             shutil.copy(args.corpus / line, songs / Path(line).name)
         subprocess.run([BIN / "spark-submit", "--master", "local[2]", ROOT / "jobs" / "parse.py",
-                        "--input", songs, "--output", scratch / "corpus"], env=ENV, check=True,
+                        "--input", songs, "--output", work / "corpus"], env=ENV, check=True,
                        capture_output=True)
         for name in args.presets:
-            model_dir = scratch / name
+            model_dir = work / name
             subprocess.run(
                 [BIN / "spark-submit", "--master", "local[2]", ROOT / "jobs" / "train.py",
-                 "--corpus", scratch / "corpus", "--model-dir", model_dir, "--preset", name,
+                 "--corpus", work / "corpus", "--model-dir", model_dir, "--preset", name,
                  "--epochs", "10000", "--num-proc", "2", "--max-minutes", str(args.minutes),
                  "--steps-per-epoch", str(args.steps_per_epoch), "--val-steps", str(args.val_steps)],
                 env=ENV, check=True, capture_output=True)
@@ -64,8 +68,6 @@ def main() -> None:
                            env=ENV, check=True, capture_output=True)
             evaluation = json.loads((model_dir / "evaluation.json").read_text())
             curves[name] = (minutes, [float(row["val_token_loss"]) for row in rows], rows, evaluation)
-            if args.keep:
-                shutil.copytree(model_dir, args.keep / name, dirs_exist_ok=True)
 
     import matplotlib
 
@@ -84,7 +86,7 @@ def main() -> None:
     figure.savefig(args.plot, dpi=100, bbox_inches="tight")
 
     print("| preset | epochs | sequences/s | targets | token perplexity | best n-gram, same targets | ratio | "
-          "token accuracy | full context vs 4 tokens | BatchNorm inference / training mode |")
+          "token accuracy | full context vs 4 tokens | BatchNorm inference / training mode: held-out; training pieces |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, (minutes, _, rows, evaluation) in curves.items():
         token = evaluation["validation"]["token"]
@@ -93,7 +95,11 @@ def main() -> None:
         curve = evaluation["context_curve"]
         gain = f"{100 * (1 - curve['full'] / curve['4']):.1f}% lower" if "4" in curve else "-"
         check = evaluation.get("batch_norm_check")
-        norm = f"{check['inference']:.3f} / {check['training_mode']:.3f}" if check else "-"
+        norm = "-"
+        if check:
+            own = check["training_pieces"]
+            norm = (f"{check['inference']:.3f} / {check['training_mode']:.3f}; "
+                    f"{own['inference']:.3f} / {own['training_mode']:.3f}")
         print(f"| `{name}` | {len(rows)} | {speed:.0f} | {evaluation['targets']} | {token['perplexity']:.1f} | "
               f"{best:.1f} ({evaluation['best_baseline']}) | **{evaluation['ratio_to_best_baseline']:.2f}x** | "
               f"{token['accuracy']:.3f} | {gain} | {norm} |")
