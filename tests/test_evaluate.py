@@ -52,10 +52,10 @@ def corpus(tmp_path_factory):
     return root, pieces
 
 
-def write_model_dir(directory, corpus_root, expressive: bool):
+def write_model_dir(directory, corpus_root, expressive: bool, batch_size: int = 16):
     """A paper-like model (scalar inputs, one-hot targets, BatchNorm, the next token after a
     window), or a dense expressive one (a prediction at every position, pointer, bass, phase)."""
-    config = replace(preset("tiny"), sequence_length=WINDOW)
+    config = replace(preset("tiny"), sequence_length=WINDOW, batch_size=batch_size)
     if expressive:
         config = replace(preset("expressive"), sequence_length=WINDOW, lstm_units=(16, 16), dense_units=16,
                          embedding_dim=6, precision="float32", bass=False)
@@ -119,6 +119,34 @@ def printed_rows(text: str) -> dict:
     """The printed markdown tables' rows by their first cell."""
     return {cells[0]: cells[1:] for line in text.splitlines() if line.startswith("| ")
             for cells in [[cell.strip() for cell in line.strip("|").split("|")]]}
+
+
+def test_batch_norm_check_agrees_on_training_windows_whose_statistics_the_network_holds(corpus, tmp_path):
+    """Each BatchNorm given the mean and variance of what reaches it (inference mode) over all
+    the training pieces' windows, and a batch of exactly those windows: training mode
+    normalises by the same figures, so the check's two losses agree there. Statistics as stale
+    as Keras's were (a variance a thousandth of the real one) show as a ratio far from 1."""
+    root, pieces = corpus
+    training = [p for p in LENGTHS if p not in VALIDATION]
+    windows = np.concatenate([np.stack([pieces[p][0][s:s + WINDOW] for s in range(LENGTHS[p] - WINDOW)])
+                              for p in training])
+    model = TrainedModel.load(str(write_model_dir(tmp_path / "model", root, False, batch_size=len(windows))))
+    stream = model.corpus()
+    scorer = NetworkScorer(model, stream)
+    inputs = windows[..., None] / len(TOKENS)
+    norms = [layer for layer in scorer.network.layers if isinstance(layer, tf.keras.layers.BatchNormalization)]
+    for layer in norms:  # in order, each measured with the earlier ones already set
+        reached = tf.keras.Model(scorer.network.inputs, layer.input)(inputs, training=False).numpy()
+        reached = reached.reshape(-1, reached.shape[-1])
+        layer.moving_mean.assign(reached.mean(0))
+        layer.moving_variance.assign(reached.var(0))
+    training_ids = [i for i, piece in enumerate(stream.piece_ids) if piece in training]
+    check = scorer.batch_norm_check(training_ids)
+    assert len(norms) == 2 and check["windows"] == len(windows) == (40 - WINDOW) + (50 - WINDOW)
+    assert check["ratio"] == pytest.approx(1.0, abs=1e-4)
+    for layer in norms:
+        layer.moving_variance.assign(layer.moving_variance * 1e-3)
+    assert abs(scorer.batch_norm_check(training_ids)["ratio"] - 1) > 0.05
 
 
 def test_evaluate_writes_and_prints_scores_baselines_and_each_generated_pieces_report(corpus):

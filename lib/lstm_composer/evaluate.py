@@ -15,7 +15,8 @@ Three yardsticks, as the field judges a language model of music:
   held-out real pieces, each against the training pieces: generated pieces should be as close
   to the corpus as real pieces the network never saw. With the copy and cycle reports.
 For networks with BatchNorm, the token loss in training mode (batch statistics) beside the
-inference-mode one shows whether the moving statistics are sound.
+inference-mode one, on held-out and on training windows, shows whether the moving statistics
+are sound.
 """
 from __future__ import annotations
 
@@ -68,7 +69,9 @@ def evaluate(model_dir: str, pieces: int = 3, length: int = 500, seed: int = 0) 
         "context_curve": network.context_curve(held_out, max(first_target, max(CONTEXTS))),
     }
     if model.config.batch_norm:
-        result["batch_norm_check"] = network.batch_norm_check(held_out)
+        check = network.batch_norm_check(held_out)
+        check["training_pieces"] = network.batch_norm_check(training, windows=check["windows"])
+        result["batch_norm_check"] = check
 
     generated, everything_generated = [], []
     onsets = corpus_onsets(model.corpus_path, stream)
@@ -216,10 +219,13 @@ class NetworkScorer:
         curve["targets"] = int(len(ends))
         return curve
 
-    def batch_norm_check(self, pieces: list[int]) -> dict:
-        """Token cross-entropy on the same windows in inference mode (BatchNorm's moving
-        statistics) and in training mode (each batch's own statistics; dropout off), in batches
-        of the preset's size drawn in random order."""
+    def batch_norm_check(self, pieces: list[int], windows: int | None = None) -> dict:
+        """Token cross-entropy on the same windows of `pieces` (at most `windows` of them, drawn
+        at random) in inference mode (BatchNorm's moving statistics) and in training mode (each
+        batch's own statistics; dropout off), in batches of the preset's size drawn in random
+        order. On the training pieces the two agree when the moving statistics are sound; on
+        held-out pieces training mode also normalises by statistics of those few pieces alone,
+        where every training batch mixed all the training pieces."""
         from lstm_composer.model import build_model
 
         length = self.config.sequence_length
@@ -231,7 +237,7 @@ class NetworkScorer:
         undropped.set_weights(self.network.get_weights())
         # Batches as training draws them: windows in random order (seeded), not neighbours, whose
         # batch statistics would be those of one passage.
-        ends = np.random.default_rng(0).permutation(self._targets(pieces, length))
+        ends = np.random.default_rng(0).permutation(self._targets(pieces, length))[:windows]
         batch = self.config.batch_size
         ends = ends[:len(ends) // batch * batch] if len(ends) >= batch else ends
         losses = {"inference": [], "training_mode": []}
@@ -244,6 +250,7 @@ class NetworkScorer:
                 losses[mode].append(_chosen(token[:, -1] if token.ndim == 3 else token, self.columns[chunk, 0]))
         check = {mode: float(np.concatenate(values).mean()) for mode, values in losses.items()}
         check["ratio"] = check["inference"] / check["training_mode"]
+        check["windows"] = int(len(ends))
         return check
 
 
@@ -288,8 +295,9 @@ def summary(result: dict) -> str:
         lines.append(f"full context vs 4 tokens: {100 * (1 - curve['full'] / curve['4']):.1f}% lower loss")
     if "batch_norm_check" in result:
         check = result["batch_norm_check"]
-        lines.append(f"BatchNorm: inference {check['inference']:.3f}, training mode {check['training_mode']:.3f} "
-                     f"(ratio {check['ratio']:.3f})")
+        for label, values in (("held-out", check), ("training", check["training_pieces"])):
+            lines.append(f"BatchNorm on {values['windows']} {label} windows: inference {values['inference']:.3f}, "
+                         f"training mode {values['training_mode']:.3f} (ratio {values['ratio']:.3f})")
     lines += ["", "| piece | " + " | ".join(FEATURES) + " | mean | longest copy |",
               "| --- |" + " --- |" * (len(FEATURES) + 2)]
     for i, piece in enumerate(result["generated"]):
