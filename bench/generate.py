@@ -75,8 +75,8 @@ def main() -> None:
         model = TrainedModel.load(str(model_dir))
         if model.config.input_encoding != "scalar":
             sys.exit(f"{model_dir} was trained with preset {model.config.name}, not the paper's scalar input")
-        primer = primer_from_corpus(model.corpus(), model.vocabulary, model.config.sequence_length,
-                                    np.random.default_rng(0))
+        primer = primer_from_corpus(model.corpus(), model.vocabulary, model.config, np.random.default_rng(0),
+                                    model.validation_pieces)
         window = np.array(model.vocabulary.encode(primer.tokens))
         paper_seconds, paper_tokens = timed(paper_way, model.network, window, len(model.vocabulary))
         project_seconds, project_tokens = timed(project_way, model, window)

@@ -1,5 +1,6 @@
 """Generation: the step decoder against Keras, sampling controls, primers, the copy report."""
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -13,8 +14,8 @@ from conftest import ROOT
 from midi_bytes import midi_file, off, on, track
 from readers import assert_midi_plays, musicxml_title, read_midi_with_mido, read_musicxml, read_wav, sounding
 from lstm_composer.dataset import TokenStream
-from lstm_composer.generate import (GenerateConfig, GenerationError, Sampling, compose, longest_copy,
-                                    longest_cycle, sample)
+from lstm_composer.generate import (GenerateConfig, GenerationError, Sampling, TrainedModel, compose,
+                                    longest_copy, longest_cycle, sample)
 from lstm_composer.presets import PRESETS
 from lstm_composer.tokens import Vocabulary, note_name
 
@@ -91,8 +92,6 @@ def test_same_seed_same_piece_other_seed_other_piece(model_dir):
 
 
 def test_top_k_one_is_the_argmax_whatever_the_seed_and_temperature(model_dir):
-    from lstm_composer.generate import TrainedModel
-
     greedy = compose(GenerateConfig(str(model_dir), length=40, seed=1, sampling=Sampling(top_k=1)))
     hot = compose(GenerateConfig(str(model_dir), length=40, seed=1, sampling=Sampling(temperature=3.0, top_k=1)))
     assert greedy.tokens == hot.tokens
@@ -110,6 +109,18 @@ def test_top_k_one_is_the_argmax_whatever_the_seed_and_temperature(model_dir):
         probabilities = any_length(np.array([sequence]), training=False).numpy()[0]
         sequence.append(int(np.argmax(probabilities)))
     assert greedy.tokens == model.vocabulary.decode(sequence[model.config.sequence_length:])
+
+
+def test_a_corpus_primer_comes_from_a_piece_the_training_run_did_not_hold_out(model_dir, tmp_path):
+    held_out = tmp_path / "model"
+    shutil.copytree(model_dir, held_out)
+    settings = json.loads((held_out / "config.json").read_text())
+    (held_out / "config.json").write_text(json.dumps({**settings, "validation_pieces": ["scale", "mixed"]}))
+    for directory, expected in ((model_dir, {"scale", "arpeggio", "mixed"}), (held_out, {"arpeggio"})):
+        model = TrainedModel.load(str(directory))
+        drawn = {compose(GenerateConfig(str(directory), length=1, seed=seed), model).report.primer["piece_id"]
+                 for seed in range(30)}
+        assert drawn == expected, directory
 
 
 def test_sampling_cuts():

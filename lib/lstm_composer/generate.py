@@ -103,6 +103,7 @@ class TrainedModel:
     corpus_path: str
     expression: Expression | None  # an expressive model's class values
     voicings: Voicings  # how the corpus voices chords
+    validation_pieces: tuple[str, ...] = ()  # the pieces its training run held out
 
     @classmethod
     def load(cls, model_dir: str) -> "TrainedModel":
@@ -125,7 +126,8 @@ class TrainedModel:
                                           f"which the {config.name} model needs")
         return cls(network=network, config=config, vocabulary=vocabulary, corpus_path=settings["corpus_path"],
                    expression=expression if config.expressive else None,
-                   voicings=run_files.read_voicings(directory))
+                   voicings=run_files.read_voicings(directory),
+                   validation_pieces=tuple(settings.get("validation_pieces") or ()))
 
     def corpus(self) -> TokenStream:
         """The corpus's tokens, read once per loaded model."""
@@ -193,14 +195,16 @@ def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression |
 
 
 def primer_from_corpus(stream: TokenStream, vocabulary: Vocabulary, config: ModelConfig,
-                       rng: np.random.Generator) -> Primer:
-    """A window of `length` training tokens drawn by `rng`, as the paper did."""
+                       rng: np.random.Generator, held_out: tuple[str, ...] = ()) -> Primer:
+    """A window of `sequence_length` tokens drawn by `rng` from the training pieces, as the
+    paper did: never from the pieces the training run held out (`held_out`), which evaluation
+    keeps for comparing generated pieces with music the network never saw."""
     from lstm_composer.dataset import window_starts
 
     length = config.sequence_length
-    starts = window_starts(stream, length)
+    starts = window_starts(stream, length, set(stream.piece_ids) - set(held_out))
     if not len(starts):
-        raise GenerationError(f"no piece of the corpus is longer than {length} tokens")
+        raise GenerationError(f"no training piece of the corpus is longer than {length} tokens")
     start = int(starts[rng.integers(len(starts))])
     piece = int(np.searchsorted(stream.bounds, start, side="right")) - 1
     classes = stream.attributes(config)[start:start + length, 1:] if config.expressive else None
@@ -440,7 +444,7 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
         primer = primer_from_file(config.primer_path, vocabulary, expression, config.onset_tolerance_ms,
                                   config.tempo, bass=model.config.bass, phase=model.config.phase)
     else:
-        primer = primer_from_corpus(stream, vocabulary, model.config, rng)
+        primer = primer_from_corpus(stream, vocabulary, model.config, rng, model.validation_pieces)
     decoder = Decoder(model.network, model.config, len(vocabulary))
     positions = np.array(vocabulary.encode(primer.tokens), dtype=np.int32)[:, None]
     if expression is not None:
