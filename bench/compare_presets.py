@@ -93,7 +93,10 @@ def main() -> None:
         speed = sum(float(row["sequences_per_second"]) for row in rows[1:]) / max(1, len(rows) - 1)
         best = evaluation["baselines"][evaluation["best_baseline"]]["perplexity"]
         curve = evaluation["context_curve"]
-        gain = f"{100 * (1 - curve['full'] / curve['4']):.1f}% lower" if "4" in curve else "-"
+        gain = "-"
+        if "4" in curve:
+            change = 100 * (1 - curve["full"] / curve["4"])
+            gain = f"{abs(change):.1f}% {'lower' if change >= 0 else 'higher'}"
         check = evaluation.get("batch_norm_check")
         norm = "-"
         if check:

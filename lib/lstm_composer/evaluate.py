@@ -292,7 +292,7 @@ def summary(result: dict) -> str:
     lines += ["", f"context curve (token cross-entropy, {curve['targets']} targets): "
               + ", ".join(f"{key}: {curve[key]:.3f}" for key in shown)]
     if "4" in curve:
-        lines.append(f"full context vs 4 tokens: {100 * (1 - curve['full'] / curve['4']):.1f}% lower loss")
+        lines.append(f"full context vs 4 tokens: {100 * (1 - curve['full'] / curve['4']):.2f}% lower loss")
     if "batch_norm_check" in result:
         check = result["batch_norm_check"]
         for label, values in (("held-out", check), ("training", check["training_pieces"])):
