@@ -69,12 +69,13 @@ def restore_on_a_rank(model_dir: str) -> dict:
     model = compiled(optimizer)
     state = tf.train.Checkpoint(model=model, optimizer=optimizer)
     workspace = Workspace(model_dir) if hvd.rank() == 0 else None
-    best = restore(state, optimizer, model, workspace)
+    carried = tf.Variable(10.0 + hvd.rank())  # as a weight average's variables are
+    best = restore(state, optimizer, model, workspace, [carried])
     return {"rank": hvd.rank(), "best": best, "weights": [w.tolist() for w in model.get_weights()],
-            "optimizer": [v.numpy().tolist() for v in optimizer.variables()]}
+            "optimizer": [v.numpy().tolist() for v in optimizer.variables()], "carried": float(carried.numpy())}
 
 
-def test_resume_restores_on_rank_0_and_broadcasts_weights_and_optimizer_state(tmp_path):
+def test_resume_restores_on_rank_0_and_broadcasts_weights_optimizer_state_and_the_rest(tmp_path):
     import horovod
 
     tf.keras.utils.set_random_seed(7)
@@ -93,6 +94,7 @@ def test_resume_restores_on_rank_0_and_broadcasts_weights_and_optimizer_state(tm
         assert result["weights"] == saved_weights, result["rank"]
         assert result["optimizer"] == saved_optimizer, result["rank"]
     assert [r["best"] for r in results] == [1.25, float("inf")]  # rank 1 never read the directory
+    assert [r["carried"] for r in results] == [10.0, 10.0]  # rank 0's
 
 
 @pytest.mark.parametrize("other, with_optimizer", [

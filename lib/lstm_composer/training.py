@@ -313,18 +313,20 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], shards, first_epoch
     model = build_model(model_config, len(vocabulary), for_training=True, expression_sizes=sizes)
     optimizer = hvd.DistributedOptimizer(make_optimizer(model_config, ranks=size))
     compile_network(model, model_config, optimizer)
-    state = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    averager = weight_average(model_config.weight_average, model) if model_config.weight_average else None
+    state = tf.train.Checkpoint(model=model, optimizer=optimizer,
+                                **({"weight_average": averager.checkpoint} if averager else {}))
     # Rank 0 alone touches the model directory, through a local workspace (a scratch folder
     # when the directory is remote) for what Keras and TensorBoard write.
     workspace = storage.Workspace(config.model_dir) if rank == 0 else None
     try:
         best_val_loss = float("inf")
         if first_epoch:
-            best_val_loss = restore(state, optimizer, model, workspace)
+            best_val_loss = restore(state, optimizer, model, workspace, averager.variables if averager else ())
 
         callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
-        if model_config.weight_average:  # before the BatchNorm refresh, which must see the averaged weights
-            callbacks.append(weight_average(model_config.weight_average))
+        if averager:  # before the BatchNorm refresh, which must see the averaged weights
+            callbacks.append(averager)
         if model_config.batch_norm:  # before validation and before the saver exports the network
             calibration = make_dataset(stream, train_starts, model_config, len(vocabulary), seed=config.seed + 7 + rank)
             callbacks.append(batch_norm_refresh(calibration, calibration_batches(model_config, size), hvd))
@@ -437,38 +439,52 @@ def batch_norm_refresh(dataset, batches: int, hvd):
     return BatchNormRefresh()
 
 
-def weight_average(decay: float):
-    """Validates and saves an exponential moving average of the weights over the training steps
-    (decay per step), not the last step's weights, which the noise of small batches moves about;
-    training goes on from its own weights. Every rank keeps the same average: it starts after
-    the first step, once Horovod has broadcast rank 0's weights."""
+def weight_average(decay: float, model):
+    """Validates and saves an exponential moving average of `model`'s weights over the training
+    steps (decay per step), not the last step's weights, which the noise of small batches moves
+    about; training goes on from its own weights. Every rank keeps the same average: it starts
+    after the first step, once Horovod has broadcast rank 0's weights. The callback's
+    `checkpoint` holds the average and the trained weights (the model holds the average when
+    an epoch's checkpoint is written), so that a resumed run trains on from the trained
+    weights and goes on averaging, as if it had not stopped; `variables` are what a resumed
+    rank 0 broadcasts to the others."""
     import tensorflow as tf
 
-    class WeightAverage(tf.keras.callbacks.Callback):
-        average = trained = None
+    weights = model.trainable_weights
 
-        def on_train_batch_end(self, batch, logs=None):
-            if self.average is None:
-                self.average = [tf.Variable(w, trainable=False) for w in self.model.trainable_weights]
-                self.update = tf.function(self._update)
-            else:
-                self.update()
+    class WeightAverage(tf.keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.average = [tf.Variable(w, trainable=False) for w in weights]
+            self.trained = [tf.Variable(w, trainable=False) for w in weights]
+            self.steps = tf.Variable(0, dtype=tf.int64, trainable=False)  # averaged so far
+            self.swapped = tf.Variable(False, trainable=False)  # the model holds the average
+            self.checkpoint = tf.train.Checkpoint(average=self.average, trained=self.trained, steps=self.steps,
+                                                  swapped=self.swapped)
+            self.variables = self.average + self.trained + [self.steps, self.swapped]
+            self.update = tf.function(self._update)
 
         def _update(self):
-            for mean, w in zip(self.average, self.model.trainable_weights):
-                mean.assign(decay * mean + (1.0 - decay) * w)
+            first = tf.cast(self.steps == 0, tf.float32)  # the first step's weights start the average
+            for mean, w in zip(self.average, weights):
+                mean.assign(first * w + (1.0 - first) * (decay * mean + (1.0 - decay) * w))
+            self.steps.assign_add(1)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.update()
 
         def on_test_begin(self, logs=None):
-            if self.trained is None and self.average is not None:
-                self.trained = [tf.identity(w) for w in self.model.trainable_weights]
-                for w, mean in zip(self.model.trainable_weights, self.average):
+            if self.steps > 0 and not self.swapped:
+                for kept, w, mean in zip(self.trained, weights, self.average):
+                    kept.assign(w)
                     w.assign(mean)
+                self.swapped.assign(True)
 
         def on_epoch_begin(self, epoch, logs=None):
-            if self.trained is not None:
-                for w, value in zip(self.model.trainable_weights, self.trained):
-                    w.assign(value)
-                self.trained = None
+            if self.swapped:
+                for w, kept in zip(weights, self.trained):
+                    w.assign(kept)
+                self.swapped.assign(False)
 
     return WeightAverage()
 
@@ -490,11 +506,12 @@ def time_budget(minutes: float, hvd):
     return TimeBudget()
 
 
-def restore(state, optimizer, model, workspace: storage.Workspace | None) -> float:
+def restore(state, optimizer, model, workspace: storage.Workspace | None, carried=()) -> float:
     """Resume: the rank given the model directory's `workspace` (rank 0) loads the last
-    checkpoint into `state`, and every rank then receives its weights and optimizer state by
-    Horovod's broadcast, so no other rank reads the model directory. Returns the best
-    validation loss so far (infinity on the other ranks); every rank must call it."""
+    checkpoint into `state`, and every rank then receives its weights, optimizer state and the
+    `carried` variables (the rest of `state`) by Horovod's broadcast, so no other rank reads
+    the model directory. Returns the best validation loss so far (infinity on the other ranks);
+    every rank must call it."""
     from horovod.tensorflow import broadcast_variables
 
     optimizer.build(model.trainable_variables)  # so its slots exist to be restored into
@@ -508,7 +525,7 @@ def restore(state, optimizer, model, workspace: storage.Workspace | None) -> flo
                                 f"({type(error).__name__}: {str(error)[:200]})") from None
         best = run_files.read_checkpoint(workspace.uri, "best")
         best_val_loss = float(best.metrics.get("monitored", float("inf"))) if best else float("inf")
-    broadcast_variables(model.variables + optimizer.variables(), root_rank=0)
+    broadcast_variables(model.variables + optimizer.variables() + list(carried), root_rank=0)
     return best_val_loss
 
 
