@@ -39,7 +39,7 @@ def test_train_resume_generate_and_evaluate_with_everything_on_s3(spark, bucket,
     train = ["spark-submit", "--master", "local[2]", str(ROOT / "jobs/train.py"), "--corpus", f"s3a://{name}/corpus",
              "--model-dir", f"s3://{name}/models/run1", "--preset", "tiny", "--num-proc", "2"]
     out = run(*train, "--epochs", "1", cwd=work, env=env)
-    assert f"trained 1 epochs with 2 Horovod ranks" in out and f"model in s3://{name}/models/run1" in out
+    assert "trained 1 epochs with 2 Horovod ranks" in out and f"model in s3://{name}/models/run1" in out
     out = run(*train, "--epochs", "2", "--resume", cwd=work, env=env)
     assert "trained 1 epochs with 2 Horovod ranks" in out
 

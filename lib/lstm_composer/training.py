@@ -221,8 +221,6 @@ def read_shard(config: TrainConfig, vocabulary: Vocabulary, shards, rank: int, s
                expression: Expression | None):
     """This rank's token streams and window starts: (train stream, train starts, validation
     stream, validation starts, bytes of token data)."""
-    import resource
-
     import pyarrow as pa
 
     from lstm_composer.dataset import Shard, rank_window_starts, read_token_stream
