@@ -57,25 +57,32 @@ def compiled(optimizer):
     return model
 
 
-def restore_on_a_rank(model_dir: str) -> dict:
-    """What `train_rank` does on resume; only rank 0 is told where the model directory is."""
+def restore_on_a_rank(model_dir: str, averaged: bool = False) -> dict:
+    """What `train_rank` does on resume; only rank 0 is told where the model directory is.
+    With `averaged`, the network is trained with a weight average, whose state is restored too."""
     import horovod.tensorflow.keras as hvd
 
-    from lstm_composer.training import restore
+    from lstm_composer.training import restore, weight_average
 
     hvd.init()
     tf.keras.utils.set_random_seed(100 + hvd.rank())  # each rank starts from other weights
     optimizer = hvd.DistributedOptimizer(tf.keras.optimizers.RMSprop(0.001))
     model = compiled(optimizer)
-    state = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    averager = weight_average(0.5, model) if averaged else None
+    state = tf.train.Checkpoint(model=model, optimizer=optimizer,
+                                **({"weight_average": averager.checkpoint} if averager else {}))
     workspace = Workspace(model_dir) if hvd.rank() == 0 else None
     carried = tf.Variable(10.0 + hvd.rank())  # as a weight average's variables are
-    best = restore(state, optimizer, model, workspace, [carried])
+    best = restore(state, optimizer, model, workspace, [carried] + (averager.variables if averager else []))
     return {"rank": hvd.rank(), "best": best, "weights": [w.tolist() for w in model.get_weights()],
-            "optimizer": [v.numpy().tolist() for v in optimizer.variables()], "carried": float(carried.numpy())}
+            "optimizer": [v.numpy().tolist() for v in optimizer.variables()], "carried": float(carried.numpy()),
+            "averaged_steps": int(averager.steps.numpy()) if averager else None}
 
 
-def test_resume_restores_on_rank_0_and_broadcasts_weights_optimizer_state_and_the_rest(tmp_path):
+@pytest.mark.parametrize("averaged", [False, True], ids=["plain", "checkpoint-without-the-average"])
+def test_resume_restores_on_rank_0_and_broadcasts_weights_optimizer_state_and_the_rest(tmp_path, averaged):
+    """With `averaged`: a run trained with a weight average resumes from a checkpoint written
+    before the average was kept in it; the average starts again."""
     import horovod
 
     tf.keras.utils.set_random_seed(7)
@@ -85,7 +92,7 @@ def test_resume_restores_on_rank_0_and_broadcasts_weights_optimizer_state_and_th
     state = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     run_files.save_checkpoint(Workspace(str(tmp_path)), state, epoch=1, metrics={"monitored": 1.25}, is_best=True)
 
-    results = sorted(horovod.run(restore_on_a_rank, args=(str(tmp_path),), np=2, hosts="localhost:2",
+    results = sorted(horovod.run(restore_on_a_rank, args=(str(tmp_path), averaged), np=2, hosts="localhost:2",
                                  use_gloo=True, network_interfaces=["lo"]), key=lambda r: r["rank"])
     saved_weights = [w.tolist() for w in model.get_weights()]
     saved_optimizer = [v.numpy().tolist() for v in model.optimizer.variables]
@@ -95,6 +102,7 @@ def test_resume_restores_on_rank_0_and_broadcasts_weights_optimizer_state_and_th
         assert result["optimizer"] == saved_optimizer, result["rank"]
     assert [r["best"] for r in results] == [1.25, float("inf")]  # rank 1 never read the directory
     assert [r["carried"] for r in results] == [10.0, 10.0]  # rank 0's
+    assert [r["averaged_steps"] for r in results] == ([0, 0] if averaged else [None, None])
 
 
 @pytest.mark.parametrize("other, with_optimizer", [

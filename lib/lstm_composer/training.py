@@ -508,16 +508,22 @@ def restore(state, optimizer, model, workspace: storage.Workspace | None, carrie
     """Resume: the rank given the model directory's `workspace` (rank 0) loads the last
     checkpoint into `state`, and every rank then receives its weights, optimizer state and the
     `carried` variables (the rest of `state`) by Horovod's broadcast, so no other rank reads
-    the model directory. Returns the best validation loss so far (infinity on the other ranks);
-    every rank must call it."""
+    the model directory. A checkpoint written before the weight average was kept in it is
+    restored without it: the average starts again from the restored weights. Returns the best
+    validation loss so far (infinity on the other ranks); every rank must call it."""
+    import tensorflow as tf
     from horovod.tensorflow import broadcast_variables
 
     optimizer.build(model.trainable_variables)  # so its slots exist to be restored into
     best_val_loss = float("inf")
     if workspace is not None:
         last = run_files.read_checkpoint(workspace.uri, "last")
+        prefix = last.local_prefix(workspace)
         try:
-            state.read(last.local_prefix(workspace)).assert_existing_objects_matched()
+            parts = {name.split("/")[0] for name, _ in tf.train.list_variables(prefix)}
+            if "weight_average" not in parts:
+                state = tf.train.Checkpoint(model=model, optimizer=optimizer)
+            state.read(prefix).assert_existing_objects_matched()
         except Exception as error:
             raise ModelDirError(f"{last.prefix}.* cannot be restored into this network "
                                 f"({type(error).__name__}: {str(error)[:200]})") from None
