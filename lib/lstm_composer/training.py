@@ -518,8 +518,8 @@ def restore(state, optimizer, model, workspace: storage.Workspace | None, carrie
     best_val_loss = float("inf")
     if workspace is not None:
         last = run_files.read_checkpoint(workspace.uri, "last")
-        prefix = last.local_prefix(workspace)
         try:
+            prefix = last.local_prefix(workspace)
             parts = {name.split("/")[0] for name, _ in tf.train.list_variables(prefix)}
             if "weight_average" not in parts:
                 state = tf.train.Checkpoint(model=model, optimizer=optimizer)
