@@ -62,15 +62,14 @@ def restore_on_a_rank(model_dir: str, averaged: bool = False) -> dict:
     With `averaged`, the network is trained with a weight average, whose state is restored too."""
     import horovod.tensorflow.keras as hvd
 
-    from lstm_composer.training import restore, weight_average
+    from lstm_composer.training import restore, training_state, weight_average
 
     hvd.init()
     tf.keras.utils.set_random_seed(100 + hvd.rank())  # each rank starts from other weights
     optimizer = hvd.DistributedOptimizer(tf.keras.optimizers.RMSprop(0.001))
     model = compiled(optimizer)
     averager = weight_average(0.5, model) if averaged else None
-    state = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                **({"weight_average": averager.checkpoint} if averager else {}))
+    state = training_state(model, optimizer, averager)
     workspace = Workspace(model_dir) if hvd.rank() == 0 else None
     carried = tf.Variable(10.0 + hvd.rank())  # as a weight average's variables are
     best = restore(state, optimizer, model, workspace, [carried] + (averager.variables if averager else []))

@@ -5,7 +5,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from lstm_composer.training import weight_average
+from lstm_composer.training import training_state, weight_average
 
 
 def test_validation_sees_the_average_and_training_goes_on_from_its_own_weights():
@@ -51,7 +51,7 @@ def test_a_resumed_run_trains_on_from_its_own_weights_and_keeps_averaging(tmp_pa
         model.compile(optimizer=tf.keras.optimizers.SGD(0.1, momentum=0.9), loss="mse")
         model.optimizer.build(model.trainable_variables)
         average = weight_average(0.5, model)
-        state = tf.train.Checkpoint(model=model, optimizer=model.optimizer, weight_average=average.checkpoint)
+        state = training_state(model, model.optimizer, average)
         return model, average, state
 
     def fit(model, average, epochs, initial_epoch=0):

@@ -29,6 +29,7 @@ from lstm_composer.progress import ConsoleRelay, RelayAddress, progress_printer,
 from lstm_composer.tokens import Vocabulary
 
 CALIBRATION_CHUNK = 256  # windows per network call when BatchNorm statistics are re-estimated
+AVERAGE_PART = "weight_average"  # the weight average's part of a checkpoint
 
 
 @dataclass(frozen=True)
@@ -312,8 +313,7 @@ def train_rank(config: TrainConfig, vocab_tokens: list[str], shards, first_epoch
     optimizer = hvd.DistributedOptimizer(make_optimizer(model_config, ranks=size))
     compile_network(model, model_config, optimizer)
     averager = weight_average(model_config.weight_average, model) if model_config.weight_average else None
-    state = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                **({"weight_average": averager.checkpoint} if averager else {}))
+    state = training_state(model, optimizer, averager)
     # Rank 0 alone touches the model directory, through a local workspace (a scratch folder
     # when the directory is remote) for what Keras and TensorBoard write.
     workspace = storage.Workspace(config.model_dir) if rank == 0 else None
@@ -504,6 +504,15 @@ def time_budget(minutes: float, hvd):
     return TimeBudget()
 
 
+def training_state(model, optimizer, averager=None):
+    """What a checkpoint holds: the network, the optimizer and, with a `weight_average`
+    callback, its average and the trained weights."""
+    import tensorflow as tf
+
+    return tf.train.Checkpoint(model=model, optimizer=optimizer,
+                               **({AVERAGE_PART: averager.checkpoint} if averager else {}))
+
+
 def restore(state, optimizer, model, workspace: storage.Workspace | None, carried=()) -> float:
     """Resume: the rank given the model directory's `workspace` (rank 0) loads the last
     checkpoint into `state`, and every rank then receives its weights, optimizer state and the
@@ -520,9 +529,8 @@ def restore(state, optimizer, model, workspace: storage.Workspace | None, carrie
         last = run_files.read_checkpoint(workspace.uri, "last")
         try:
             prefix = last.local_prefix(workspace)
-            parts = {name.split("/")[0] for name, _ in tf.train.list_variables(prefix)}
-            if "weight_average" not in parts:
-                state = tf.train.Checkpoint(model=model, optimizer=optimizer)
+            if AVERAGE_PART not in {name.split("/")[0] for name, _ in tf.train.list_variables(prefix)}:
+                state = training_state(model, optimizer)
             state.read(prefix).assert_existing_objects_matched()
         except Exception as error:
             raise ModelDirError(f"{last.prefix}.* cannot be restored into this network "
