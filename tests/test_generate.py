@@ -292,16 +292,17 @@ def test_decoder_gives_what_keras_gives_for_every_head_of_an_expressive_model():
         np.testing.assert_allclose(head, keras_head.numpy()[0], atol=1e-5)
 
 
-def test_an_expressive_model_writes_its_own_rhythm_and_dynamics(tmp_path):
+def expressive_model_dir(tmp_path, steps: list[float], config, first_offset: float = 0.0):
+    """A randomised expressive network and a corpus of two 80-token pieces whose onset gaps and
+    durations are drawn from `steps`, the first onset `first_offset` quarters in."""
     from lstm_composer.expression import Expression
     from lstm_composer.model import build_model
     from lstm_composer.model_dir import vocabulary_json
 
     rng = np.random.default_rng(6)
-    steps = [0.25, 0.5, 1 / 3, 1.0, 1.5]
     rows = []
     for piece in ("a", "b"):
-        offset = 0.0
+        offset = first_offset
         for position in range(80):
             rows.append((piece, position, TOKENS[int(rng.integers(len(TOKENS)))], offset,
                          float(rng.choice(steps)), int(rng.integers(20, 120))))
@@ -310,7 +311,7 @@ def test_an_expressive_model_writes_its_own_rhythm_and_dynamics(tmp_path):
     (tmp_path / "corpus/notes").mkdir(parents=True)
     pq.write_table(pa.table({name: list(column) for name, column in zip(names, zip(*rows))}),
                    tmp_path / "corpus/notes/part-0.parquet")
-    config, vocabulary, expression = expressive_config(), Vocabulary(TOKENS), Expression()
+    vocabulary, expression = Vocabulary(TOKENS), Expression()
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     network = randomised(build_model(config, len(vocabulary), expression_sizes=expression.sizes()), seed=7)
@@ -318,6 +319,11 @@ def test_an_expressive_model_writes_its_own_rhythm_and_dynamics(tmp_path):
     (model_dir / "vocab.json").write_text(vocabulary_json(vocabulary, expression))
     (model_dir / "config.json").write_text(json.dumps({"model": config.to_dict(),
                                                       "corpus_path": str(tmp_path / "corpus")}))
+    return model_dir, expression
+
+
+def test_an_expressive_model_writes_its_own_rhythm_and_dynamics(tmp_path):
+    model_dir, expression = expressive_model_dir(tmp_path, [0.25, 0.5, 1 / 3, 1.0, 1.5], expressive_config())
 
     piece = compose(GenerateConfig(str(model_dir), length=200, seed=1))
     report = piece.report
@@ -326,7 +332,7 @@ def test_an_expressive_model_writes_its_own_rhythm_and_dynamics(tmp_path):
     counted = (len(gaps), len({e.duration for e in events}), len({e.velocity for e in events}))
     assert (report.distinct_onset_gaps, report.distinct_durations, report.distinct_velocity_bins) == counted
     assert min(counted) >= 4, counted  # each head is sampled, not one fixed value
-    assert piece.events[0].offset == 0.0
+    assert 0.0 <= piece.events[0].offset < 1.0  # within the first beat, where the primer's beat puts it
     assert all(b.offset >= a.offset for a, b in zip(piece.events, piece.events[1:]))
     assert {e.duration for e in piece.events} <= set(expression.duration)
     assert {e.velocity for e in piece.events} <= set(expression.velocity)
@@ -344,3 +350,41 @@ def test_an_expressive_model_writes_its_own_rhythm_and_dynamics(tmp_path):
     assert (primed.report.distinct_onset_gaps, primed.report.distinct_durations,
             primed.report.distinct_velocity_bins) == (len(gaps), len({e.duration for e in generated}),
                                                       len({e.velocity for e in generated}))
+
+
+def test_generated_onsets_keep_to_the_beat_grid_of_the_corpus(tmp_path):
+    """Every onset of this corpus falls half a beat after a beat (gaps of one and two beats from
+    0.5): a piece after one of its windows is written on the same offbeats, and its onset gaps
+    are drawn only where they keep it there, though the untrained network would draw any."""
+    model_dir, _ = expressive_model_dir(tmp_path, [1.0, 2.0], replace(expressive_config(), phase=True),
+                                        first_offset=0.5)
+
+    def phases(sampling):
+        events = compose(GenerateConfig(str(model_dir), length=150, seed=2, sampling=sampling)).events
+        return {round(e.offset * 12) % 12 for e in events}, events
+
+    on_grid, events = phases(Sampling())
+    assert on_grid == {6}, on_grid
+    assert events[0].offset == 0.5
+    anywhere, _ = phases(Sampling(grid_share=None))
+    assert len(anywhere) > 3, anywhere
+
+
+def test_beat_clock_leaves_out_the_gaps_that_go_off_the_grid():
+    from lstm_composer.expression import Expression
+    from lstm_composer.generate import BeatClock
+
+    expression = Expression()
+    sixteenths = np.arange(0, 120, 3) % 12  # onsets on phases 0, 3, 6 and 9 only
+    clock = BeatClock.of(expression, start=3, phases=sixteenths, share=0.01)
+    assert clock.grid.tolist() == [phase % 3 == 0 for phase in range(12)]
+    gaps = np.full(len(expression.ioi), 1.0 / len(expression.ioi))
+    kept = clock.on_grid(gaps, phase=3)
+    allowed = {value for value, p in zip(expression.ioi, kept) if p > 0}
+    assert allowed == {0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0}  # no sextuplet, no triplet
+    assert kept.sum() == pytest.approx(1.0)
+    assert clock.after(3, expression.ioi.index(0.75)) == 0
+    only_triplets = np.where(np.isclose(expression.ioi, 1 / 3), 1.0, 0.0)
+    assert np.array_equal(clock.on_grid(only_triplets, phase=3), only_triplets)  # nothing else to draw
+    with pytest.raises(ValueError, match="grid_share"):
+        Sampling(grid_share=1.0)

@@ -34,6 +34,9 @@ SECOND_VALUES = tuple(round(0.03 * 2 ** (k / 4), 4) for k in range(31))
 RHYTHMS = ("beats", "seconds")
 VELOCITY_BINS = 8
 PHASES = 12  # where an onset falls within its beat, in twelfths of a quarter: 16ths and triplets
+# A beat phase that holds fewer than this share of a corpus's onsets is off the corpus's metric
+# grid (in the bundled songs phases 1, 5, 7 and 11 hold 0.1% each, the others 2.5% to 37%).
+GRID_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -120,3 +123,9 @@ def beat_phase(offsets) -> np.ndarray:
     """Where each onset (in quarter lengths) falls within its beat: 0 on the beat, 3 a 16th
     after, 4 a triplet eighth after, ... (PHASES steps)."""
     return (np.rint(np.asarray(offsets, dtype=np.float64) * PHASES).astype(np.int64) % PHASES).astype(np.int32)
+
+
+def metric_grid(phases, share: float = GRID_SHARE) -> np.ndarray:
+    """For each beat phase, whether at least `share` of the onsets (their `beat_phase`) fall on it."""
+    counts = np.bincount(np.asarray(phases, dtype=np.int64), minlength=PHASES)
+    return counts >= share * max(1, counts.sum())

@@ -17,7 +17,7 @@ import numpy as np
 from lstm_composer import model_dir as run_files
 from lstm_composer import storage
 from lstm_composer.dataset import TokenStream, read_token_stream
-from lstm_composer.expression import PHASES, Expression, beat_phase
+from lstm_composer.expression import GRID_SHARE, PHASES, Expression, beat_phase, metric_grid
 from lstm_composer.presets import ModelConfig
 from lstm_composer.events import PAPER_STEP, Event, fixed_step
 from lstm_composer.render.midi import MAX_TEMPO, MIN_TEMPO
@@ -44,6 +44,10 @@ class Sampling:
     # is not drawn. Real pieces rarely hold such a stretch past 20 tokens; a network that can
     # copy can fall into one for good. None: no limit.
     loop_limit: int | None = 24
+    # For a network told where in the beat each onset falls: an onset gap that would put the
+    # next onset on a beat phase holding less than this share of the training pieces' onsets
+    # is not drawn (`BeatClock`). None: onsets anywhere.
+    grid_share: float | None = GRID_SHARE
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
@@ -54,6 +58,8 @@ class Sampling:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.loop_limit is not None and self.loop_limit <= LOOP_PERIOD:
             raise ValueError(f"loop_limit must be above {LOOP_PERIOD}, got {self.loop_limit}")
+        if self.grid_share is not None and not 0.0 <= self.grid_share < 1.0:
+            raise ValueError(f"grid_share must be in [0, 1), got {self.grid_share}")
 
 
 def sample(probabilities: np.ndarray, rng: np.random.Generator, sampling: Sampling) -> int:
@@ -152,6 +158,7 @@ class Primer:
     detail: dict  # the file and the tokens skipped, or the piece and position
     attributes: np.ndarray | None = None  # (tokens, attributes - 1): the classes after each token, if any
     events: list[Event] | None = None  # a file's tokens as played in it
+    last_phase: int | None = None  # where in its beat the last token falls (`beat_phase`), when known
 
 
 def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression | None = None,
@@ -186,7 +193,9 @@ def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression |
         if phase:
             classes = np.concatenate([classes, beat_phase(offsets)[:, None]], axis=1)
         offsets, durations = (expression.quarters(values, tempo) for values in timing)
-    offsets = offsets - offsets[0]
+    # Whole beats off the front, so that the notes stay where they fall in the beat; a rhythm in
+    # seconds has no beat to keep.
+    offsets = offsets - (offsets[0] if expression and expression.unit == "seconds" else np.floor(offsets[0]))
     events = [Event(t.token, float(offset), max(float(duration), 1e-3), max(1, min(127, t.velocity)),
                     tuple(t.pitches)) for t, offset, duration in zip(kept, offsets, durations)]
     return Primer("file", [t.token for t in kept], {"path": path, "tokens": len(tokens),
@@ -209,7 +218,8 @@ def primer_from_corpus(stream: TokenStream, vocabulary: Vocabulary, config: Mode
     piece = int(np.searchsorted(stream.bounds, start, side="right")) - 1
     classes = stream.attributes(config)[start:start + length, 1:] if config.expressive else None
     return Primer("training window", vocabulary.decode(stream.ids[start:start + length]),
-                  {"piece_id": stream.piece_ids[piece], "position": start - int(stream.bounds[piece])}, classes)
+                  {"piece_id": stream.piece_ids[piece], "position": start - int(stream.bounds[piece])}, classes,
+                  last_phase=None if stream.phase is None else int(stream.phase[start + length - 1]))
 
 
 @dataclass(frozen=True)
@@ -322,23 +332,55 @@ class Composition:
     report: Report
 
 
+@dataclass(frozen=True)
+class BeatClock:
+    """Where in the beat each generated onset falls, for a network that is told so.
+
+    Each onset gap is drawn on its own, and one sextuplet sixteenth after a plain sixteenth
+    puts the music between the grids (a phase such as 5 twelfths of a beat), where the
+    corpus has almost no onsets and the network has learnt almost nothing: from there it
+    wanders on. Gaps that would leave the corpus's grid (`grid`) are not drawn."""
+
+    steps: np.ndarray  # each onset-gap class's length in beat phases
+    start: int  # the phase of the primer's last onset
+    grid: np.ndarray  # for each phase, whether the training pieces' onsets keep to it
+
+    @classmethod
+    def of(cls, expression: Expression, start: int, phases: np.ndarray, share: float | None) -> "BeatClock":
+        """`phases`: the training pieces' onset phases; `share`: as `Sampling.grid_share`."""
+        grid = np.ones(PHASES, dtype=bool) if share is None else metric_grid(phases, share)
+        return cls(np.rint(np.array(expression.ioi) * PHASES).astype(np.int64), start, grid)
+
+    def on_grid(self, gap_probabilities: np.ndarray, phase: int) -> np.ndarray:
+        """The onset-gap probabilities with the gaps that lead off the grid taken out (all of
+        them kept when every gap the network sees would)."""
+        kept = gap_probabilities * self.grid[(phase + self.steps) % PHASES]
+        return kept / kept.sum() if kept.sum() > 0 else gap_probabilities
+
+    def after(self, phase: int, gap: int) -> int:
+        return int((phase + self.steps[gap]) % PHASES)
+
+
 def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
                  sampling: Sampling, vocabulary: Vocabulary | None = None, primer=(),
-                 clock: tuple[np.ndarray, int] | None = None) -> np.ndarray:
+                 clock: BeatClock | None = None) -> np.ndarray:
     """(length, heads) ids drawn one position at a time after a primed (probabilities, state)
     pair: the token, and for an expressive model its onset gap, duration and velocity classes,
     and its bass when the network has a bass head (drawn after the token, among the pitches
     that can be the lowest note of that token: `vocabulary` names them). `primer`: the token
     ids fed before, which a loop may begin in. `clock`, for a network that is told where in
-    the beat each onset falls: the length of each onset-gap class in beat phases, and the
-    primer's last phase."""
+    the beat each onset falls: it tells the network, and keeps the onsets on the grid."""
     probabilities, state = primed
     with_bass = decoder.bass_head is not None
     generated = np.empty((length, len(probabilities) + with_bass), dtype=np.int32)
     loops = LoopGuard(sampling.loop_limit, primer)
+    phase = None if clock is None else clock.start
     for i in range(length):
-        drawn = [sample(loops.allowed(p), rng, sampling) for p in probabilities[:1]]
-        drawn += [sample(p, rng, sampling) for p in probabilities[1:]]
+        heads = list(probabilities)
+        heads[0] = loops.allowed(heads[0])
+        if clock is not None:
+            heads[1] = clock.on_grid(heads[1], phase)
+        drawn = [sample(p, rng, sampling) for p in heads]
         loops.add(drawn[0])
         if with_bass:
             basses = decoder.bass_probabilities(state, drawn[0]) * _bass_mask(vocabulary.tokens[drawn[0]])
@@ -346,9 +388,7 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
                          else int(np.flatnonzero(_bass_mask(vocabulary.tokens[drawn[0]]))[0]))
         generated[i] = drawn
         if clock is not None:
-            steps, phase = clock
-            phase = (phase + int(steps[drawn[1]])) % PHASES
-            clock = (steps, phase)
+            phase = clock.after(phase, drawn[1])
             drawn = drawn + [phase]
         probabilities, state = decoder.step(drawn, state)
     return generated
@@ -390,16 +430,18 @@ class LoopGuard:
 
 
 def play(tokens: list[str], classes: np.ndarray | None, expression: Expression | None,
-         after: float | None, voicing: list[tuple[int, ...]], tempo: float = 120.0) -> list[Event]:
-    """Generated tokens as events, after an onset at `after` (None: from the start), each with
-    its pitches from `voicing`: their own timing and loudness when the model has heads for
-    them, the paper's fixed step otherwise. A rhythm in seconds is placed for an output at `tempo`."""
+         after: float | None, voicing: list[tuple[int, ...]], tempo: float = 120.0,
+         first_onset: float = 0.0) -> list[Event]:
+    """Generated tokens as events, after an onset at `after` (None: the first token opens the
+    piece, `first_onset` quarters in), each with its pitches from `voicing`: their own timing
+    and loudness when the model has heads for them, the paper's fixed step otherwise. A rhythm
+    in seconds is placed for an output at `tempo`."""
     if expression is None or classes is None:
         start = 0.0 if after is None else after + PAPER_STEP
         return [Event(e.token, start + e.offset, e.duration, e.velocity, pitches)
                 for e, pitches in zip(fixed_step(tokens), voicing)]
     offsets = expression.quarters(np.cumsum([expression.ioi[c] for c in classes[:, 0]]), tempo)
-    offsets = offsets - offsets[0] if after is None else offsets + after  # the first token opens the piece
+    offsets = offsets - offsets[0] + first_onset if after is None else offsets + after
     durations = expression.quarters([expression.duration[d] for d in classes[:, 1]], tempo)
     return [Event(token, float(offset), float(duration), expression.velocity[v], pitches)
             for token, offset, duration, (_, _, v, *_), pitches in zip(tokens, offsets, durations, classes, voicing)]
@@ -451,9 +493,11 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
         positions = np.concatenate([positions, primer.attributes], axis=1)
     primed = decoder.prime(positions)
 
-    clock = None  # onset gaps in beat phases, and the primer's last phase
+    clock = None
     if model.config.phase:
-        clock = (np.rint(np.array(expression.ioi) * PHASES).astype(np.int64), int(positions[-1, -1]))
+        training = np.repeat([piece not in model.validation_pieces for piece in stream.piece_ids],
+                             np.diff(stream.bounds))
+        clock = BeatClock.of(expression, int(positions[-1, -1]), stream.phase[training], config.sampling.grid_share)
     fewest = None  # the shortest copy of the tries that copied too much
     for tries in range(1, config.max_tries + 1):
         generated = continuation(decoder, primed, config.length, rng, config.sampling, vocabulary,
@@ -475,8 +519,11 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
                  for e, p in zip(fixed_step(primer.tokens), shown)]
     basses = generated[:, model.config.heads.index("bass")] if model.config.bass else None
     voicing = voice(tokens, basses, model.voicings, tuple(shown[-1].pitches) if shown else None, voicing_rng)
+    first_onset = 0.0  # a piece after a training window starts where in the beat the network put it
+    if not shown and expression is not None and expression.unit == "beats" and primer.last_phase is not None:
+        first_onset = int(beat_phase(primer.last_phase / PHASES + expression.ioi[classes[0, 0]])) / PHASES
     events = shown + play(tokens, classes, expression, shown[-1].offset if shown else None, voicing,
-                          config.tempo)
+                          config.tempo, first_onset)
     generated_events = events[len(shown):]
     gaps = {round(b.offset - a.offset, 6) for a, b in zip(generated_events, generated_events[1:])}
     report = Report(
