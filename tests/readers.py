@@ -68,15 +68,18 @@ def assert_midi_plays(path: str | Path, events, tempo: float, program: int) -> N
         assert abs(got[0] - want[0]) <= half_tick and abs(got[2] - want[2]) <= half_tick, (got, want)
 
 
+SCORE_GRID = 24  # sheet music is written on a grid of 1/24 quarter (32nds and sextuplets)
+
+
 def sounding(staff) -> list[tuple[int, int, int]]:
     """(pitch, onset, length) of each note of a music21 staff as a reader hears it, ties
-    joined, in 1/12 quarters."""
+    joined, in 1/SCORE_GRID quarters."""
     notes = []
     held: dict[int, list[int]] = {}
     for element in staff.flatten().notes:
         for note in element.notes if element.isChord else [element]:
             tie = note.tie or element.tie
-            start, length = round(element.offset * 12), round(element.quarterLength * 12)
+            start, length = round(element.offset * SCORE_GRID), round(element.quarterLength * SCORE_GRID)
             if tie is not None and tie.type in ("stop", "continue") and note.pitch.midi in held:
                 held[note.pitch.midi][2] += length
             else:

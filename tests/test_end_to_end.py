@@ -16,7 +16,7 @@ from lstm_composer.corpus import ParseConfig, parse_corpus
 from lstm_composer.generate import GenerateConfig, compose
 from lstm_composer.launch import job_environment
 from lstm_composer.model_dir import read_checkpoint, read_history
-from readers import musicxml_title, read_midi_with_mido, read_musicxml, sounding
+from readers import SCORE_GRID, musicxml_title, read_midi_with_mido, read_musicxml, sounding
 
 
 
@@ -162,7 +162,7 @@ def test_expressive_training_evaluation_and_generation(spark, tmp_path):
     assert "trained 1 epochs with 2 Horovod ranks" in out
     assert re.search(r"next_velocity_loss: [\d.]+", out)  # every head is trained
     vocab = json.loads((tmp_path / "models/expressive/vocab.json").read_text())
-    assert set(vocab["expression"]) == {"ioi", "duration", "velocity"}
+    assert set(vocab["expression"]) == {"ioi", "duration", "velocity", "phases"} and vocab["expression"]["phases"] == 24
     history = read_history(tmp_path / "models/expressive")
     assert float(history[0]["val_token_loss"]) < float(history[0]["val_loss"])  # one head of four
 
@@ -184,7 +184,7 @@ def test_expressive_training_evaluation_and_generation(spark, tmp_path):
     report = json.loads((tmp_path / "expressive.report.json").read_text())
     assert report["distinct_onset_gaps"] > 1 and report["distinct_velocity_bins"] > 1
     # The files hold the piece the library composes from this model (seed 0), read back by mido
-    # and music21: every note where the model put it; in the score, on the nearest 1/12 quarter.
+    # and music21: every note where the model put it; in the score, on the nearest 1/24 quarter.
     events = compose(GenerateConfig(str(tmp_path / "models/expressive"), length=64)).events
     written = read_midi_with_mido(tmp_path / "expressive.mid").notes
     assert {(round(onset * 480), pitch) for onset, pitch, *_ in written} == {
@@ -193,4 +193,4 @@ def test_expressive_training_evaluation_and_generation(spark, tmp_path):
     assert musicxml_title(tmp_path / "expressive.musicxml") == "expressive"
     for staff, in_hand in ((treble, lambda p: p >= 60), (bass, lambda p: p < 60)):
         assert {(pitch, onset) for pitch, onset, _ in sounding(staff)} == {
-            (pitch, round(e.offset * 12)) for e in events for pitch in e.pitches if in_hand(pitch)}
+            (pitch, round(e.offset * SCORE_GRID)) for e in events for pitch in e.pitches if in_hand(pitch)}

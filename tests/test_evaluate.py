@@ -13,7 +13,7 @@ import tensorflow as tf
 from lstm_composer.evaluate import NetworkScorer, evaluate, summary
 from lstm_composer.ngram import KneserNey
 from lstm_composer.statistics import FEATURES
-from lstm_composer.expression import Expression
+from lstm_composer.expression import Expression, beat_phase
 from lstm_composer.generate import GenerateConfig, TrainedModel, compose
 from lstm_composer.model import build_model
 from lstm_composer.model_dir import vocabulary_json
@@ -82,7 +82,7 @@ def keras_scores(network, config, pieces: dict, expressive: bool) -> dict:
         if expressive:
             copy = build_model(config, len(TOKENS), expression_sizes=Expression().sizes(), window=None)
             copy.set_weights(network.get_weights())
-            phases = np.rint(np.cumsum([Expression().ioi[c] for c in classes[:, 0]]) * 12).astype(int) % 12
+            phases = beat_phase(np.cumsum([Expression().ioi[c] for c in classes[:, 0]]))
             inputs = {"token": ids[None, :-1], "ioi": classes[None, :-1, 0], "duration": classes[None, :-1, 1],
                       "velocity": classes[None, :-1, 2], "phase": phases[None, :-1]}
             outputs = [o.numpy()[0].astype(np.float64) for o in copy(inputs, training=False)]

@@ -12,7 +12,8 @@ import pytest
 
 from conftest import ROOT
 from midi_bytes import midi_file, off, on, track
-from readers import assert_midi_plays, musicxml_title, read_midi_with_mido, read_musicxml, read_wav, sounding
+from readers import (SCORE_GRID, assert_midi_plays, musicxml_title, read_midi_with_mido, read_musicxml, read_wav,
+                     sounding)
 from lstm_composer.dataset import TokenStream
 from lstm_composer.generate import (GenerateConfig, GenerationError, Sampling, TrainedModel, compose,
                                     longest_copy, longest_cycle, sample)
@@ -229,7 +230,7 @@ def test_generate_job_writes_midi_report_score_roll_and_audio(model_dir, tmp_pat
     _, treble, bass = read_musicxml(score_path)
     assert musicxml_title(score_path) == "piece"
     for staff, in_hand in ((treble, lambda p: p >= 60), (bass, lambda p: p < 60)):  # eighths, split at middle C
-        assert sounding(staff) == sorted((p, round(e.offset * 12), round(e.duration * 12))
+        assert sounding(staff) == sorted((p, round(e.offset * SCORE_GRID), round(e.duration * SCORE_GRID))
                                          for e in events for p in e.pitches if in_hand(p))
     assert output.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
@@ -375,16 +376,17 @@ def test_beat_clock_leaves_out_the_gaps_that_go_off_the_grid():
     from lstm_composer.generate import BeatClock
 
     expression = Expression()
-    sixteenths = np.arange(0, 120, 3) % 12  # onsets on phases 0, 3, 6 and 9 only
-    clock = BeatClock.of(expression, start=3, phases=sixteenths, share=0.01)
-    assert clock.grid.tolist() == [phase % 3 == 0 for phase in range(12)]
+    assert expression.phases == 24
+    sixteenths = np.arange(0, 240, 6) % 24  # onsets on phases 0, 6, 12 and 18 only
+    clock = BeatClock.of(expression, start=6, phases=sixteenths, share=0.01)
+    assert clock.grid.tolist() == [phase % 6 == 0 for phase in range(24)]
     gaps = np.full(len(expression.ioi), 1.0 / len(expression.ioi))
-    kept = clock.on_grid(gaps, phase=3)
+    kept = clock.on_grid(gaps, phase=6)
     allowed = {value for value, p in zip(expression.ioi, kept) if p > 0}
-    assert allowed == {0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0}  # no sextuplet, no triplet
+    assert allowed == {0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0}  # no 32nd, sextuplet or triplet
     assert kept.sum() == pytest.approx(1.0)
-    assert clock.after(3, expression.ioi.index(0.75)) == 0
+    assert clock.after(6, expression.ioi.index(0.75)) == 0
     only_triplets = np.where(np.isclose(expression.ioi, 1 / 3), 1.0, 0.0)
-    assert np.array_equal(clock.on_grid(only_triplets, phase=3), only_triplets)  # nothing else to draw
+    assert np.array_equal(clock.on_grid(only_triplets, phase=6), only_triplets)  # nothing else to draw
     with pytest.raises(ValueError, match="grid_share"):
         Sampling(grid_share=1.0)

@@ -26,8 +26,10 @@ def randomised(network, seed):
 def random_inputs(rng, vocab_size, steps):
     from lstm_composer.model import CHOSEN_TOKEN
 
+    from lstm_composer.expression import PHASES
+
     columns = {"token": vocab_size, "ioi": SIZES[0], "duration": SIZES[1], "velocity": SIZES[2], "bass": 128,
-               "phase": 12}
+               "phase": PHASES}
     inputs = {name: rng.integers(size, size=(1, steps)) for name, size in columns.items()}
     inputs[CHOSEN_TOKEN] = np.concatenate([inputs["token"][:, 1:], rng.integers(vocab_size, size=(1, 1))], 1)
     return inputs

@@ -92,13 +92,13 @@ def test_musicxml_is_a_grand_staff_with_every_note_in_its_hand(tmp_path):
     assert [m.timeSignature.ratioString for m in treble.getElementsByClass("Measure") if m.timeSignature] == ["4/4"]
     assert len(treble.getElementsByClass("Measure")) == len(bass.getElementsByClass("Measure")) == 2
 
-    # Onsets to the nearest 1/12 quarter (D5 at 2.26 → 27/12), releases to their beat's 16ths
-    # (E-5's 2/12 → 3/12); the chords split by hand at middle C.
+    # Onsets to the nearest 1/24 quarter (D5 at 2.26 → 54/24), releases to their beat's 16ths
+    # (E-5's 4/24 → 6/24); the chords split by hand at middle C.
     assert sounding(treble) == [
-        (60, 12, 4), (64, 12, 4), (64, 16, 4), (64, 60, 6), (67, 12, 4), (67, 60, 6), (69, 36, 24),
-        (71, 60, 6), (72, 0, 12), (73, 20, 4), (74, 27, 3), (75, 24, 3)]
+        (60, 24, 8), (64, 24, 8), (64, 32, 8), (64, 120, 12), (67, 24, 8), (67, 120, 12), (69, 72, 48),
+        (71, 120, 12), (72, 0, 24), (73, 40, 8), (74, 54, 6), (75, 48, 6)]
     # G2 keeps its half note under the B-flat: two voices.
-    assert sounding(bass) == [(43, 0, 24), (53, 30, 18), (58, 6, 6)]
+    assert sounding(bass) == [(43, 0, 48), (53, 60, 36), (58, 12, 12)]
 
     def marks(staff):
         return [(d.value, d.getOffsetInHierarchy(staff)) for d in staff.recurse().getElementsByClass(dynamics.Dynamic)]
@@ -115,7 +115,7 @@ def test_musicxml_releases_a_pitch_struck_again_while_it_sounds_as_the_midi_does
     events = [Event("G3", 0.0, 2.0, 80), Event("5.7.11", 1.0, 0.75, 80, (47, 53, 55)), Event("G2", 3.0, 1.0, 80)]
     _, _, bass = read_musicxml(write_musicxml(events, tmp_path / "again.musicxml"))
     # (the chord's dotted eighth is written as a quarter: releases go to the eighth grid of an empty beat)
-    assert sorted(sounding(bass)) == [(43, 36, 12), (47, 12, 12), (53, 12, 12), (55, 0, 12), (55, 12, 12)]
+    assert sorted(sounding(bass)) == [(43, 72, 24), (47, 24, 24), (53, 24, 24), (55, 0, 24), (55, 24, 24)]
 
 
 def test_musicxml_keeps_a_pitch_struck_again_one_twelfth_past_a_beat(tmp_path):
@@ -124,7 +124,16 @@ def test_musicxml_keeps_a_pitch_struck_again_one_twelfth_past_a_beat(tmp_path):
     # once joined them into one quarter, and the second strike was lost.
     events = [Event("D5", 0.0, 6.0, 80), Event("D5", 37 / 12, 1.0, 80)]
     _, treble, _ = read_musicxml(write_musicxml(events, tmp_path / "again.musicxml"))
-    assert sounding(treble) == [(74, 0, 37), (74, 37, 11)]
+    assert sounding(treble) == [(74, 0, 74), (74, 74, 22)]
+
+
+def test_musicxml_writes_32nds_as_32nds_and_sextuplets_as_sextuplets(tmp_path):
+    events = ([Event("C5", i / 8, 1 / 8, 80) for i in range(8)]
+              + [Event("D5", 1 + i / 6, 1 / 6, 80) for i in range(6)])
+    _, treble, _ = read_musicxml(write_musicxml(events, tmp_path / "fast.musicxml"))
+    notes = list(treble.flatten().notes)
+    assert [(n.duration.type, len(n.duration.tuplets)) for n in notes] == [("32nd", 0)] * 8 + [("16th", 1)] * 6
+    assert sounding(treble) == [(72, 3 * i, 3) for i in range(8)] + [(74, 24 + 4 * i, 4) for i in range(6)]
 
 
 def test_musicxml_of_the_papers_timing_has_eighths_in_full_bars(tmp_path):

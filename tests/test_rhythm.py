@@ -17,6 +17,22 @@ from lstm_composer.tokens import Vocabulary, tokenize
 from test_generate import TOKENS, expressive_config, randomised
 
 
+def test_a_32nd_is_a_value_of_its_own_on_a_beat_of_24_phases():
+    from lstm_composer.expression import beat_phase
+
+    beats = Expression()
+    offsets = np.array([0.0, 0.125, 0.25, 0.25 + 1 / 6, 0.25 + 2 / 6, 0.75])  # two 32nds, three sextuplets
+    classes = beats.classes(offsets, np.full(6, 0.125), np.ones(6))
+    assert np.array(beats.ioi)[classes[:, 0]].tolist() == pytest.approx([0.0, 1 / 8, 1 / 8, 1 / 6, 1 / 6, 1 / 6])
+    assert np.array(beats.duration)[classes[:, 1]].tolist() == [0.125] * 6
+    assert beat_phase(offsets).tolist() == [0, 3, 6, 10, 14, 18]
+    assert beats.sizes() == (15, 14, 8, 24)
+    assert Expression.from_dict(json.loads(json.dumps(beats.to_dict()))) == beats
+    # The vocab.json of a model trained before the 32nd: its own values, and 12 phases a beat.
+    earlier = {"ioi": [0.0, 1 / 6, 0.25, 0.5, 1.0], "duration": [1 / 6, 0.25, 0.5, 1.0], "velocity": [8, 24]}
+    assert Expression.from_dict(earlier).phases == 12 and beat_phase(offsets, 12).tolist() == [0, 2, 3, 5, 7, 9]
+
+
 def test_seconds_classes_follow_the_tempo_map_and_round_trip():
     seconds = Expression.for_rhythm("seconds")
     assert seconds.duration == SECOND_VALUES and seconds.ioi == (0.0,) + SECOND_VALUES

@@ -104,7 +104,7 @@ def read_token_stream(notes_path: str, vocabulary: Vocabulary, expression: Expre
         if expression.unit != "beats":
             offsets, durations = timing_by_piece(expression, offsets, durations, bounds, piece_column, notes_path)
         classes = expression.classes(offsets, durations, table["velocity"].to_numpy(), piece_starts=bounds[:-1])
-        phase = beat_phase(table["offset"].to_numpy())  # in beats whatever the rhythm's unit
+        phase = beat_phase(table["offset"].to_numpy(), expression.phases)  # in beats whatever the rhythm's unit
     return TokenStream(
         ids=ids.to_numpy(zero_copy_only=False).astype(np.int32),
         bounds=bounds,

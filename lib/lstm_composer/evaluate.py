@@ -133,8 +133,8 @@ class NetworkScorer:
 
         self.config, self.stream = model.config, stream
         self.vocab_size = len(model.vocabulary)
-        sizes = model.expression.sizes() if model.expression else None
-        self.network = build_model(self.config, self.vocab_size, expression_sizes=sizes, window=None)
+        self.sizes = model.expression.sizes() if model.expression else None
+        self.network = build_model(self.config, self.vocab_size, expression_sizes=self.sizes, window=None)
         self.network.set_weights(model.network.get_weights())
         self.columns = stream.attributes(self.config)
         self.heads = self.config.heads
@@ -230,10 +230,7 @@ class NetworkScorer:
 
         length = self.config.sequence_length
         plain = replace(self.config, dropout=0.0, recurrent_dropout=0.0)
-        sizes = None
-        if self.config.expressive:
-            sizes = tuple(self.network.get_layer(f"next_{name}").units for name in ("ioi", "duration", "velocity"))
-        undropped = build_model(plain, self.vocab_size, expression_sizes=sizes, window=None)
+        undropped = build_model(plain, self.vocab_size, expression_sizes=self.sizes, window=None)
         undropped.set_weights(self.network.get_weights())
         # Batches as training draws them: windows in random order (seeded), not neighbours, whose
         # batch statistics would be those of one passage.

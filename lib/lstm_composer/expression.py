@@ -8,7 +8,7 @@ both rounded to the nearest of a set of values (longer values are clipped), and
 The values are saved in the model's `vocab.json`, so a model always decodes with its own.
 
 Two units for the gaps and durations (`RHYTHMS`):
-- `beats`: note values (sixteenths, triplets, dotted values, up to two bars) of the quarter
+- `beats`: note values (32nds, sixteenths, triplets, dotted values, up to two bars) of the quarter
   note of the file's ticks and tempo map. For sequenced files, whose beat is in the tempo map.
 - `seconds`: time values from 30 ms to 5.4 s, four per doubling, by the tempo map. For
   recordings of someone playing, whose tempo map holds one nominal tempo and whose rhythm
@@ -24,18 +24,24 @@ from lstm_composer.midi import seconds_at
 
 ATTRIBUTES = ("token", "ioi", "duration", "velocity")  # the expressive model's inputs and heads, in order
 
-# Quarter lengths: triplet sixteenth, sixteenth, triplet eighth, eighth, triplet quarter,
+# Quarter lengths: 32nd, triplet sixteenth, sixteenth, triplet eighth, eighth, triplet quarter,
 # dotted eighth, quarter, dotted quarter, half, dotted half, whole, dotted whole, two bars.
-NOTE_VALUES = (1 / 6, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+# Without the 32nd, the 32nds of the bundled songs (half of their gaps under a sixteenth)
+# were written as sextuplets, and a beat of eight of them lasted a beat and a third.
+NOTE_VALUES = (1 / 8, 1 / 6, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 # Seconds: 30 ms × 2^(k/4), to 5.4 s. On recordings of pianists this rounds gaps and durations
 # to within 4.4% (median) of their length, where note values of a nominal beat miss by 10-12%
 # and round 38% of the durations up to a triplet sixteenth (docs/results.md).
 SECOND_VALUES = tuple(round(0.03 * 2 ** (k / 4), 4) for k in range(31))
 RHYTHMS = ("beats", "seconds")
 VELOCITY_BINS = 8
-PHASES = 12  # where an onset falls within its beat, in twelfths of a quarter: 16ths and triplets
+# Where an onset falls within its beat, in 24ths of a quarter: 32nds (3), sextuplet sixteenths
+# (4), sixteenths (6), triplet eighths (8). A model's own count is saved with its classes
+# (`Expression.phases`): models trained before the 32nd had 12.
+PHASES = 24
 # A beat phase that holds fewer than this share of a corpus's onsets is off the corpus's metric
-# grid (in the bundled songs phases 1, 5, 7 and 11 hold 0.1% each, the others 2.5% to 37%).
+# grid (in the bundled songs, in twelfths of a beat, phases 1, 5, 7 and 11 held 0.1% each, the
+# others 2.5% to 37%).
 GRID_SHARE = 0.01
 
 
@@ -48,6 +54,7 @@ class Expression:
     duration: tuple[float, ...] = NOTE_VALUES
     velocity: tuple[int, ...] = ()  # default: the middle of each of VELOCITY_BINS bins
     unit: str = field(default="beats", kw_only=True)
+    phases: int = field(default=PHASES, kw_only=True)  # of a beat, for a model told where its onsets fall
 
     def __post_init__(self) -> None:
         if self.unit not in RHYTHMS:
@@ -80,8 +87,9 @@ class Expression:
         values = np.asarray(values, np.float64)
         return values * (tempo / 60.0) if self.unit == "seconds" else values
 
-    def sizes(self) -> tuple[int, int, int]:
-        return len(self.ioi), len(self.duration), len(self.velocity)
+    def sizes(self) -> tuple[int, int, int, int]:
+        """The class counts of the onset gap, duration and velocity, and the beat phases."""
+        return len(self.ioi), len(self.duration), len(self.velocity), self.phases
 
     def classes(self, offsets: np.ndarray, durations: np.ndarray, velocities: np.ndarray,
                 piece_starts: np.ndarray | None = None) -> np.ndarray:
@@ -96,12 +104,14 @@ class Expression:
 
     def to_dict(self) -> dict:
         unit = {} if self.unit == "beats" else {"unit": self.unit}  # a beats model's vocab.json is as before
-        return {"ioi": list(self.ioi), "duration": list(self.duration), "velocity": list(self.velocity), **unit}
+        return {"ioi": list(self.ioi), "duration": list(self.duration), "velocity": list(self.velocity), **unit,
+                "phases": self.phases}
 
     @classmethod
     def from_dict(cls, values: dict) -> "Expression":
+        """A vocab.json without `phases` was written when a beat had 12."""
         return cls(tuple(values["ioi"]), tuple(values["duration"]), tuple(values["velocity"]),
-                   unit=values.get("unit", "beats"))
+                   unit=values.get("unit", "beats"), phases=values.get("phases", 12))
 
 
 def nearest(values: tuple[float, ...], x) -> np.ndarray:
@@ -119,13 +129,14 @@ def velocity_bin(velocities, bins: int = VELOCITY_BINS) -> np.ndarray:
     return np.minimum((v - 1) * bins // 127, bins - 1)
 
 
-def beat_phase(offsets) -> np.ndarray:
-    """Where each onset (in quarter lengths) falls within its beat: 0 on the beat, 3 a 16th
-    after, 4 a triplet eighth after, ... (PHASES steps)."""
-    return (np.rint(np.asarray(offsets, dtype=np.float64) * PHASES).astype(np.int64) % PHASES).astype(np.int32)
+def beat_phase(offsets, phases: int = PHASES) -> np.ndarray:
+    """Where each onset (in quarter lengths) falls within its beat, in `phases` steps: with 24,
+    0 on the beat, 3 a 32nd after, 6 a 16th after, 8 a triplet eighth after..."""
+    return (np.rint(np.asarray(offsets, dtype=np.float64) * phases).astype(np.int64) % phases).astype(np.int32)
 
 
-def metric_grid(phases, share: float = GRID_SHARE) -> np.ndarray:
-    """For each beat phase, whether at least `share` of the onsets (their `beat_phase`) fall on it."""
-    counts = np.bincount(np.asarray(phases, dtype=np.int64), minlength=PHASES)
+def metric_grid(phases, share: float = GRID_SHARE, count: int = PHASES) -> np.ndarray:
+    """For each of `count` beat phases, whether at least `share` of the onsets (their
+    `beat_phase`) fall on it."""
+    counts = np.bincount(np.asarray(phases, dtype=np.int64), minlength=count)
     return counts >= share * max(1, counts.sum())

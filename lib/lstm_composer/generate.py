@@ -17,7 +17,7 @@ import numpy as np
 from lstm_composer import model_dir as run_files
 from lstm_composer import storage
 from lstm_composer.dataset import TokenStream, read_token_stream
-from lstm_composer.expression import GRID_SHARE, PHASES, Expression, beat_phase, metric_grid
+from lstm_composer.expression import GRID_SHARE, Expression, beat_phase, metric_grid
 from lstm_composer.presets import ModelConfig
 from lstm_composer.events import PAPER_STEP, Event, fixed_step
 from lstm_composer.render.midi import MAX_TEMPO, MIN_TEMPO
@@ -191,7 +191,7 @@ def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression |
         if bass:
             classes = np.concatenate([classes, [[min(t.pitches)] for t in kept]], axis=1).astype(np.int32)
         if phase:
-            classes = np.concatenate([classes, beat_phase(offsets)[:, None]], axis=1)
+            classes = np.concatenate([classes, beat_phase(offsets, expression.phases)[:, None]], axis=1)
         offsets, durations = (expression.quarters(values, tempo) for values in timing)
     # Whole beats off the front, so that the notes stay where they fall in the beat; a rhythm in
     # seconds has no beat to keep.
@@ -337,7 +337,7 @@ class BeatClock:
     """Where in the beat each generated onset falls, for a network that is told so.
 
     Each onset gap is drawn on its own, and one sextuplet sixteenth after a plain sixteenth
-    puts the music between the grids (a phase such as 5 twelfths of a beat), where the
+    puts the music between the grids (a phase such as 10 24ths of a beat), where the
     corpus has almost no onsets and the network has learnt almost nothing: from there it
     wanders on. Gaps that would leave the corpus's grid (`grid`) are not drawn."""
 
@@ -348,17 +348,18 @@ class BeatClock:
     @classmethod
     def of(cls, expression: Expression, start: int, phases: np.ndarray, share: float | None) -> "BeatClock":
         """`phases`: the training pieces' onset phases; `share`: as `Sampling.grid_share`."""
-        grid = np.ones(PHASES, dtype=bool) if share is None else metric_grid(phases, share)
-        return cls(np.rint(np.array(expression.ioi) * PHASES).astype(np.int64), start, grid)
+        count = expression.phases
+        grid = np.ones(count, dtype=bool) if share is None else metric_grid(phases, share, count)
+        return cls(np.rint(np.array(expression.ioi) * count).astype(np.int64), start, grid)
 
     def on_grid(self, gap_probabilities: np.ndarray, phase: int) -> np.ndarray:
         """The onset-gap probabilities with the gaps that lead off the grid taken out (all of
         them kept when every gap the network sees would)."""
-        kept = gap_probabilities * self.grid[(phase + self.steps) % PHASES]
+        kept = gap_probabilities * self.grid[(phase + self.steps) % len(self.grid)]
         return kept / kept.sum() if kept.sum() > 0 else gap_probabilities
 
     def after(self, phase: int, gap: int) -> int:
-        return int((phase + self.steps[gap]) % PHASES)
+        return int((phase + self.steps[gap]) % len(self.grid))
 
 
 def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
@@ -521,7 +522,8 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
     voicing = voice(tokens, basses, model.voicings, tuple(shown[-1].pitches) if shown else None, voicing_rng)
     first_onset = 0.0  # a piece after a training window starts where in the beat the network put it
     if not shown and expression is not None and expression.unit == "beats" and primer.last_phase is not None:
-        first_onset = int(beat_phase(primer.last_phase / PHASES + expression.ioi[classes[0, 0]])) / PHASES
+        count = expression.phases
+        first_onset = int(beat_phase(primer.last_phase / count + expression.ioi[classes[0, 0]], count)) / count
     events = shown + play(tokens, classes, expression, shown[-1].offset if shown else None, voicing,
                           config.tempo, first_onset)
     generated_events = events[len(shown):]

@@ -8,7 +8,7 @@ from lstm_composer.events import Event
 from lstm_composer.midi import variable_length
 from lstm_composer.render.output import BEATS_PER_MEASURE, prepared
 
-TICKS_PER_QUARTER = 480  # divisible by 12 and 16: the score's grid of 16ths and triplets lands on whole ticks
+TICKS_PER_QUARTER = 480  # divisible by 24 and 16: the score's grid of 32nds and sextuplets lands on whole ticks
 # A MIDI tempo event holds microseconds per quarter note in 3 bytes: 16,777,215 at most.
 _MAX_MICROS_PER_QUARTER = 0xFFFFFF
 MIN_TEMPO = 60_000_000 / _MAX_MICROS_PER_QUARTER  # about 3.58 beats per minute

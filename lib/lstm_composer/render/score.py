@@ -1,6 +1,6 @@
 """Events → sheet music a pianist can read: MusicXML on a grand staff in 4/4, written with music21.
 
-Onsets and lengths go to a grid of 1/12 quarter (16ths and triplets), each beat in the
+Onsets and lengths go to a grid of 1/24 quarter (32nds and sextuplets), each beat in the
 plainest division that holds it; held notes become a second voice; dynamics marks follow
 each hand's loudness; the extremes of the piano go under octave lines.
 """
@@ -14,9 +14,10 @@ from lstm_composer.events import Event
 from lstm_composer.render.output import BEATS_PER_MEASURE, MIDDLE_C, prepared
 from lstm_composer.tokens import note_name
 
-_GRID = 12  # score positions per quarter: 16ths (3) and triplets (4) both fit
-_MEASURE = BEATS_PER_MEASURE * _GRID  # a 4/4 bar in 1/12 quarters
-_TUPLET_DIVISIONS = (3, 6, 12)  # parts of a beat written as triplets, sextuplets, 12-tuplets
+_GRID = 24  # score positions per quarter: 32nds (3) and sextuplets (4) both fit
+_MEASURE = BEATS_PER_MEASURE * _GRID  # a 4/4 bar in 1/24 quarters
+_DIVISIONS = (2, 4, 3, 8, 6, 12, 24)  # parts of a beat, the plainest first
+_TUPLET_DIVISIONS = (3, 6, 12, 24)  # written as triplets, sextuplets, 12- and 24-tuplets
 # Velocities a MIDI player gives each dynamic mark, softest first.
 _DYNAMICS = (("ppp", 16), ("pp", 33), ("p", 49), ("mp", 64), ("mf", 80), ("f", 96), ("ff", 112), ("fff", 127))
 _DYNAMIC_SPAN = 2.0  # quarter lengths that share one loudness when placing dynamics marks
@@ -53,9 +54,9 @@ def _dynamic_name(velocity: int) -> str:
 def write_musicxml(events: Sequence[Event], path: str | Path, tempo: float = 120.0, program: int = 0) -> Path:
     """Sheet music a pianist can read: a grand staff in 4/4, split at middle C.
 
-    Offsets and durations are first rounded to the nearest 1/12 quarter (16ths and
-    triplets), so every rhythm can be written down; each beat is then written in the
-    plainest division that holds it: quarters, eighths, 16ths, triplets, sextuplets.
+    Offsets and durations are first rounded to the nearest 1/24 quarter (32nds and
+    sextuplets), so every rhythm can be written down; each beat is then written in the
+    plainest division that holds it: quarters, eighths, 16ths, triplets, 32nds, sextuplets.
     """
     from music21 import clef, dynamics, instrument, layout, metadata, stream, tempo as m21tempo
 
@@ -95,11 +96,11 @@ def write_musicxml(events: Sequence[Event], path: str | Path, tempo: float = 120
 
 
 def _staff_notes(events: Sequence[Event]) -> tuple[list, list]:
-    """(treble, bass): each a sorted list of (start, length, pitches) in 1/12 quarters.
+    """(treble, bass): each a sorted list of (start, length, pitches) in 1/24 quarters.
 
-    Onsets and releases go to the nearest 1/12 quarter. A release then moves to the grid
+    Onsets and releases go to the nearest 1/24 quarter. A release then moves to the grid
     its beat's onsets use (eighths at least): a pianist reads when notes start, and a
-    release 1/12 early should not turn a beat of eighths into a tuplet. A pitch struck again
+    release 1/24 early should not turn a beat of eighths into a tuplet. A pitch struck again
     while it still sounds is released at the new strike, as the MIDI file does (a key cannot
     be struck while it is held down). Pitches struck at one onset for the same length on one
     staff become one chord.
@@ -282,12 +283,12 @@ def _beat_divisions(points: set[int]) -> dict[int, int]:
         beat, inside = divmod(point, _GRID)
         if inside:
             inside_beats.setdefault(beat, set()).add(inside)
-    return {beat: next(d for d in (2, 4, 3, 6, 12) if all(p % (_GRID // d) == 0 for p in inside))
+    return {beat: next(d for d in _DIVISIONS if all(p % (_GRID // d) == 0 for p in inside))
             for beat, inside in inside_beats.items()}
 
 
 def _written_value(at: int, end: int, divisions: dict[int, int], rest: bool) -> tuple[int, int]:
-    """(length, beat division) of the next written value from `at` towards `end`, in 1/12 quarters."""
+    """(length, beat division) of the next written value from `at` towards `end`, in 1/24 quarters."""
     beat, inside = divmod(at, _GRID)
     in_bar = at % _MEASURE
     if inside == 0:
@@ -309,7 +310,7 @@ def _written_value(at: int, end: int, divisions: dict[int, int], rest: bool) -> 
 
 
 def _element(pitches: list[int] | None, length: int, division: int):
-    """A music21 note, chord or rest `length` 1/12 quarters long, in a beat of `division` parts."""
+    """A music21 note, chord or rest `length` 1/24 quarters long, in a beat of `division` parts."""
     from music21 import chord, duration, note
 
     tuplet = division in _TUPLET_DIVISIONS
