@@ -174,7 +174,11 @@ def test_evaluate_writes_and_prints_scores_baselines_and_each_generated_pieces_r
             key: value for key, value in report.items() if key not in ("primer", "sampling")}
         assert 0 <= generated["overlaps"]["mean"] <= 1
 
-    rows = printed_rows(summary(result))
+    printed = summary(result)
+    lowest_together = min(result["generated_together"][name] for name in FEATURES)
+    ratio = result["generated_together"]["mean"] / result["held_out_together"]["mean"]
+    assert f"(ratio {ratio:.3f}); lowest generated" in printed and printed.endswith(f", together {lowest_together:.2f}")
+    rows = printed_rows(printed)
     for head in ("token", "ioi", "duration", "velocity"):
         scores = result["validation"][head]
         assert rows[head] == [f"{scores['cross_entropy']:.3f}", f"{scores['perplexity']:.1f}",

@@ -108,7 +108,8 @@ def overlap_summary(generated: list[dict], real: list[dict], generated_together:
     return {"by_piece": {**by_piece, "ratio": by_piece["generated"]["mean"] / by_piece["held_out"]["mean"]},
             "together": {"generated": generated_together, "held_out": real_together,
                          "ratio": generated_together["mean"] / real_together["mean"]},
-            "generated_lowest": float(min(p["overlaps"][name] for p in generated for name in FEATURES))}
+            "generated_lowest": float(min(p["overlaps"][name] for p in generated for name in FEATURES)),
+            "generated_together_lowest": float(min(generated_together[name] for name in FEATURES))}
 
 
 def ngram_scores(training: list[np.ndarray], held_out: list[np.ndarray], vocab_size: int,
@@ -312,7 +313,7 @@ def summary(result: dict) -> str:
     by_piece, together = overall["by_piece"], overall["together"]
     lines.append(f"overlap with the training pieces, generated / held out: piece by piece "
                  f"{by_piece['generated']['mean']:.3f} / {by_piece['held_out']['mean']:.3f} (ratio "
-                 f"{by_piece['ratio']:.2f}); together {together['generated']['mean']:.3f} / "
-                 f"{together['held_out']['mean']:.3f} (ratio {together['ratio']:.2f}); lowest generated "
-                 f"{overall['generated_lowest']:.2f}")
+                 f"{by_piece['ratio']:.3f}); together {together['generated']['mean']:.3f} / "
+                 f"{together['held_out']['mean']:.3f} (ratio {together['ratio']:.3f}); lowest generated "
+                 f"{overall['generated_lowest']:.2f}, together {overall['generated_together_lowest']:.2f}")
     return "\n".join(lines)
