@@ -8,7 +8,7 @@ from lstm_composer.presets import PRESETS, ModelConfig, preset
 
 tf = pytest.importorskip("tensorflow")
 
-SIZES = (14, 13, 8)  # ioi, duration, velocity classes
+SIZES = (14, 13, 8, 24)  # ioi, duration, velocity classes, beat phases
 
 
 def small_config(**changes) -> ModelConfig:
@@ -26,10 +26,8 @@ def randomised(network, seed):
 def random_inputs(rng, vocab_size, steps):
     from lstm_composer.model import CHOSEN_TOKEN
 
-    from lstm_composer.expression import PHASES
-
     columns = {"token": vocab_size, "ioi": SIZES[0], "duration": SIZES[1], "velocity": SIZES[2], "bass": 128,
-               "phase": PHASES}
+               "phase": SIZES[3]}
     inputs = {name: rng.integers(size, size=(1, steps)) for name, size in columns.items()}
     inputs[CHOSEN_TOKEN] = np.concatenate([inputs["token"][:, 1:], rng.integers(vocab_size, size=(1, 1))], 1)
     return inputs

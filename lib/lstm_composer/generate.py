@@ -183,15 +183,17 @@ def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression |
     if not kept:
         raise GenerationError(f"none of the {len(tokens)} tokens of the primer {path} is in the model's "
                               f"vocabulary (e.g. {', '.join(skipped[:5])})")
-    classes = None
+    classes = last_phase = None
     offsets, durations = np.array([t.offset for t in kept]), np.array([t.duration for t in kept])
     if expression:
         timing = expression.timing(offsets, durations, piece[6])  # by the file's tempo map
         classes = expression.classes(*timing, np.array([t.velocity for t in kept]))
+        phases = beat_phase(offsets, expression.phases)
+        last_phase = int(phases[-1])
         if bass:
             classes = np.concatenate([classes, [[min(t.pitches)] for t in kept]], axis=1).astype(np.int32)
         if phase:
-            classes = np.concatenate([classes, beat_phase(offsets, expression.phases)[:, None]], axis=1)
+            classes = np.concatenate([classes, phases[:, None]], axis=1)
         offsets, durations = (expression.quarters(values, tempo) for values in timing)
     # Whole beats off the front, so that the notes stay where they fall in the beat; a rhythm in
     # seconds has no beat to keep.
@@ -200,7 +202,7 @@ def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression |
                     tuple(t.pitches)) for t, offset, duration in zip(kept, offsets, durations)]
     return Primer("file", [t.token for t in kept], {"path": path, "tokens": len(tokens),
                                                     "skipped": len(tokens) - len(kept), "skipped_tokens": skipped},
-                  classes, events)
+                  classes, events, last_phase)
 
 
 def primer_from_corpus(stream: TokenStream, vocabulary: Vocabulary, config: ModelConfig,
@@ -498,7 +500,7 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
     if model.config.phase:
         training = np.repeat([piece not in model.validation_pieces for piece in stream.piece_ids],
                              np.diff(stream.bounds))
-        clock = BeatClock.of(expression, int(positions[-1, -1]), stream.phase[training], config.sampling.grid_share)
+        clock = BeatClock.of(expression, primer.last_phase, stream.phase[training], config.sampling.grid_share)
     fewest = None  # the shortest copy of the tries that copied too much
     for tries in range(1, config.max_tries + 1):
         generated = continuation(decoder, primed, config.length, rng, config.sampling, vocabulary,

@@ -17,12 +17,11 @@ CHOSEN_TOKEN = "chosen_token"  # the bass head's extra input: the token of the p
 
 
 def build_model(config: ModelConfig, vocab_size: int, for_training: bool = False,
-                expression_sizes: tuple[int, ...] | None = None, window: int | None = -1):
+                expression_sizes: tuple[int, int, int, int] | None = None, window: int | None = -1):
     """LSTM stack → BatchNorm → Dropout → Dense relu → BatchNorm → Dropout → softmax.
 
     With the `paper` preset this is the paper's network layer for layer. An expressive model
-    (`config.expressive`, with the class counts of `expression_sizes`: `Expression.sizes`, whose
-    beat phases may be left out for the default `PHASES`) takes the token, onset
+    (`config.expressive`, with the class counts of `expression_sizes`: `Expression.sizes`) takes the token, onset
     gap, duration and velocity of each position (and its bass, `config.bass`), each through its
     own embedding, and has one softmax head for each (inputs named as in
     `config.attributes`, heads `next_<name>`). The bass head also sees the token chosen for
@@ -37,15 +36,13 @@ def build_model(config: ModelConfig, vocab_size: int, for_training: bool = False
 
     layers = tf.keras.layers
     window = config.sequence_length if window == -1 else window
-    from lstm_composer.expression import PHASES
-
     dtype = config.precision if for_training else "float32"
     names = config.attributes
     if config.expressive:
         if expression_sizes is None:
-            raise ValueError("an expressive model needs the sizes of its ioi, duration and velocity classes")
-        ioi, duration, velocity, *given = expression_sizes
-        phases = given[0] if given else PHASES
+            raise ValueError("an expressive model needs the sizes of its ioi, duration and velocity classes "
+                             "and its beat phases")
+        ioi, duration, velocity, phases = expression_sizes
         sizes = [vocab_size, ioi, duration, velocity] + [PITCHES] * config.bass + [phases] * config.phase
         inputs = [layers.Input(shape=(window,), dtype="int32", name=name) for name in names]
         embedded = [layers.Embedding(size, config.embedding_dim if name == "token" else ATTRIBUTE_EMBEDDING,

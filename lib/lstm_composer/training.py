@@ -542,7 +542,7 @@ def restore(state, optimizer, model, workspace: storage.Workspace | None, carrie
 
 
 def epoch_saver(directory: str, state, model_config: ModelConfig, vocab_size: int, best_val_loss: float,
-                sequences_per_epoch: int, expression_sizes: tuple[int, int, int] | None = None,
+                sequences_per_epoch: int, expression_sizes: tuple[int, int, int, int] | None = None,
                 workspace: storage.Workspace | None = None):
     """Rank 0's Keras callback, after Horovod has averaged the epoch's metrics over ranks:
     adds throughput to the logs, writes the history row, then the checkpoint (a crash between
@@ -591,7 +591,7 @@ def epoch_saver(directory: str, state, model_config: ModelConfig, vocab_size: in
 
 
 def export_network(model, path: str, model_config: ModelConfig, vocab_size: int,
-                   expression_sizes: tuple[int, int, int] | None = None) -> None:
+                   expression_sizes: tuple[int, int, int, int] | None = None) -> None:
     """A plain, uncompiled copy of the network (no Horovod optimizer inside), written to `path`
     (any location) atomically."""
     from lstm_composer.model import build_model
