@@ -166,6 +166,22 @@ def test_musicxml_writes_the_piano_extremes_under_octave_lines(tmp_path):
     assert [p.midi for n in score.flatten().notes for p in n.pitches] == [108, 103, 60, 21]  # as they sound
 
 
+def test_musicxml_puts_a_high_passage_under_one_octave_line_and_leaves_a_lone_high_note_its_ledger_lines(tmp_path):
+    from music21 import converter, spanner
+
+    # Bar 1: a lone E6 among middle notes. Bar 2: a run about E6 (D6 and C6 between) over a
+    # held E5 in a second voice. Bar 3: G4 ends the line.
+    melody = ["C5", "E6", "C5", "D5", "E6", "D6", "F6", "C6", "G6", "E6", "G4", "C5"]
+    events = [Event(token, 0.5 * i + (2.0 if i >= 4 else 0.0), 0.5, 80) for i, token in enumerate(melody)]
+    events.append(Event("E5", 4.0, 4.0, 60))
+    score = converter.parse(write_musicxml(events, tmp_path / "high.musicxml"))
+    lines = score.spannerBundle.getByClass(spanner.Ottava)
+    assert [(line.type, sorted(p.midi for n in line.getSpannedElements() for p in n.pitches)) for line in lines] == [
+        ("8va", [76, 84, 86, 88, 88, 89, 91])]  # E6 and the held E5, D6, F6, C6, G6, E6
+    assert sorted(p.midi for n in score.flatten().notes for p in n.pitches) == sorted(  # as they sound
+        [72, 88, 72, 74, 88, 86, 89, 84, 91, 88, 67, 72, 76])
+
+
 def test_piano_roll_is_a_png_of_a_sensible_size(tmp_path):
     data = plot_piano_roll(PIECE, tmp_path / "roll.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

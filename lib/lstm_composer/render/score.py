@@ -18,6 +18,10 @@ _GRID = 24  # score positions per quarter: 32nds (3) and sextuplets (4) both fit
 _MEASURE = BEATS_PER_MEASURE * _GRID  # a 4/4 bar in 1/24 quarters
 _DIVISIONS = (2, 4, 3, 8, 6, 12, 24)  # parts of a beat, the plainest first
 _TUPLET_DIVISIONS = (3, 6, 12, 24)  # written as triplets, sextuplets, 12- and 24-tuplets
+# Octave lines (`_octave_lines`), as MIDI pitches: notes beyond `beyond` need one, notes up to
+# `readable` can go under one, and a lone note or two up to `lone` keep their ledger lines.
+_OCTAVE_LINE = {"8va": (88, 76, 91), "8vb": (33, 45, 29)}  # E6, E5, G6; A1, A2, F1
+_OCTAVE_RUN = 3  # onsets that need the line: fewer, within `lone`, keep their ledger lines
 # Velocities a MIDI player gives each dynamic mark, softest first.
 _DYNAMICS = (("ppp", 16), ("pp", 33), ("p", 49), ("mp", 64), ("mf", 80), ("f", 96), ("ff", 112), ("fff", 127))
 _DYNAMIC_SPAN = 2.0  # quarter lengths that share one loudness when placing dynamics marks
@@ -210,27 +214,59 @@ def _staff(notes: list, measures: int, staff_clef, staff_instrument):
 
 
 def _octave_lines(staff, treble: bool) -> None:
-    """Write runs of notes from E6 up an octave lower under an 8va line (from A1 down: 8vb).
+    """Write passages beyond three ledger lines an octave lower under an 8va line (from E6 up;
+    an 8vb line from A1 down), one line per passage, whichever voice the notes are in.
 
-    Beyond those a note needs three ledger lines or more. (MuseScore 3 labels a 15ma line
-    "8", so there is none: the top of the piano still gets its ledger lines under 8va.)
+    A line carries on over notes that read as well an octave off (from E5 up, from A2 down)
+    for up to a bar between the notes that need it, so that a passage around the line's
+    threshold gets one line, not one per note; a lone note or two that need no more than four
+    ledger lines (up to G6, down to F1) keep them. Everything that starts under a line is
+    written an octave off, as the line says it sounds. (MuseScore 3 labels a 15ma line "8",
+    so there is none: the top of the piano still gets its ledger lines under 8va.)
     """
     from music21 import spanner
 
-    def shifted(element) -> bool:
-        pitches = [p.midi for p in element.pitches]
-        return min(pitches) >= 88 if treble else max(pitches) <= 33
-
-    runs: list[list] = [[]]
+    beyond, readable, lone = _OCTAVE_LINE["8va" if treble else "8vb"]
+    sign = 1 if treble else -1  # higher is further out on the treble staff, lower on the bass staff
+    onsets: dict[float, list] = {}  # the staff's notes and chords (of any voice) by offset
     for element in staff.flatten().notes:
-        if shifted(element):
-            runs[-1].append(element)
-        elif runs[-1]:
-            runs.append([])
-    for elements in filter(None, runs):
+        onsets.setdefault(float(element.offset), []).append(element)
+
+    def inner(element) -> int:  # a note's or chord's pitch nearest the staff, signed
+        return min(sign * p.midi for p in element.pitches)
+
+    def outer(onset) -> int:
+        return max(sign * p.midi for element in onset for p in element.pitches)
+
+    # An onset needs the line when one of its notes or chords lies wholly beyond `beyond`, and
+    # fits under it when all of them lie beyond `readable`.
+    passages: list[list] = []  # each a list of the onsets under one line
+    passage, carried, needing = [], [], []  # onsets under the line, fitting ones after it, those that need it
+
+    def close():
+        if needing and (len(needing) >= _OCTAVE_RUN or max(outer(onset) for onset in passage) > sign * lone):
+            passages.append(passage)
+
+    for offset, group in sorted(onsets.items()):  # group: the notes and chords struck at offset
+        if needing and offset - needing[-1] > BEATS_PER_MEASURE:
+            close()
+            passage, carried, needing = [], [], []
+        fits = min(inner(element) for element in group) >= sign * readable
+        if fits and max(inner(element) for element in group) >= sign * beyond:
+            passage += carried + [group]
+            carried = []
+            needing.append(offset)
+        elif fits and needing:
+            carried.append(group)
+        else:
+            close()
+            passage, carried, needing = [], [], []
+    close()
+    for passage in passages:
+        elements = [element for group in passage for element in group]
         for element in elements:
             for pitch in element.pitches:
-                pitch.octave += -1 if treble else 1
+                pitch.octave -= sign
         staff.insert(0, spanner.Ottava(*elements, type="8va" if treble else "8vb",
                                        placement="above" if treble else "below"))
 
