@@ -16,7 +16,7 @@ from lstm_composer.corpus import ParseConfig, parse_corpus
 from lstm_composer.generate import GenerateConfig, compose
 from lstm_composer.launch import job_environment
 from lstm_composer.model_dir import read_checkpoint, read_history
-from readers import SCORE_GRID, musicxml_title, read_midi_with_mido, read_musicxml, sounding
+from readers import SCORE_GRID, assert_hands_split, musicxml_title, read_midi_with_mido, read_musicxml, sounding
 
 
 
@@ -191,6 +191,7 @@ def test_expressive_training_evaluation_and_generation(spark, tmp_path):
         (round(e.offset * 480), pitch) for e in events for pitch in e.pitches}
     _, treble, bass = read_musicxml(tmp_path / "expressive.musicxml")  # two staves, every bar full
     assert musicxml_title(tmp_path / "expressive.musicxml") == "expressive"
-    for staff, in_hand in ((treble, lambda p: p >= 60), (bass, lambda p: p < 60)):
-        assert {(pitch, onset) for pitch, onset, _ in sounding(staff)} == {
-            (pitch, round(e.offset * SCORE_GRID)) for e in events for pitch in e.pitches if in_hand(pitch)}
+    high, low = ({(pitch, onset) for pitch, onset, _ in sounding(staff)} for staff in (treble, bass))
+    assert high | low == {(pitch, round(e.offset * SCORE_GRID)) for e in events for pitch in e.pitches}
+    assert not high & low
+    assert_hands_split(high, low)

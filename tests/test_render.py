@@ -156,6 +156,20 @@ def test_musicxml_of_the_papers_timing_has_eighths_in_full_bars(tmp_path):
                            (9.0, 1.0), (10.0, 2.0)]
 
 
+def test_musicxml_splits_a_chord_between_the_hands_so_that_neither_stretches_past_an_octave(tmp_path):
+    events = [Event("0.4", 0.0, 1.0, 80, (48, 60, 64, 67, 72, 76)),  # C3 and C4 to E5: 16 semitones above C4
+              Event("7.0.4", 1.0, 1.0, 80, (43, 60, 64, 67)),  # G2 | C4 E4 G4: both hands within an octave
+              Event("0", 2.0, 1.0, 80, (36, 60, 84)),  # three Cs two octaves apart: no split helps
+              Event("B3", 3.0, 1.0, 80)]
+    _, treble, bass = read_musicxml(write_musicxml(events, tmp_path / "hands.musicxml"))
+
+    def struck(staff):
+        return [sorted(p.midi for p in n.pitches) for n in staff.flatten().notes]
+
+    assert struck(bass) == [[48, 60], [43], [36], [59]]
+    assert struck(treble) == [[64, 67, 72, 76], [60, 64, 67], [60, 84]]
+
+
 def test_musicxml_writes_the_piano_extremes_under_octave_lines(tmp_path):
     from music21 import converter, spanner
 
@@ -170,7 +184,7 @@ def test_musicxml_puts_a_high_passage_under_one_octave_line_and_leaves_a_lone_hi
     from music21 import converter, spanner
 
     # Bar 1: a lone E6 among middle notes. Bar 2: a run about E6 (D6 and C6 between) over a
-    # held E5 in a second voice. Bar 3: G4 ends the line.
+    # held E5 in a second voice, then G4, which ends the line.
     melody = ["C5", "E6", "C5", "D5", "E6", "D6", "F6", "C6", "G6", "E6", "G4", "C5"]
     events = [Event(token, 0.5 * i + (2.0 if i >= 4 else 0.0), 0.5, 80) for i, token in enumerate(melody)]
     events.append(Event("E5", 4.0, 4.0, 60))

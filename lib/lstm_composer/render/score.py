@@ -24,6 +24,8 @@ _OCTAVE_LINE = {"8va": (88, 76, 91), "8vb": (33, 45, 29)}  # E6, E5, G6; A1, A2,
 _OCTAVE_RUN = 3  # onsets that need the line: fewer, within `lone`, keep their ledger lines
 # Velocities a MIDI player gives each dynamic mark, softest first.
 _DYNAMICS = (("ppp", 16), ("pp", 33), ("p", 49), ("mp", 64), ("mf", 80), ("f", 96), ("ff", 112), ("fff", 127))
+_HAND_SPAN = 12  # semitones, an octave: the widest a hand is written to strike at once where a split allows
+_HIGHEST_BASS, _LOWEST_TREBLE = 64, 57  # E4 and A3: two ledger lines from the bass and the treble staff
 _DYNAMIC_SPAN = 2.0  # quarter lengths that share one loudness when placing dynamics marks
 _DYNAMIC_CHANGE = 12  # velocity change that earns a new mark: a bit under one level's width
 
@@ -56,7 +58,8 @@ def _dynamic_name(velocity: int) -> str:
 
 
 def write_musicxml(events: Sequence[Event], path: str | Path, tempo: float = 120.0, program: int = 0) -> Path:
-    """Sheet music a pianist can read: a grand staff in 4/4, split at middle C.
+    """Sheet music a pianist can read: a grand staff in 4/4, split at middle C, except where a
+    chord would stretch one hand past an octave and another split would not.
 
     Offsets and durations are first rounded to the nearest 1/24 quarter (32nds and
     sextuplets), so every rhythm can be written down; each beat is then written in the
@@ -107,7 +110,8 @@ def _staff_notes(events: Sequence[Event]) -> tuple[list, list]:
     release 1/24 early should not turn a beat of eighths into a tuplet. A pitch struck again
     while it still sounds is released at the new strike, as the MIDI file does (a key cannot
     be struck while it is held down). Pitches struck at one onset for the same length on one
-    staff become one chord.
+    staff become one chord. The pitches of an onset are split between the staves by
+    `_left_hand`.
     """
     held: dict[tuple[int, int], int] = {}  # (pitch, start) → end
     for event in events:
@@ -117,9 +121,13 @@ def _staff_notes(events: Sequence[Event]) -> tuple[list, list]:
             held[pitch, start] = max(end, held.get((pitch, start), end))
     staves: tuple[list, list] = ([], [])
     struck = sorted(held)
+    together: dict[int, list[int]] = {}
+    for pitch, start in struck:
+        together.setdefault(start, []).append(pitch)
+    left = {start: pitches[:_left_hand(pitches)] for start, pitches in together.items()}
     for (pitch, start), following in zip(struck, struck[1:] + [(None, None)]):
         end = min(held[pitch, start], following[1]) if following[0] == pitch else held[pitch, start]
-        staves[0 if pitch >= MIDDLE_C else 1].append((start, end, pitch))
+        staves[1 if pitch in left[start] else 0].append((start, end, pitch))
     for notes in staves:
         notes.sort()
     treble, bass = [], []
@@ -131,6 +139,21 @@ def _staff_notes(events: Sequence[Event]) -> tuple[list, list]:
             chords.setdefault((start, end - start), set()).add(pitch)
         written.extend(sorted((start, length, sorted(pitches)) for (start, length), pitches in chords.items()))
     return treble, bass
+
+
+def _left_hand(pitches: list[int]) -> int:
+    """How many of the pitches struck together (in ascending order) go on the bass staff: those
+    below middle C, unless another split lets each hand span no more than `_HAND_SPAN` where
+    that one does not (a chord of C3 and C4 to E5 is written C3 C4 | E4 to E5: each hand an
+    octave), keeping each staff's notes within two ledger lines of it. Of equally playable
+    splits, the one nearest middle C."""
+    def stretched(hand: list[int]) -> bool:
+        return bool(hand) and hand[-1] - hand[0] > _HAND_SPAN
+
+    at_middle_c = sum(1 for pitch in pitches if pitch < MIDDLE_C)
+    readable = [k for k in range(len(pitches) + 1)  # no more than two ledger lines between the staves
+                if (k == 0 or pitches[k - 1] <= _HIGHEST_BASS) and (k == len(pitches) or pitches[k] >= _LOWEST_TREBLE)]
+    return min(readable, key=lambda k: (stretched(pitches[:k]) + stretched(pitches[k:]), abs(k - at_middle_c)))
 
 
 def _release_on_grid(end: int, onset_divisions: dict[int, int], up: bool = False) -> int:
@@ -243,14 +266,15 @@ def _octave_lines(staff, treble: bool) -> None:
     passages: list[list] = []  # each a list of the onsets under one line
     passage, carried, needing = [], [], []  # onsets under the line, fitting ones after it, those that need it
 
-    def close():
+    def close():  # the passage so far gets its line, unless it is a lone note or two within `lone`
+        nonlocal passage, carried, needing
         if needing and (len(needing) >= _OCTAVE_RUN or max(outer(onset) for onset in passage) > sign * lone):
             passages.append(passage)
+        passage, carried, needing = [], [], []
 
     for offset, group in sorted(onsets.items()):  # group: the notes and chords struck at offset
         if needing and offset - needing[-1] > BEATS_PER_MEASURE:
             close()
-            passage, carried, needing = [], [], []
         fits = min(inner(element) for element in group) >= sign * readable
         if fits and max(inner(element) for element in group) >= sign * beyond:
             passage += carried + [group]
@@ -260,7 +284,6 @@ def _octave_lines(staff, treble: bool) -> None:
             carried.append(group)
         else:
             close()
-            passage, carried, needing = [], [], []
     close()
     for passage in passages:
         elements = [element for group in passage for element in group]
