@@ -169,6 +169,12 @@ def test_musicxml_splits_a_chord_between_the_hands_so_that_neither_stretches_pas
     assert struck(bass) == [[48, 60], [43], [36], [59]]
     assert struck(treble) == [[64, 67, 72, 76], [60, 64, 67], [60, 84]]
 
+    # Each staff's dynamics follow the notes written on it: the loud C3-C4 below, the soft chord above.
+    loud_below = [Event("0", 0.0, 2.0, 110, (48, 60)), Event("4.7.0", 0.0, 2.0, 30, (64, 67, 72, 76))]
+    _, treble, bass = read_musicxml(write_musicxml(loud_below, tmp_path / "loud_below.musicxml"))
+    assert [[d.value for d in staff.recurse().getElementsByClass("Dynamic")] for staff in (treble, bass)] == [
+        ["pp"], ["ff"]]
+
 
 def test_musicxml_writes_the_piano_extremes_under_octave_lines(tmp_path):
     from music21 import converter, spanner

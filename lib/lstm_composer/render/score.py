@@ -77,7 +77,11 @@ def write_musicxml(events: Sequence[Event], path: str | Path, tempo: float = 120
     mark.placement = "above"
     treble.getElementsByClass(stream.Measure).first().insert(0, mark)
     # Each hand gets its own dynamics, below its staff: the hands often play at different levels.
-    hands = ([e for e in events if max(e.pitches) >= MIDDLE_C], [e for e in events if min(e.pitches) < MIDDLE_C])
+    # An event counts for each staff that holds one of its notes.
+    struck = [{(start, pitch) for start, _, pitches in notes for pitch in pitches}
+              for notes in (treble_notes, bass_notes)]
+    hands = [[e for e in events if any((round(e.offset * _GRID), pitch) in on_staff for pitch in e.pitches)]
+             for on_staff in struck]
     for staff, hand in zip((treble, bass), hands):
         measures_of_staff = list(staff.getElementsByClass(stream.Measure))
         for offset, name in _dynamic_marks(hand):
