@@ -49,9 +49,9 @@ def copying_model(tmp_path_factory):
     tf.keras.utils.set_random_seed(5)
     network = build_model(config, len(vocabulary), expression_sizes=expression.sizes())
     pointer = network.get_layer("next_token")
-    query, key, sentinel, _, _ = pointer.get_weights()
+    query, key, sentinel, _, _, lag = pointer.get_weights()
     pointer.set_weights([np.zeros_like(query), np.zeros_like(key), np.zeros_like(sentinel), np.float32(-30),
-                         np.full(MOTIF_LENGTH, 10.0, np.float32)])
+                         np.full(MOTIF_LENGTH, 10.0, np.float32), np.zeros_like(lag)])
     model_dir = root / "model"
     model_dir.mkdir()
     network.save(model_dir / "model.keras")

@@ -66,14 +66,20 @@ def test_a_dense_network_predicts_every_position_and_its_pointer_copies_what_fol
 
     # A pointer that trusts the copy completely: the sentinel far below every earlier position.
     pointer = network.get_layer("next_token")
-    query, key, sentinel, bias, motif = pointer.get_weights()
-    pointer.set_weights([np.zeros_like(query), np.zeros_like(key), np.zeros_like(sentinel), np.float32(-50),
-                         np.full(MOTIF_LENGTH, 20.0, np.float32)])
+    query, key, sentinel, bias, motif, lag = pointer.get_weights()
+    assert lag.shape == (config.sequence_length - 1,)
+    trust = [np.zeros_like(query), np.zeros_like(key), np.zeros_like(sentinel), np.float32(-50)]
+    pointer.set_weights(trust + [np.full(MOTIF_LENGTH, 20.0, np.float32), np.zeros_like(lag)])
     inputs = random_inputs(np.random.default_rng(0), 7, 10)
     inputs["token"] = np.array([[3, 1, 4, 6, 5, 3, 1, 4, 2, 0]])
     probabilities = network(inputs)[0].numpy()[0]
     # After "3 1 4" at positions 5-7, the motif seen at 0-2 was followed by 6.
     assert probabilities[7].argmax() == 6 and probabilities[7, 6] > 0.99
+
+    # A pointer that trusts one distance, whatever the tokens: three back, it copies what followed there.
+    pointer.set_weights(trust + [np.zeros(MOTIF_LENGTH, np.float32), np.eye(len(lag), dtype=np.float32)[2] * 20])
+    probabilities = network(inputs)[0].numpy()[0]
+    assert [probabilities[t].argmax() for t in range(3, 10)] == list(inputs["token"][0, 1:8])
 
 
 def test_the_composer_presets_learn_more_and_the_papers_stay_the_baseline():

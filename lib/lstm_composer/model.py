@@ -70,7 +70,8 @@ def build_model(config: ModelConfig, vocab_size: int, for_training: bool = False
     token_head = layers.Dense(vocab_size, activation=None if config.pointer else "softmax",
                               name="token_logits" if config.pointer else "next_token", dtype="float32")(x)
     if config.pointer:
-        token_head = pointer_class()(vocab_size, span=config.sequence_length - 1, name="next_token",
+        span = config.sequence_length - 1
+        token_head = pointer_class()(vocab_size, span=span, lags=span, name="next_token",
                                      dtype="float32")([memory, token_head, tokens])
     outputs = [token_head]
     if config.expressive:
@@ -102,7 +103,9 @@ def _pointer_layer():
         At position t a query from the LSTM output is compared with a key from the LSTM output
         at every earlier position j < t of the window, and with a learned sentinel. Each
         score also gets a learned weight for every one of the last 1, 2 and 3 tokens up to j
-        that equal those up to t (the same motif again). The softmax over those scores splits
+        that equal those up to t (the same motif again), and a learned weight for its distance
+        t - j (the first `lags` distances; music repeats at a few distances more than at
+        others: a repeated note, a figure, a bar). The softmax over those scores splits
         the probability: the sentinel's share goes to the vocabulary softmax, each position
         j's share to the token that followed j. Music repeats itself, and this lets the
         network continue a passage it has heard earlier in the piece, however long ago, which
@@ -111,9 +114,10 @@ def _pointer_layer():
         output: probabilities (B, T, V).
         """
 
-        def __init__(self, vocab_size: int, keys: int = POINTER_KEYS, span: int | None = None, **kwargs):
+        def __init__(self, vocab_size: int, keys: int = POINTER_KEYS, span: int | None = None, lags: int = 0,
+                     **kwargs):
             super().__init__(**kwargs)
-            self.vocab_size, self.keys, self.span = vocab_size, keys, span
+            self.vocab_size, self.keys, self.span, self.lags = vocab_size, keys, span, lags
 
         def build(self, input_shape):
             width = input_shape[0][-1]
@@ -122,6 +126,8 @@ def _pointer_layer():
             self.sentinel = self.add_weight(name="sentinel", shape=(self.keys,), initializer="zeros")
             self.sentinel_bias = self.add_weight(name="sentinel_bias", shape=(), initializer="zeros")
             self.motif = self.add_weight(name="motif", shape=(MOTIF_LENGTH,), initializer="ones")
+            if self.lags:  # distances 1 .. lags; a longer one shares the weight of the last
+                self.lag = self.add_weight(name="lag", shape=(self.lags,), initializer="zeros")
 
         def call(self, inputs):
             memory, logits, tokens = inputs
@@ -134,6 +140,9 @@ def _pointer_layer():
             for n in range(MOTIF_LENGTH):  # run: the last n + 1 tokens up to t equal those up to j
                 scores += self.motif[n] * run
                 run = run * tf.pad(same, [[0, 0], [n + 1, 0], [n + 1, 0]])[:, :steps, :steps]
+            if self.lags:
+                distance = tf.range(steps)[:, None] - tf.range(steps)[None, :]
+                scores += tf.gather(self.lag, tf.clip_by_value(distance - 1, 0, self.lags - 1))
             # the `span` positions before t (any earlier position when span is None): as in training
             below = -1 if self.span is None else tf.minimum(self.span, steps - 1)
             earlier = tf.linalg.band_part(tf.ones((steps, steps)), below, 0)
@@ -146,7 +155,8 @@ def _pointer_layer():
             return shares[..., -1:] * _softmax_last(tf.cast(logits, tf.float32)) + copied
 
         def get_config(self):
-            return {**super().get_config(), "vocab_size": self.vocab_size, "keys": self.keys, "span": self.span}
+            return {**super().get_config(), "vocab_size": self.vocab_size, "keys": self.keys, "span": self.span,
+                    "lags": self.lags}
 
     return Pointer
 
@@ -197,8 +207,8 @@ class Decoder:
             if isinstance(layer, layers.Embedding):
                 embeddings[layer.name] = weights[0]
             elif layer.name == "next_token" and config.pointer:
-                query, key, sentinel, sentinel_bias, motif = weights
-                self.pointer = (query, key, sentinel, float(sentinel_bias), motif)
+                query, key, sentinel, sentinel_bias, motif, *lag = weights  # no lag: an older model
+                self.pointer = (query, key, sentinel, float(sentinel_bias), motif, lag[0] if lag else np.zeros(1))
             elif isinstance(layer, layers.Dense) and layer.name in head_layers:
                 heads[layer.name] = (weights[0], weights[1])
             elif isinstance(layer, layers.LSTM):
@@ -269,13 +279,14 @@ class Decoder:
         if self.pointer is None:
             outputs[0] = _softmax(outputs[0])
         else:
-            query_weights, key_weights, sentinel, sentinel_bias, motif = self.pointer
+            query_weights, key_weights, sentinel, sentinel_bias, motif, lag = self.pointer
             if pending is not None:  # the previous position's key now knows the token that followed it
                 keys, values = np.vstack([keys, pending[None]]), np.append(values, int(ids[0]))
                 keys, values = keys[-self.span:], values[-self.span:]  # the earlier positions a window holds
             query = memory @ query_weights
             earlier = len(keys)  # keys of positions t - earlier .. t - 1
             scores = keys @ query / np.sqrt(len(query))
+            scores = scores + lag[np.minimum(np.arange(earlier, 0, -1), len(lag)) - 1]  # distances earlier .. 1
             run = np.ones(earlier, dtype=bool)
             for n, weight in enumerate(motif):  # the last n + 1 tokens up to t equal those up to j
                 back = len(history) - 1 - n
