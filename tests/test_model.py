@@ -33,13 +33,29 @@ def random_inputs(rng, vocab_size, steps):
     return inputs
 
 
-@pytest.mark.parametrize("steps", [10, 25])  # within the window, and well past the pointer's span
-def test_the_decoder_gives_what_keras_gives_at_every_position(steps):
+def without_distance_weights(network):
+    """The network as a model saved before the pointer had its weights per distance."""
+    from lstm_composer.model import pointer_class
+
+    def clone(layer):
+        if layer.name != "next_token":
+            return layer.__class__.from_config(layer.get_config())
+        settings = layer.get_config()
+        del settings["lags"]  # not in an older model's saved configuration
+        return pointer_class().from_config(settings)
+
+    return tf.keras.models.clone_model(network, clone_function=clone)
+
+
+@pytest.mark.parametrize("steps, older", [(10, False), (25, False), (25, True)])  # within the window, and
+def test_the_decoder_gives_what_keras_gives_at_every_position(steps, older):  # well past the pointer's span
     from lstm_composer.model import CHOSEN_TOKEN, Decoder, build_model
 
     config = small_config()
     vocab = 5  # few tokens: many repeated motifs for the pointer to match
-    network = randomised(build_model(config, vocab, expression_sizes=SIZES, window=None), seed=1)
+    network = build_model(config, vocab, expression_sizes=SIZES, window=None)
+    network = randomised(without_distance_weights(network) if older else network, seed=1)
+    assert len(network.get_layer("next_token").get_weights()) == (5 if older else 6)
     inputs = random_inputs(np.random.default_rng(2), vocab, steps)
     expected = [o.numpy()[0] for o in network(inputs, training=False)]
     decoder = Decoder(network, config, vocab)
