@@ -55,7 +55,8 @@ def project_way(model, window: np.ndarray) -> list[int]:
 
     decoder = Decoder(model.network, model.config, len(model.vocabulary))
     primed = decoder.prime(window)
-    return continuation(decoder, primed, LENGTH, np.random.default_rng(0), Sampling(top_k=1))[:, 0].tolist()
+    return continuation(decoder, primed, LENGTH, np.random.default_rng(0), Sampling(top_k=1),
+                        primer=window[:, None])[:, 0].tolist()
 
 
 def timed(function, *args):

@@ -26,6 +26,8 @@ def main() -> None:
     parser.add_argument("--top-p", type=float, help="draw among the likeliest tokens that reach this probability")
     parser.add_argument("--loop-limit", type=int, default=24,
                         help="longest stretch repeating a pattern of up to 8 tokens (0: no limit)")
+    parser.add_argument("--refresh", type=int, default=32,
+                        help="rebuild the network's state from its last window every N tokens (0: carry it on)")
     parser.add_argument("--primer", help="a MIDI file to continue (default: a random training window)")
     parser.add_argument("--onset-tolerance", type=parse_onset_tolerance, default=None, metavar="MS|auto",
                         help="how the primer's notes form tokens, as in jobs/parse.py (default: auto)")
@@ -46,7 +48,7 @@ def main() -> None:
     try:
         config = GenerateConfig(model_dir=args.model_dir, length=args.length, seed=args.seed,
                                 sampling=Sampling(args.temperature, args.top_k, args.top_p,
-                                                  args.loop_limit or None),
+                                                  args.loop_limit or None, refresh=args.refresh or None),
                                 primer_path=args.primer, max_copy=args.max_copy,
                                 onset_tolerance_ms=args.onset_tolerance, tempo=args.tempo)
         piece = compose(config)

@@ -92,24 +92,38 @@ def test_same_seed_same_piece_other_seed_other_piece(model_dir):
     assert other.tokens != first.tokens
 
 
-def test_top_k_one_is_the_argmax_whatever_the_seed_and_temperature(model_dir):
-    greedy = compose(GenerateConfig(str(model_dir), length=40, seed=1, sampling=Sampling(top_k=1)))
-    hot = compose(GenerateConfig(str(model_dir), length=40, seed=1, sampling=Sampling(temperature=3.0, top_k=1)))
+@pytest.mark.parametrize("refresh", [None, 5])
+def test_top_k_one_is_the_argmax_whatever_the_seed_and_temperature(model_dir, refresh):
+    # (no loop guard: Keras below has none)
+    greedy = compose(GenerateConfig(str(model_dir), length=40, seed=1,
+                                    sampling=Sampling(top_k=1, loop_limit=None, refresh=refresh)))
+    hot = compose(GenerateConfig(str(model_dir), length=40, seed=1,
+                                 sampling=Sampling(temperature=3.0, top_k=1, loop_limit=None, refresh=refresh)))
     assert greedy.tokens == hot.tokens
 
-    # Keras itself, not the step decoder: the whole sequence so far (the training window the
-    # report names, then every token chosen) through the trained weights, then the argmax.
+    # Keras itself, not the step decoder: the sequence so far (the training window the report
+    # names, then every token chosen) through the trained weights, then the argmax. The whole
+    # sequence when the state is carried on; with a refresh, from the window of the last
+    # rebuild on, which every `refresh` tokens becomes the last `sequence_length` tokens.
     model = TrainedModel.load(str(model_dir))
     any_length = tf.keras.models.clone_model(model.network, input_tensors=tf.keras.Input(shape=(None,), dtype="int32"))
     any_length.set_weights(model.network.get_weights())
     detail = greedy.report.primer
     table = pq.read_table(model_dir.parent / "corpus/notes").to_pylist()
     piece = [row["token"] for row in sorted(table, key=lambda row: row["position"]) if row["piece_id"] == detail["piece_id"]]
-    sequence = model.vocabulary.encode(piece[detail["position"]:detail["position"] + model.config.sequence_length])
-    for _ in range(40):
-        probabilities = any_length(np.array([sequence]), training=False).numpy()[0]
+    window = model.config.sequence_length
+    sequence = model.vocabulary.encode(piece[detail["position"]:detail["position"] + window])
+    begin = 0
+    for i in range(40):
+        probabilities = any_length(np.array([sequence[begin:]]), training=False).numpy()[0]
         sequence.append(int(np.argmax(probabilities)))
-    assert greedy.tokens == model.vocabulary.decode(sequence[model.config.sequence_length:])
+        if refresh and (i + 1) % refresh == 0:
+            begin = len(sequence) - window
+    assert greedy.tokens == model.vocabulary.decode(sequence[window:])
+    if refresh:  # the two ways part
+        carried = compose(GenerateConfig(str(model_dir), length=40, seed=1,
+                                         sampling=Sampling(top_k=1, loop_limit=None, refresh=None)))
+        assert carried.tokens != greedy.tokens
 
 
 def test_a_corpus_primer_comes_from_a_piece_the_training_run_did_not_hold_out(model_dir, tmp_path):
@@ -135,6 +149,8 @@ def test_sampling_cuts():
     assert cold.count(1) > 450
     with pytest.raises(ValueError, match="top_p"):
         Sampling(top_p=0)
+    with pytest.raises(ValueError, match="refresh must be at least 1"):
+        Sampling(refresh=0)
 
 
 def test_sampling_draws_each_token_as_often_as_its_share_says():
@@ -200,29 +216,30 @@ def test_longest_cycle():
 
 
 def test_max_copy_resamples_or_fails_clearly(model_dir):
-    free = compose(GenerateConfig(str(model_dir), length=60, seed=2))
+    free = compose(GenerateConfig(str(model_dir), length=60, seed=3))
     strict = free.report.longest_copy.length - 1
     assert strict >= 1, "the random model copies nothing: choose another seed"
-    bounded = compose(GenerateConfig(str(model_dir), length=60, seed=2, max_copy=strict, max_tries=200))
+    bounded = compose(GenerateConfig(str(model_dir), length=60, seed=3, max_copy=strict, max_tries=200))
     assert bounded.report.longest_copy.length <= strict and bounded.report.tries > 1
     with pytest.raises(GenerationError, match="max-copy 1 "):
-        compose(GenerateConfig(str(model_dir), length=60, seed=2, max_copy=1, max_tries=3))
+        compose(GenerateConfig(str(model_dir), length=60, seed=3, max_copy=1, max_tries=3))
 
 
 def test_generate_job_writes_midi_report_score_roll_and_audio(model_dir, tmp_path):
     output = tmp_path / "out/piece.mid"
     result = subprocess.run(
         [sys.executable, str(ROOT / "jobs/generate.py"), "--model-dir", str(model_dir), "--length", "32",
-         "--seed", "3", "--top-p", "0.9", "--tempo", "90", "--program", "40", "--output", str(output),
-         "--musicxml", "--plot", "--audio"], capture_output=True, text=True)
+         "--seed", "3", "--top-p", "0.9", "--refresh", "7", "--tempo", "90", "--program", "40", "--output",
+         str(output), "--musicxml", "--plot", "--audio"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "longest run copied from one corpus piece" in result.stdout
     report = json.loads(output.with_suffix(".report.json").read_text())
     assert report["generated_tokens"] == 32 and report["sampling"]["top_p"] == 0.9
+    assert report["sampling"]["refresh"] == 7
 
     # What the job wrote is the piece the library composes for the same flags, read back by
     # readers of their own: mido, music21, wave.
-    events = compose(GenerateConfig(str(model_dir), length=32, seed=3, sampling=Sampling(top_p=0.9))).events
+    events = compose(GenerateConfig(str(model_dir), length=32, seed=3, sampling=Sampling(top_p=0.9, refresh=7))).events
     assert len(events) == 32
     assert_midi_plays(output, events, tempo=90, program=40)
 

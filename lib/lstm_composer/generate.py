@@ -2,7 +2,8 @@
 
 The network is decoded incrementally (`model.Decoder`): the primer goes in once, then one
 token per step with the LSTM states carried along, instead of a whole window through Keras
-for every token as the paper did. Each step samples the next token with a temperature and
+for every token as the paper did; every `Sampling.refresh` tokens the state is rebuilt from
+the last window, so that it never holds much more than the network trained on. Each step samples the next token with a temperature and
 optional top-k / top-p cuts, from a seeded generator, so the same seed gives the same piece.
 A report says how much of the result was copied from the corpus and whether it loops.
 """
@@ -48,6 +49,12 @@ class Sampling:
     # next onset on a beat phase holding less than this share of the training pieces' onsets
     # is not drawn (`BeatClock`). None: onsets anywhere.
     grid_share: float | None = GRID_SHARE
+    # Every this many positions the network's state is rebuilt from the last window of
+    # positions (a window as long as it trained on), from zero, as every training window began.
+    # Carried on over a whole piece, the state holds far more than a window ever did, and the
+    # network drifts: into one rhythm for good, a run of 32nds hundreds of notes long. None:
+    # the state is carried over the whole piece.
+    refresh: int | None = 32
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
@@ -60,6 +67,8 @@ class Sampling:
             raise ValueError(f"loop_limit must be above {LOOP_PERIOD}, got {self.loop_limit}")
         if self.grid_share is not None and not 0.0 <= self.grid_share < 1.0:
             raise ValueError(f"grid_share must be in [0, 1), got {self.grid_share}")
+        if self.refresh is not None and self.refresh < 1:
+            raise ValueError(f"refresh must be at least 1 position, got {self.refresh}")
 
 
 def sample(probabilities: np.ndarray, rng: np.random.Generator, sampling: Sampling) -> int:
@@ -365,18 +374,20 @@ class BeatClock:
 
 
 def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
-                 sampling: Sampling, vocabulary: Vocabulary | None = None, primer=(),
+                 sampling: Sampling, vocabulary: Vocabulary | None = None, primer: np.ndarray | None = None,
                  clock: BeatClock | None = None) -> np.ndarray:
     """(length, heads) ids drawn one position at a time after a primed (probabilities, state)
     pair: the token, and for an expressive model its onset gap, duration and velocity classes,
     and its bass when the network has a bass head (drawn after the token, among the pitches
-    that can be the lowest note of that token: `vocabulary` names them). `primer`: the token
-    ids fed before, which a loop may begin in. `clock`, for a network that is told where in
-    the beat each onset falls: it tells the network, and keeps the onsets on the grid."""
+    that can be the lowest note of that token: `vocabulary` names them). `primer`: the
+    positions fed before (rows of the network's inputs), which a loop may begin in and a
+    rebuilt state (`Sampling.refresh`) starts from. `clock`, for a network that is told where
+    in the beat each onset falls: it tells the network, and keeps the onsets on the grid."""
     probabilities, state = primed
     with_bass = decoder.bass_head is not None
     generated = np.empty((length, len(probabilities) + with_bass), dtype=np.int32)
-    loops = LoopGuard(sampling.loop_limit, primer)
+    fed = [] if primer is None else list(primer)
+    loops = LoopGuard(sampling.loop_limit, [int(row[0]) for row in fed])
     phase = None if clock is None else clock.start
     for i in range(length):
         heads = list(probabilities)
@@ -393,7 +404,11 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
         if clock is not None:
             phase = clock.after(phase, drawn[1])
             drawn = drawn + [phase]
-        probabilities, state = decoder.step(drawn, state)
+        fed.append(drawn)
+        if sampling.refresh is not None and (i + 1) % sampling.refresh == 0:
+            probabilities, state = decoder.prime(fed[-decoder.config.sequence_length:])
+        else:
+            probabilities, state = decoder.step(drawn, state)
     return generated
 
 
@@ -504,7 +519,7 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
     fewest = None  # the shortest copy of the tries that copied too much
     for tries in range(1, config.max_tries + 1):
         generated = continuation(decoder, primed, config.length, rng, config.sampling, vocabulary,
-                                 positions[:, 0], clock)
+                                 positions, clock)
         copy = longest_copy(generated[:, 0], stream)
         if config.max_copy is None or copy.length <= config.max_copy:
             break
