@@ -3,8 +3,9 @@
 The network is decoded incrementally (`model.Decoder`): the primer goes in once, then one
 token per step with the LSTM states carried along, instead of a whole window through Keras
 for every token as the paper did; every `Sampling.refresh` tokens the state is rebuilt from
-the last window, so that it never holds much more than the network trained on. Each step samples the next token with a temperature and
-optional top-k / top-p cuts, from a seeded generator, so the same seed gives the same piece.
+the last window, so that it never holds much more than the network trained on. Each step
+samples the next token with a temperature and optional top-k / top-p cuts, from a seeded
+generator, so the same seed gives the same piece.
 A report says how much of the result was copied from the corpus and whether it loops.
 """
 from __future__ import annotations
