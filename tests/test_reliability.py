@@ -1,5 +1,6 @@
 """Nothing lost, nothing twice: parse runs killed part-way, and what they leave behind."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -118,8 +119,30 @@ def test_a_lost_rank_stops_training_with_the_resume_command_and_resume_completes
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
     assert driver.returncode != 0
-    assert "rank 1 stopped" in output and "--resume" in output, output[-3000:]
+    # Horovod names the first rank it saw stop: the one killed, or rank 0 failing on losing it.
+    named = re.search(r"Horovod rank (\d) stopped first: its process (was killed \(signal 9\)|exited with code \d+ "
+                      r"\(a rank also stops when it loses another)", output)
+    assert named and "--resume" in output, output[-3000:]
 
     resumed = subprocess.run(train + ["--resume"], env=ENV, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert [int(row["epoch"]) for row in read_history(model_dir)] == list(range(8))
+
+
+def test_the_stop_message_names_the_first_rank_horovod_saw_stop_and_when_it_may_not_be_the_lost_one(tmp_path):
+    from lstm_composer.presets import preset
+    from lstm_composer.training import TrainConfig, stopped_message
+
+    config = TrainConfig(str(tmp_path / "corpus"), str(tmp_path / "model"), preset("tiny"), epochs=2, num_proc=2)
+
+    def horovod_error(rank, code):  # as horovod.runner.gloo_run words it
+        return RuntimeError("Horovod detected that one or more processes exited with non-zero status, thus causing "
+                            f"the job to be terminated. The first process to do so was:\nProcess name: {rank}\n"
+                            f"Exit code: {code}\n")
+
+    killed = stopped_message(horovod_error(1, 137), config)
+    assert killed.startswith("Horovod rank 1 stopped first: its process was killed (signal 9), and Horovod stopped "
+                             "the other ranks;") and "may be the one" not in killed
+    assert "no epoch finished, nothing is saved" in killed
+    failed = stopped_message(horovod_error(0, 1), config)
+    assert failed.startswith("Horovod rank 0 stopped first: its process exited with code 1") and "loses another" in failed

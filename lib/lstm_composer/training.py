@@ -157,13 +157,19 @@ class TrainingStopped(RuntimeError):
 
 
 def stopped_message(error: Exception, config: TrainConfig) -> str:
-    """Which rank Horovod lost and what the model directory holds, from Horovod's error."""
+    """Which rank Horovod lost and what the model directory holds, from Horovod's error.
+
+    Horovod names only the first rank it saw stop. A rank that loses a peer stops too, with an
+    error of its own, and may be seen first: a rank that exited with a plain code may have
+    stopped because another was lost, and the message says so."""
     lost = re.search(r"Process name: (\d+)\s+Exit code: (-?\d+)", str(error))
     if lost:
         code = int(lost[2])
         signal_number = -code if code < 0 else code - 128 if code > 128 else None  # a shell reports 128 + N
         how = f"was killed (signal {signal_number})" if signal_number else f"exited with code {code}"
-        cause = f"Horovod rank {lost[1]} stopped: its process {how}, and Horovod stopped the other ranks"
+        cause = f"Horovod rank {lost[1]} stopped first: its process {how}, and Horovod stopped the other ranks"
+        if not signal_number:
+            cause += " (a rank also stops when it loses another, which may be the one that failed: see its log)"
     else:
         cause = f"Horovod failed: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}"
     last = run_files.read_checkpoint(config.model_dir, "last")
