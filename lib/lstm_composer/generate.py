@@ -11,6 +11,7 @@ A report says how much of the result was copied from the corpus and whether it l
 from __future__ import annotations
 
 import json
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from functools import cached_property, lru_cache
 
@@ -387,8 +388,9 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
     probabilities, state = primed
     with_bass = decoder.bass_head is not None
     generated = np.empty((length, len(probabilities) + with_bass), dtype=np.int32)
-    fed = [] if primer is None else list(primer)
-    loops = LoopGuard(sampling.loop_limit, [int(row[0]) for row in fed])
+    primer = () if primer is None else primer
+    loops = LoopGuard(sampling.loop_limit, [int(row[0]) for row in primer])
+    window = deque(primer, maxlen=decoder.config.sequence_length)  # what a rebuilt state starts from
     phase = None if clock is None else clock.start
     for i in range(length):
         heads = list(probabilities)
@@ -405,9 +407,9 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
         if clock is not None:
             phase = clock.after(phase, drawn[1])
             drawn = drawn + [phase]
-        fed.append(drawn)
+        window.append(drawn)
         if sampling.refresh is not None and (i + 1) % sampling.refresh == 0:
-            probabilities, state = decoder.prime(fed[-decoder.config.sequence_length:])
+            probabilities, state = decoder.prime(window)
         else:
             probabilities, state = decoder.step(drawn, state)
     return generated

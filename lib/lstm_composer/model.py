@@ -207,8 +207,12 @@ class Decoder:
             if isinstance(layer, layers.Embedding):
                 embeddings[layer.name] = weights[0]
             elif layer.name == "next_token" and config.pointer:
-                query, key, sentinel, sentinel_bias, motif, *lag = weights  # no lag: an older model
-                self.pointer = (query, key, sentinel, float(sentinel_bias), motif, lag[0] if lag else np.zeros(1))
+                query, key, sentinel, sentinel_bias, motif, *lag = weights
+                lag = lag[0] if lag else np.zeros(1, np.float32)  # an older model has no weights per distance
+                # one weight per distance span .. 1, the order of the keys (a distance past the last
+                # weight shares it, as in Keras)
+                lag = np.concatenate([lag, np.repeat(lag[-1:], max(self.span - len(lag), 0))])[:self.span]
+                self.pointer = (query, key, sentinel, float(sentinel_bias), motif, lag[::-1].copy())
             elif isinstance(layer, layers.Dense) and layer.name in head_layers:
                 heads[layer.name] = (weights[0], weights[1])
             elif isinstance(layer, layers.LSTM):
@@ -279,14 +283,14 @@ class Decoder:
         if self.pointer is None:
             outputs[0] = _softmax(outputs[0])
         else:
-            query_weights, key_weights, sentinel, sentinel_bias, motif, lag = self.pointer
+            query_weights, key_weights, sentinel, sentinel_bias, motif, by_distance = self.pointer
             if pending is not None:  # the previous position's key now knows the token that followed it
                 keys, values = np.vstack([keys, pending[None]]), np.append(values, int(ids[0]))
                 keys, values = keys[-self.span:], values[-self.span:]  # the earlier positions a window holds
             query = memory @ query_weights
             earlier = len(keys)  # keys of positions t - earlier .. t - 1
             scores = keys @ query / np.sqrt(len(query))
-            scores = scores + lag[np.minimum(np.arange(earlier, 0, -1), len(lag)) - 1]  # distances earlier .. 1
+            scores = scores + by_distance[len(by_distance) - earlier:]  # distances earlier .. 1
             run = np.ones(earlier, dtype=bool)
             for n, weight in enumerate(motif):  # the last n + 1 tokens up to t equal those up to j
                 back = len(history) - 1 - n
