@@ -52,7 +52,7 @@ def spark_job(folder: Path, output: Path):
 
 
 def parse_step(paths: list[Path]) -> int:
-    from lstm_composer.corpus import parse_piece
+    from lstm_composer.piece import parse_piece
 
     return sum(len(parse_piece(str(p), p.read_bytes())[1]) for p in paths)
 

@@ -37,7 +37,7 @@ def paper_code(corpus: Path) -> float:
     from tensorflow.keras.models import Sequential
     from tensorflow.keras.utils import to_categorical
 
-    from lstm_composer.dataset import read_token_stream
+    from lstm_composer.tables import Corpus, read_token_stream
     from lstm_composer.tokens import Vocabulary
     import pyarrow.parquet as pq
 
@@ -45,7 +45,7 @@ def paper_code(corpus: Path) -> float:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     notes = corpus / "notes"
     vocabulary = Vocabulary(pq.read_table(notes, columns=["token"])["token"].to_pylist())
-    stream = read_token_stream(str(notes), vocabulary).ids  # the paper: one stream of all notes
+    stream = read_token_stream(Corpus(str(corpus)), vocabulary).ids  # the paper: one stream of all notes
     sequence_length, n_vocab = 100, len(vocabulary)
     count = STEPS * 128
     network_input = np.array([stream[i:i + sequence_length] for i in range(count)])

@@ -31,7 +31,7 @@ def main() -> None:
     spark = SparkSession.builder.appName("lstm-composer parse").getOrCreate()
     summary = parse_corpus(spark, config)
     spark.stop()
-    print(f"parsed {summary}; tables in {config.pieces_path} and {config.notes_path}")
+    print(f"parsed {summary}; tables in {config.corpus.pieces} and {config.corpus.notes}")
 
 
 if __name__ == "__main__":

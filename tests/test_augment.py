@@ -6,9 +6,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lstm_composer.dataset import dense_window_starts, make_dataset, read_token_stream, transposition_table
+from lstm_composer.dataset import dense_window_starts, make_dataset, transposition_table
 from lstm_composer.expression import Expression
 from lstm_composer.presets import preset
+from lstm_composer.tables import Corpus, read_token_stream
 from lstm_composer.tokens import Vocabulary, note_name, token_for, transpose_token, with_transpositions
 from lstm_composer.training import TrainConfig, prepare_run, rank_datasets
 
@@ -25,15 +26,16 @@ def write_notes(path):
     names = ("piece_id", "position", "token", "pitches", "offset", "duration", "velocity")
     columns = dict(zip(names, map(list, zip(*rows))))
     columns["position"] = pa.array(columns["position"], pa.int32())
-    pq.write_table(pa.table(columns), path / "part-0.parquet")
+    (path / "notes").mkdir(parents=True)
+    pq.write_table(pa.table(columns), path / "notes/part-0.parquet")
 
 
 @pytest.fixture
 def stream(tmp_path):
     write_notes(tmp_path)
-    tokens = {t for t in pq.read_table(tmp_path, columns=["token"])["token"].to_pylist()}
+    tokens = {t for t in pq.read_table(tmp_path / "notes", columns=["token"])["token"].to_pylist()}
     vocabulary = Vocabulary(with_transpositions(tokens, (-5, 6)))
-    return vocabulary, read_token_stream(str(tmp_path), vocabulary, Expression(), bass=True)
+    return vocabulary, read_token_stream(Corpus(str(tmp_path)), vocabulary, Expression(), bass=True)
 
 
 def test_transposing_there_and_back_gives_the_token_again():
@@ -108,8 +110,7 @@ def test_a_rank_transposes_its_training_windows_and_never_its_validation_windows
 
 
 def test_a_runs_vocabulary_holds_every_transposition_its_training_makes(tmp_path):
-    (tmp_path / "corpus" / "notes").mkdir(parents=True)
-    write_notes(tmp_path / "corpus" / "notes")
+    write_notes(tmp_path / "corpus")
     config = TrainConfig(str(tmp_path / "corpus"), str(tmp_path / "model"), preset("fast"), epochs=1, num_proc=1)
     vocabulary, _, first_epoch, counts = prepare_run(config)
     corpus = {token_for(pitches) for onsets in PIECES.values() for pitches in onsets}

@@ -11,7 +11,8 @@ pytest.importorskip("tensorflow")
 SCRIPT = """
 import numpy as np, tensorflow as tf, horovod.tensorflow.keras as hvd
 from dataclasses import replace
-from lstm_composer.dataset import TokenStream, make_dataset, window_starts
+from lstm_composer.dataset import make_dataset, window_starts
+from lstm_composer.tables import TokenStream
 from lstm_composer.model import build_model
 from lstm_composer.presets import preset
 from lstm_composer.training import batch_norm_refresh

@@ -7,7 +7,9 @@ import pytest
 
 from conftest import ROOT, SHARED_MIDI
 from lstm_composer import storage
-from lstm_composer.corpus import ParseConfig, list_midi_files, listing, parse_corpus, parse_piece, piece_id
+from lstm_composer.corpus import ParseConfig, parse_corpus
+from lstm_composer.midi_files import list_midi_files, listing
+from lstm_composer.piece import parse_piece, piece_id
 from midi_bytes import chords, header, melody, midi_file, off, on, tempo, track, varlen
 
 MELODY = midi_file(melody([60, 62, 64, 65]))
@@ -300,7 +302,7 @@ def real_files():
 @pytest.mark.parametrize("path", real_files(), ids=lambda p: p.name)
 def test_tokens_hold_exactly_the_files_note_ons(path: Path):
     piece, tokens = parse_piece(str(path), path.read_bytes())
-    assert piece[2] == "ok"
+    assert piece.status == "ok"
     pitches = collections.Counter(p for token in tokens for p in token.pitches)
     assert pitches == note_on_pitches(path.read_bytes())
 

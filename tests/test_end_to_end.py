@@ -56,13 +56,14 @@ def own_validation_losses(model_dir: Path, notes: Path, ranks: int) -> list[floa
     min(batch size, windows per rank). For a model with scalar inputs and one-hot targets."""
     import numpy as np
 
-    from lstm_composer.dataset import rank_window_starts, read_token_stream
+    from lstm_composer.dataset import rank_window_starts
+    from lstm_composer.tables import Corpus, read_token_stream
     from lstm_composer.model_dir import load_network, read_vocabulary
 
     settings = json.loads((model_dir / "config.json").read_text())
     length, batch = settings["model"]["sequence_length"], settings["model"]["batch_size"]
     vocabulary, network = read_vocabulary(model_dir), load_network(model_dir)
-    stream = read_token_stream(str(notes), vocabulary)
+    stream = read_token_stream(Corpus(str(notes.parent)), vocabulary)
     shares = [rank_window_starts(stream, length, set(settings["validation_pieces"]), rank, ranks)
               for rank in range(ranks)]
     per_rank = sum(map(len, shares)) // ranks

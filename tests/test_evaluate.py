@@ -42,10 +42,10 @@ def corpus(tmp_path_factory):
         for position in range(n):
             rows.append((piece, position, TOKENS[ids[position]], float(offsets[position]),
                          expression.duration[classes[position, 1]], expression.velocity[classes[position, 2]],
-                         token_pitches(TOKENS[ids[position]])))
+                         token_pitches(TOKENS[ids[position]]), 0))
         pieces[piece] = (ids, classes)
     root = tmp_path_factory.mktemp("evaluate")
-    names = ("piece_id", "position", "token", "offset", "duration", "velocity", "pitches")
+    names = ("piece_id", "position", "token", "offset", "duration", "velocity", "pitches", "program")
     (root / "corpus/notes").mkdir(parents=True)
     pq.write_table(pa.table({name: list(column) for name, column in zip(names, zip(*rows))}),
                    root / "corpus/notes/part-0.parquet")

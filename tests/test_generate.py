@@ -14,7 +14,7 @@ from conftest import ROOT
 from midi_bytes import midi_file, off, on, track
 from readers import (SCORE_GRID, assert_midi_plays, musicxml_title, read_midi_with_mido, read_musicxml, read_wav,
                      sounding)
-from lstm_composer.dataset import TokenStream
+from lstm_composer.tables import TokenStream
 from lstm_composer.generate import (GenerateConfig, GenerationError, Sampling, TrainedModel, compose,
                                     longest_copy, longest_cycle, sample)
 from lstm_composer.presets import PRESETS

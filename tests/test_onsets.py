@@ -4,7 +4,8 @@ import pytest
 
 from conftest import ROOT, SHARED_MIDI
 from humanize import humanize
-from lstm_composer.corpus import ParseConfig, parse_corpus, parse_piece
+from lstm_composer.corpus import ParseConfig, parse_corpus
+from lstm_composer.piece import parse_piece
 from lstm_composer.midi import read_midi, seconds_at
 from lstm_composer.tokens import (PERFORMED_TOLERANCE_MS, looks_performed, onset_tolerance, parse_onset_tolerance,
                                   tokenize)
@@ -36,7 +37,7 @@ def test_grouping_recovers_the_tokens_of_a_humanized_file(name):
     piece, tokens = parse_piece(name, played)  # auto: the parse job's default
 
     assert looks_performed(read_midi(played)) and not looks_performed(song)
-    assert piece[-1] == PERFORMED_TOLERANCE_MS
+    assert piece.onset_tolerance_ms == PERFORMED_TOLERANCE_MS
     assert [(t.token, t.pitches) for t in tokens] == [(t.token, t.pitches) for t in score]
     # each token starts at its group's first note as played
     assert [t.offset for t in tokens] == [min(onset_ticks[i] for i in group) / 384 for group in groups_of(song)]

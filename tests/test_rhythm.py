@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT
 from humanize import humanize
-from lstm_composer.dataset import read_token_stream
+from lstm_composer.tables import Corpus, read_token_stream
 from lstm_composer.expression import SECOND_VALUES, Expression
 from lstm_composer.generate import GenerateConfig, compose, primer_from_file
 from lstm_composer.midi import read_midi
@@ -72,12 +72,12 @@ def test_a_seconds_model_reads_each_pieces_tempo_map(tmp_path):
     rows += [("b", i, "C4", q, 1.0, 64) for i, q in enumerate([0.0, 1.0])]
     write_corpus(tmp_path, rows, {"a": [(0.0, 120.0), (2.0, 60.0)], "b": [(0.0, 240.0)]})
     seconds = Expression.for_rhythm("seconds")
-    stream = read_token_stream(str(tmp_path / "notes"), Vocabulary(["C4"]), seconds)
+    stream = read_token_stream(Corpus(str(tmp_path)), Vocabulary(["C4"]), seconds)
     values = np.array(seconds.ioi)
     assert values[stream.expression[:, 0]].tolist() == pytest.approx([0.0, 0.5, 0.5, 2.0, 0.0, 0.25], rel=0.1)
     assert np.array(SECOND_VALUES)[stream.expression[:, 1]].tolist() == pytest.approx(
         [0.25, 0.25, 0.5, 0.5, 0.25, 0.25], rel=0.1)
-    beats = read_token_stream(str(tmp_path / "notes"), Vocabulary(["C4"]), Expression())
+    beats = read_token_stream(Corpus(str(tmp_path)), Vocabulary(["C4"]), Expression())
     assert np.array(Expression().ioi)[beats.expression[:, 0]].tolist() == [0.0, 1.0, 1.0, 2.0, 0.0, 1.0]
 
 

@@ -89,3 +89,24 @@ def test_a_local_workspace_is_the_folder_itself(tmp_path):
     assert workspace.sync() == 0
     workspace.close()
     assert (tmp_path / "run" / "x").exists()
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_rename_moves_a_whole_folder_and_makes_the_targets_parent(tmp_path, request, where):
+    """What the parse job's commit does with its staging folders, on every storage it supports."""
+    if where == "s3":
+        name, client = request.getfixturevalue("bucket")
+        root = f"s3a://{name}/corpus"
+    else:
+        root = f"file://{tmp_path}/corpus"
+    staged = storage.join(root, "notes", "_staging-1")
+    storage.write_bytes(storage.join(staged, "part-0.parquet"), b"rows")
+    storage.write_bytes(storage.join(staged, "deep", "part-1.parquet"), b"more")
+    storage.rename(staged, storage.join(root, "notes", "run=1"))
+    assert storage.list_names(storage.join(root, "notes")) == ["run=1"]
+    assert storage.files_under(storage.join(root, "notes")) == {"run=1/deep/part-1.parquet": 4, "run=1/part-0.parquet": 4}
+    storage.rename(storage.join(root, "notes", "run=1", "part-0.parquet"), storage.join(root, "new", "a.parquet"))
+    assert storage.read_bytes(storage.join(root, "new", "a.parquet")) == b"rows"
+    assert not storage.exists(storage.join(root, "notes", "run=1", "part-0.parquet"))
+    if where == "s3":
+        assert sorted(objects(client, name)) == ["corpus/new/a.parquet", "corpus/notes/run=1/deep/part-1.parquet"]

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lstm_composer.dataset import notes_voicings
+from lstm_composer.tables import Corpus, notes_voicings
 
 from lstm_composer.tokens import note_name, token_for
 from lstm_composer.voicing import Voicings, allowed_basses, chord_type, relative_classes
@@ -55,7 +55,7 @@ def test_the_notes_table_gives_voicings_and_top_voice_steps(tmp_path):
         pq.write_table(pa.table({"piece_id": [r[0] for r in piece], "position": [r[1] for r in piece],
                                  "token": [r[2] for r in piece],
                                  "pitches": pa.array([r[3] for r in piece], pa.list_(pa.int32()))}), run / name)
-    voicings = notes_voicings(str(tmp_path / "notes"))
+    voicings = notes_voicings(Corpus(str(tmp_path)))
     # Into C major from C4: up 4 to its top E4; into D minor from G4: down 2 to F4. The first
     # chord of piece b has nothing before it in its piece.
     assert voicings.top_steps == {-2: 1, 4: 1}

@@ -25,13 +25,12 @@ import math
 from dataclasses import asdict, replace
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from lstm_composer import model_dir as run_files
-from lstm_composer.dataset import TokenStream
 from lstm_composer.generate import GenerateConfig, TrainedModel, compose
 from lstm_composer.ngram import KneserNey, unigram_add_one
-from lstm_composer.statistics import FEATURES, Onset, overlaps, pooled
+from lstm_composer.statistics import FEATURES, overlaps, pooled
+from lstm_composer.tables import Corpus, TokenStream, read_played
 
 BATCH = 256
 CONTEXTS = (1, 4, 16)
@@ -74,14 +73,13 @@ def evaluate(model_dir: str, pieces: int = 3, length: int = 500, seed: int = 0) 
         result["batch_norm_check"] = check
 
     generated, everything_generated = [], []
-    onsets = corpus_onsets(model.corpus_path, stream)
+    onsets = read_played(Corpus(model.corpus_path))
     reference = pooled(onsets[stream.piece_ids[i]] for i in training)
     for i in range(pieces):
         piece = compose(GenerateConfig(model_dir, length=length, seed=seed + i), model)
         report = {key: value for key, value in asdict(piece.report).items() if key not in ("primer", "sampling")}
-        played = [Onset(e.offset, e.duration, e.velocity, e.pitches) for e in piece.events]
-        generated.append({**report, "overlaps": overlaps(played, reference)})
-        everything_generated += played
+        generated.append({**report, "overlaps": overlaps(piece.events, reference)})
+        everything_generated += piece.events
     real = [{"piece_id": stream.piece_ids[i], "tokens": len(stream.piece(i)),
              "overlaps": overlaps(onsets[stream.piece_ids[i]], reference)} for i in held_out]
     together = [onset for i in held_out for onset in onsets[stream.piece_ids[i]]]
@@ -255,21 +253,6 @@ class NetworkScorer:
 def _chosen(probabilities: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """-ln of each row's probability of its target."""
     return -np.log(np.maximum(probabilities[np.arange(len(targets)), targets], 1e-12))
-
-
-def corpus_onsets(corpus_path: str, stream: TokenStream) -> dict[str, list[Onset]]:
-    """Every piece of the notes table as played (offset, duration, velocity, pitches), by piece id."""
-    from lstm_composer import storage
-
-    filesystem, path = storage.resolve(f"{corpus_path}/notes")
-    table = pq.read_table(path, filesystem=filesystem,
-                          columns=["piece_id", "position", "offset", "duration", "velocity", "pitches"])
-    table = table.sort_by([("piece_id", "ascending"), ("position", "ascending")])
-    onsets: dict[str, list[Onset]] = {}
-    for piece, offset, duration, velocity, pitches in zip(*(table[c].to_pylist() for c in (
-            "piece_id", "offset", "duration", "velocity", "pitches"))):
-        onsets.setdefault(piece, []).append(Onset(offset, duration, velocity, pitches))
-    return onsets
 
 
 def summary(result: dict) -> str:

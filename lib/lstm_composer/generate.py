@@ -19,7 +19,7 @@ import numpy as np
 
 from lstm_composer import model_dir as run_files
 from lstm_composer import storage
-from lstm_composer.dataset import TokenStream, read_token_stream
+from lstm_composer.tables import Corpus, TokenStream, read_token_stream
 from lstm_composer.expression import GRID_SHARE, Expression, beat_phase, metric_grid
 from lstm_composer.presets import ModelConfig
 from lstm_composer.events import PAPER_STEP, Event, fixed_step
@@ -152,11 +152,11 @@ class TrainedModel:
 
     @cached_property
     def _corpus(self) -> TokenStream:
-        notes = f"{self.corpus_path}/notes"
+        corpus = Corpus(self.corpus_path)
         try:
-            return read_token_stream(notes, self.vocabulary, self.expression, bass=self.config.bass)
+            return read_token_stream(corpus, self.vocabulary, self.expression, bass=self.config.bass)
         except FileNotFoundError:
-            raise GenerationError(f"the corpus this model was trained on, {notes}, is not there: it is "
+            raise GenerationError(f"the corpus this model was trained on, {corpus.notes}, is not there: it is "
                                   f"needed for a training window to start from and for the copy report") from None
 
 
@@ -179,16 +179,15 @@ def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression |
     (`onset_tolerance_ms`, None: auto); tokens the model never saw are skipped and reported.
     For a model whose rhythm is in seconds, its events are placed for an output at `tempo`.
     With `bass` and `phase`, each token's lowest pitch and beat phase are attributes too."""
-    from lstm_composer.corpus import parse_piece
+    from lstm_composer.piece import parse_piece
 
     try:
         content = storage.read_bytes(path)
     except OSError as error:
         raise GenerationError(f"cannot read the primer {path}: {error.strerror or error}") from None
     piece, tokens = parse_piece(path, content, onset_tolerance_ms=onset_tolerance_ms)
-    status, reason = piece[2], piece[3]
-    if status != "ok":
-        raise GenerationError(f"the primer {path} has no notes to start from: {reason}")
+    if piece.status != "ok":
+        raise GenerationError(f"the primer {path} has no notes to start from: {piece.error}")
     kept = [t for t in tokens if t.token in vocabulary.index]
     skipped = sorted({t.token for t in tokens if t.token not in vocabulary.index})
     if not kept:
@@ -197,7 +196,7 @@ def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression |
     classes = last_phase = None
     offsets, durations = np.array([t.offset for t in kept]), np.array([t.duration for t in kept])
     if expression:
-        timing = expression.timing(offsets, durations, piece[6])  # by the file's tempo map
+        timing = expression.timing(offsets, durations, piece.tempos)  # by the file's tempo map
         classes = expression.classes(*timing, np.array([t.velocity for t in kept]))
         phases = beat_phase(offsets, expression.phases)
         last_phase = int(phases[-1])

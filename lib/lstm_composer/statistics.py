@@ -8,7 +8,7 @@ the same distribution, 0 for nothing in common.
 """
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple, Sequence
+from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
@@ -25,13 +25,16 @@ GAP_VALUES = (0.0,) + MEASURED_VALUES
 FEATURES = ("pitch", "lowest_pitch", "notes_per_onset", "onset_gap", "duration", "velocity", "top_voice_interval")
 
 
-class Onset(NamedTuple):
-    """What sounds from one moment on: a token as played."""
+class Onset(Protocol):
+    """What sounds from one moment on: a token of the notes table (`tokens.Token`) or as
+    generation played it (`events.Event`)."""
 
     offset: float  # quarter lengths
     duration: float  # quarter lengths
     velocity: int
-    pitches: Sequence[int]
+
+    @property
+    def pitches(self) -> Sequence[int]: ...
 
 
 def histograms(onsets: Sequence[Onset]) -> dict[str, np.ndarray]:

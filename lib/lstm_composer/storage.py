@@ -183,6 +183,24 @@ def delete(uri: str) -> None:
         filesystem.delete_file(path)
 
 
+def rename(source: str, target: str) -> None:
+    """Move a file or a whole folder to `target`, which must not exist yet (its parent is made).
+    A rename where the filesystem has one (local, HDFS): atomic. On an object store (S3, GCS),
+    a copy of each object, then the delete of the source: a reader may see both for a while."""
+    filesystem, source_path = resolve(source)
+    target_path = resolve(target)[1]
+    if filesystem.type_name not in OBJECT_STORES:
+        filesystem.create_dir(target_path.rsplit("/", 1)[0], recursive=True)
+        filesystem.move(source_path, target_path)
+        return
+    if filesystem.get_file_info(source_path).type == fs.FileType.File:
+        filesystem.copy_file(source_path, target_path)
+    else:
+        for relative in files_under(source):
+            filesystem.copy_file(f"{source_path}/{relative}", f"{target_path}/{relative}")
+    delete(source)
+
+
 def get_folder(uri: str, local: str | Path) -> None:
     """Download every file below the folder `uri` into `local`."""
     for relative in files_under(uri):

@@ -2,7 +2,7 @@
 
 The driver reads the vocabulary and each piece's token count from the notes table, holds
 out a seeded share of the pieces for validation, cuts the pieces into one range per rank
-(`dataset.plan_shards`), and writes `config.json` and `vocab.json`; `horovod.spark.run` then
+(`tables.plan_shards`), and writes `config.json` and `vocab.json`; `horovod.spark.run` then
 starts one rank per Spark task. Each rank reads only its range of the notes table with
 pyarrow, streams its windows, and trains with Horovod's `DistributedOptimizer`; rank 0 alone
 touches the model directory (any location `storage` knows): a checkpoint (weights and
@@ -26,6 +26,7 @@ from lstm_composer.hardware import training_precision
 from lstm_composer.model_dir import ModelDirError
 from lstm_composer.presets import ModelConfig
 from lstm_composer.progress import ConsoleRelay, RelayAddress, progress_printer, send_output_to_driver
+from lstm_composer.tables import Corpus
 from lstm_composer.tokens import Vocabulary
 
 CALIBRATION_CHUNK = 256  # windows per network call when BatchNorm statistics are re-estimated
@@ -66,8 +67,8 @@ class TrainConfig:
                 raise ValueError(f"{label} must be positive, got {value}")
 
     @property
-    def notes_path(self) -> str:
-        return f"{self.corpus_path}/notes"
+    def corpus(self) -> Corpus:
+        return Corpus(self.corpus_path)
 
 
 @dataclass(frozen=True)
@@ -83,18 +84,18 @@ class TrainSummary:
     rank_peak_rss: tuple[int, ...] = ()  # per rank: the process's peak resident memory
 
 
-def _settings(config: TrainConfig, validation_pieces: list[str]) -> dict:
+def _settings(config: TrainConfig, held_out: tuple[str, ...]) -> dict:
     return {"model": config.model.to_dict(), "corpus_path": config.corpus_path, "epochs": config.epochs,
             "num_proc": config.num_proc, "seed": config.seed, "val_fraction": config.val_fraction,
-            "validation_pieces": validation_pieces}
+            "validation_pieces": list(held_out)}
 
 
-def prepare_run(config: TrainConfig) -> tuple[Vocabulary, list[str], int, dict[str, int]]:
+def prepare_run(config: TrainConfig) -> tuple[Vocabulary, tuple[str, ...], int, dict[str, int]]:
     """Write config.json, vocab.json and voicings.json for a new run, or check them for a
     resumed one (on the driver, through `storage`). Returns the vocabulary (with every
-    transposition the training may make), the validation pieces, the first epoch to train and
+    transposition the training may make), the held-out pieces, the first epoch to train and
     each piece's token count."""
-    from lstm_composer.dataset import notes_summary, notes_voicings, split_pieces
+    from lstm_composer.tables import hold_out, notes_summary, notes_voicings
     from lstm_composer.tokens import with_transpositions
 
     directory = config.model_dir
@@ -110,20 +111,20 @@ def prepare_run(config: TrainConfig) -> tuple[Vocabulary, list[str], int, dict[s
         run_files.trim_history(directory, first_epoch)
         settings = {**saved, "epochs": config.epochs}
         run_files.write_atomic(config_file, json.dumps(settings, indent=1))
-        return vocabulary, saved["validation_pieces"], first_epoch, notes_summary(config.notes_path)[1]
+        return vocabulary, tuple(saved["validation_pieces"]), first_epoch, notes_summary(config.corpus)[1]
     if run_files.read_checkpoint(directory, "last") is not None:
         raise ModelDirError(f"{directory} already holds a training run: pass --resume to continue it, "
                             f"or choose another --model-dir")
-    corpus_tokens, counts = notes_summary(config.notes_path)
+    corpus_tokens, counts = notes_summary(config.corpus)
     vocabulary = Vocabulary(with_transpositions(corpus_tokens.tokens, config.model.transpose))
-    validation = split_pieces(sorted(counts), config.val_fraction, config.seed)
-    run_files.write_atomic(config_file, json.dumps(_settings(config, validation), indent=1))
+    held_out = hold_out(sorted(counts), config.val_fraction, config.seed)
+    run_files.write_atomic(config_file, json.dumps(_settings(config, held_out), indent=1))
     expression = Expression.for_rhythm(config.model.rhythm) if config.model.expressive else None
     run_files.write_atomic(run_files.file(directory, run_files.VOCAB_FILE),
                            run_files.vocabulary_json(vocabulary, expression))
     run_files.write_atomic(run_files.file(directory, run_files.VOICINGS_FILE),
-                           notes_voicings(config.notes_path).to_json())
-    return vocabulary, validation, 0, counts
+                           notes_voicings(config.corpus).to_json())
+    return vocabulary, held_out, 0, counts
 
 
 def task_slots(spark, needed: int, wait: float) -> int:
@@ -182,17 +183,17 @@ def train(spark, config: TrainConfig) -> TrainSummary:
     """Train on `config.num_proc` Horovod ranks, from scratch or from the last checkpoint."""
     import horovod.spark
 
-    from lstm_composer.dataset import plan_shards
+    from lstm_composer.tables import plan_shards
 
     # Each rank is one Spark task and owns the task's cores.
     threads = config.threads_per_rank or int(spark.sparkContext.getConf().get("spark.task.cpus", "1"))
     config = replace(config, corpus_path=storage.absolute(config.corpus_path),
                      model_dir=storage.absolute(config.model_dir), threads_per_rank=threads)
     check_task_slots(spark, config)
-    vocabulary, validation, first_epoch, counts = prepare_run(config)
+    vocabulary, held_out, first_epoch, counts = prepare_run(config)
     # A dense model learns from any piece of two tokens or more; the paper's from pieces longer than a window.
     shortest = 1 if config.model.dense_targets else config.model.sequence_length
-    shards = plan_shards(counts, validation, config.num_proc, shortest)
+    shards = plan_shards(counts, held_out, config.num_proc, shortest)
     local = spark.sparkContext.master.startswith("local")
     driver_host = "127.0.0.1" if local else spark.sparkContext.getConf().get("spark.driver.host")
     relay = ConsoleRelay(driver_host)  # the ranks' lines, on this console as they print them
@@ -230,21 +231,22 @@ def read_shard(config: TrainConfig, vocabulary: Vocabulary, shards, rank: int, s
     stream, validation starts, bytes of token data)."""
     import pyarrow as pa
 
-    from lstm_composer.dataset import Shard, rank_window_starts, read_token_stream
+    from lstm_composer.dataset import rank_window_starts
+    from lstm_composer.tables import Shard, read_token_stream
 
     length, dense, bass = config.model.sequence_length, config.model.dense_targets, config.model.bass
 
     def windows(of, pieces):  # the paper's window starts, or a dense model's rows
         return rank_window_starts(of, length, pieces, 0, 1, dense)
 
-    stream = read_token_stream(config.notes_path, vocabulary, expression, shards.shard(rank), bass=bass)
-    held_out = set(shards.validation)
+    stream = read_token_stream(config.corpus, vocabulary, expression, shards.shard(rank), bass=bass)
+    held_out = set(shards.held_out)
     train_starts = windows(stream, set(stream.piece_ids) - held_out)
     val_stream = stream
-    if shards.validation_by_range:
+    if shards.held_out_by_range:
         val_starts = windows(stream, held_out)
     elif held_out:
-        val_stream = read_token_stream(config.notes_path, vocabulary, expression, Shard(only=shards.validation),
+        val_stream = read_token_stream(config.corpus, vocabulary, expression, Shard(only=shards.held_out),
                                        bass=bass)
         val_starts = windows(val_stream, held_out)
         # every size-th window each; fewer windows than ranks: every rank all of them (the average holds)

@@ -1,0 +1,371 @@
+"""The corpus's two Parquet tables: where they are, their schemas, and how they are read.
+
+    <corpus>/notes   one row per token (`NOTES_SCHEMA`; `tokens.Token` without the piece id)
+    <corpus>/pieces  one row per file a parse run read or decided about (`piece.PieceRow`)
+
+The parse job (`corpus.py`) writes them, one `run=<id>` folder per run in each; training,
+generation and evaluation read them here, with pyarrow, from any location `storage` knows.
+Each notes file is sorted by piece in small row groups, so a training rank that reads one
+range of pieces (`Shard`) skips the row groups of the others by their statistics.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from lstm_composer import storage
+from lstm_composer.expression import Expression, beat_phase
+from lstm_composer.piece import PieceRow
+from lstm_composer.presets import ModelConfig
+from lstm_composer.tokens import Token, Vocabulary
+
+
+def _list(name: str, item: pa.DataType) -> pa.Field:
+    """A nullable list column of nullable items, named as Spark names them."""
+    return pa.field(name, pa.list_(pa.field("element", item)))
+
+
+NOTES_SCHEMA = pa.schema([
+    pa.field("piece_id", pa.string(), nullable=False),
+    *(pa.field(name, kind, nullable=False) for name, kind in zip(Token._fields, (
+        pa.int32(), pa.string(), pa.list_(pa.field("element", pa.int32(), nullable=False)), pa.float64(),
+        pa.float64(), pa.int32(), pa.int32()))),
+])
+PIECES_SCHEMA = pa.schema([
+    pa.field("piece_id", pa.string(), nullable=False),
+    pa.field("path", pa.string(), nullable=False),
+    pa.field("status", pa.string(), nullable=False),
+    pa.field("error", pa.string()),
+    pa.field("n_tokens", pa.int32(), nullable=False),
+    pa.field("ticks_per_quarter", pa.int32()),
+    _list("tempos", pa.struct([pa.field("offset", pa.float64(), nullable=False),
+                               pa.field("bpm", pa.float64(), nullable=False)])),
+    _list("time_signatures", pa.struct([pa.field("offset", pa.float64(), nullable=False),
+                                        pa.field("signature", pa.string(), nullable=False)])),
+    pa.field("onset_tolerance_ms", pa.float64()),
+    pa.field("size", pa.int64()),
+    pa.field("modified", pa.timestamp("us", tz="UTC")),
+])
+assert PIECES_SCHEMA.names == list(PieceRow._fields)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A corpus folder (any location `storage` knows): the parse job's output, training's input."""
+
+    root: str
+
+    @property
+    def notes(self) -> str:
+        return storage.join(self.root, "notes")
+
+    @property
+    def pieces(self) -> str:
+        return storage.join(self.root, "pieces")
+
+
+@dataclass(frozen=True)
+class TokenStream:
+    """All pieces' token ids end to end; piece `i` is `ids[bounds[i]:bounds[i + 1]]`."""
+
+    ids: np.ndarray  # int32
+    bounds: np.ndarray  # int64, len = pieces + 1
+    piece_ids: list[str]
+    expression: np.ndarray | None = None  # (tokens, 3) int32: ioi, duration, velocity classes
+    bass: np.ndarray | None = None  # int32: each token's lowest MIDI pitch
+    phase: np.ndarray | None = None  # int32: where each onset falls within its beat (expression.beat_phase)
+
+    def attributes(self, config: ModelConfig) -> np.ndarray:
+        """(tokens, attributes) int32: the columns `config.attributes` name, in order."""
+        columns = [self.ids[:, None]]
+        if config.expressive:
+            columns.append(self.expression)
+        if config.bass:
+            columns.append(self.bass[:, None])
+        if config.phase:
+            columns.append(self.phase[:, None])
+        return np.concatenate(columns, axis=1).astype(np.int32)
+
+    def piece(self, i: int) -> np.ndarray:
+        return self.ids[self.bounds[i]:self.bounds[i + 1]]
+
+    def rows(self, pieces) -> list[int]:
+        """The row (index into `piece_ids`) of each of these pieces the stream holds, in its order."""
+        wanted = set(pieces)
+        return [i for i, piece in enumerate(self.piece_ids) if piece in wanted]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.ids, self.bounds, self.expression, self.bass, self.phase)
+                   if a is not None)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The pieces a rank reads: `first <= piece_id < end` (an end that is None is open), and of
+    those only the ones in `only`, when given."""
+
+    first: str | None = None
+    end: str | None = None
+    only: tuple[str, ...] | None = None
+
+    def filter(self):
+        """The pyarrow filter: the range prunes row groups by their statistics."""
+        piece = pc.field("piece_id")
+        conditions = ([piece >= self.first] if self.first is not None else []) + (
+            [piece < self.end] if self.end is not None else []) + (
+            [piece.isin(list(self.only))] if self.only is not None else [])
+        if not conditions:
+            return None
+        combined = conditions[0]
+        for condition in conditions[1:]:
+            combined = combined & condition
+        return combined
+
+
+def hold_out(piece_ids: list[str], fraction: float, seed: int) -> tuple[str, ...]:
+    """The held-out pieces, sorted: a seeded draw of `fraction` of them (at least one when there
+    are two or more). No window of a held-out piece is trained on; validation and evaluation
+    use them."""
+    if fraction <= 0 or len(piece_ids) < 2:
+        return ()
+    count = min(len(piece_ids) - 1, max(1, round(fraction * len(piece_ids))))
+    order = np.random.default_rng(seed).permutation(len(piece_ids))
+    return tuple(sorted(piece_ids[i] for i in order[:count]))
+
+
+def shard_bounds(counts: dict[str, int], held_out: tuple[str, ...], ranks: int,
+                 sequence_length: int) -> list[str | None]:
+    """Where each rank's range of piece ids starts and ends (`ranks + 1` values, the outer two
+    None): contiguous ranges of whole pieces with about equal training tokens. Raises when
+    fewer training pieces than ranks are longer than a window."""
+    ids, held_out = sorted(counts), set(held_out)
+    weights = [counts[p] if p not in held_out and counts[p] > sequence_length else 0 for p in ids]
+    trainable = sum(1 for w in weights if w)
+    if trainable < ranks:
+        raise ValueError(f"{trainable} training pieces are longer than the {sequence_length}-token window, "
+                         f"fewer than the {ranks} ranks: every rank trains on whole pieces of its own, so "
+                         f"add MIDI files or lower --num-proc")
+    total, done, bounds = sum(weights), 0, [None]
+    in_range, left = 0, trainable  # weighted pieces in the current range; from this piece on
+    for piece, weight in zip(ids, weights):
+        to_start = ranks - len(bounds)  # ranges after the current one
+        if weight and to_start and in_range and (
+                left <= to_start or done + weight / 2 >= total * len(bounds) / ranks):
+            bounds.append(piece)
+            in_range = 0
+        in_range += bool(weight)
+        left -= bool(weight)
+        done += weight
+    return bounds + [None]
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """What each rank reads: rank `r` the pieces with `bounds[r] <= piece_id < bounds[r + 1]`,
+    training on those not held out. The held-out pieces are sharded by the same ranges when
+    every range holds enough of them (`held_out_by_range`); otherwise every rank reads all of
+    them and validates on every `ranks`-th window."""
+
+    bounds: tuple[str | None, ...]
+    held_out: tuple[str, ...]
+    held_out_by_range: bool
+
+    @property
+    def ranks(self) -> int:
+        return len(self.bounds) - 1
+
+    def shard(self, rank: int) -> Shard:
+        return Shard(self.bounds[rank], self.bounds[rank + 1])
+
+
+def plan_shards(counts: dict[str, int], held_out: tuple[str, ...], ranks: int, sequence_length: int) -> ShardPlan:
+    """Whole pieces per rank, balanced by tokens (`shard_bounds`), and how the held-out pieces
+    are shared: by the same ranges when each range holds at least half its share of their
+    tokens (every rank validates on as many batches as the one with the fewest, so one short
+    held-out piece in a range would leave almost nothing to validate on); otherwise every rank
+    reads them all."""
+    bounds = shard_bounds(counts, held_out, ranks, sequence_length)
+    usable = {p: counts[p] for p in held_out if counts[p] > sequence_length}
+    share = sum(usable.values()) / (2 * ranks)
+    by_range = bool(usable) and all(
+        sum(n for p, n in usable.items() if (first is None or p >= first) and (end is None or p < end)) >= share
+        for first, end in zip(bounds[:-1], bounds[1:]))
+    return ShardPlan(tuple(bounds), tuple(sorted(held_out)), by_range)
+
+
+def read_token_stream(corpus: Corpus, vocabulary: Vocabulary, expression: Expression | None = None,
+                      shard: Shard | None = None, bass: bool = False) -> TokenStream:
+    """Read the notes table in piece and position order, all of it or one `shard`; with
+    `expression`, each token's onset gap, duration and velocity classes (and beat phase) too;
+    with `bass`, each token's lowest pitch."""
+    filesystem, path = storage.resolve(corpus.notes)
+    columns = (["piece_id", "position", "token"] + (["offset", "duration", "velocity"] if expression else [])
+               + (["pitches"] if bass else []))
+    table = pq.read_table(path, filesystem=filesystem, columns=columns,
+                          filters=shard.filter() if shard else None)
+    table = table.sort_by([("piece_id", "ascending"), ("position", "ascending")])
+    ids = pc.index_in(table["token"], value_set=pa.array(vocabulary.tokens))
+    if ids.null_count:
+        unknown = pc.filter(table["token"], pc.is_null(ids)).unique().to_pylist()[:5]
+        raise ValueError(f"the notes table has tokens outside the vocabulary, e.g. {unknown}")
+    piece_column = table["piece_id"]  # compared in Arrow: no Python string per token
+    changes = np.flatnonzero(pc.not_equal(piece_column.slice(1), piece_column.slice(0, len(table) - 1))
+                             .to_numpy(zero_copy_only=False)) + 1
+    bounds = np.concatenate([[0], changes, [len(table)]] if len(table) else [[0]]).astype(np.int64)
+    classes = phase = None
+    if expression:
+        offsets, durations = table["offset"].to_numpy(), table["duration"].to_numpy()
+        if expression.unit != "beats":
+            offsets, durations = _timing_by_piece(corpus, expression, offsets, durations, bounds, piece_column)
+        classes = expression.classes(offsets, durations, table["velocity"].to_numpy(), piece_starts=bounds[:-1])
+        phase = beat_phase(table["offset"].to_numpy(), expression.phases)  # in beats whatever the rhythm's unit
+    return TokenStream(
+        ids=ids.to_numpy(zero_copy_only=False).astype(np.int32),
+        bounds=bounds,
+        piece_ids=piece_column.take(bounds[:-1]).to_pylist(),
+        expression=classes,
+        bass=pc.list_element(table["pitches"], 0).to_numpy().astype(np.int32) if bass else None,
+        phase=phase,
+    )
+
+
+def _timing_by_piece(corpus: Corpus, expression: Expression, offsets: np.ndarray, durations: np.ndarray,
+                     bounds: np.ndarray, piece_column) -> tuple[np.ndarray, np.ndarray]:
+    """Every piece's onsets and durations in the expression's unit, by its tempo map from the
+    `pieces` table."""
+    filesystem, path = storage.resolve(corpus.pieces)
+    rows = pq.read_table(path, filesystem=filesystem, columns=["piece_id", "tempos"]).to_pylist()
+    tempo_maps = {row["piece_id"]: [(t["offset"], t["bpm"]) for t in row["tempos"] or []] for row in rows}
+    offsets, durations = offsets.astype(np.float64), durations.astype(np.float64)
+    for begin, end in zip(bounds[:-1], bounds[1:]):
+        offsets[begin:end], durations[begin:end] = expression.timing(
+            offsets[begin:end], durations[begin:end], tempo_maps.get(piece_column[int(begin)].as_py()))
+    return offsets, durations
+
+
+def read_played(corpus: Corpus) -> dict[str, list[Token]]:
+    """Every piece of the notes table as its rows, in order, by piece id."""
+    filesystem, path = storage.resolve(corpus.notes)
+    table = pq.read_table(path, filesystem=filesystem, columns=NOTES_SCHEMA.names)
+    table = table.sort_by([("piece_id", "ascending"), ("position", "ascending")])
+    played: dict[str, list[Token]] = {}
+    for piece, *row in zip(*(table[name].to_pylist() for name in NOTES_SCHEMA.names)):
+        played.setdefault(piece, []).append(Token(*row))
+    return played
+
+
+def notes_summary(corpus: Corpus) -> tuple[Vocabulary, dict[str, int]]:
+    """The vocabulary and each piece's token count, streamed from the notes table's `piece_id`
+    and `token` columns (read as dictionaries) one batch at a time, on the driver."""
+    filesystem, path = storage.resolve(corpus.notes)
+    options = ds.ParquetFileFormat(read_options={"dictionary_columns": ["piece_id", "token"]})
+    table = ds.dataset(path, filesystem=filesystem, format=options, partitioning="hive")
+    tokens: set[str] = set()
+    counts: dict[str, int] = {}
+    for batch in table.to_batches(columns=["piece_id", "token"], batch_size=1 << 20):
+        tokens.update(batch.column("token").dictionary.to_pylist())
+        for value in pc.value_counts(batch.column("piece_id")).to_pylist():
+            piece = value["values"]
+            counts[piece] = counts.get(piece, 0) + value["counts"]
+    return Vocabulary(tokens), counts
+
+
+def notes_voicings(corpus: Corpus):
+    """How the corpus voices each chord (`voicing.Voicings`): every chord row's token and
+    pitches, and the top voice's step into each chord from the onset before it in its piece,
+    counted in Arrow and NumPy one batch at a time, on the driver. The notes files hold each
+    piece's rows in order (the parse job sorts them); a step is only counted between rows of
+    one piece at consecutive positions."""
+    from lstm_composer.voicing import LEAP_LIMIT, Voicings
+
+    filesystem, path = storage.resolve(corpus.notes)
+    table = ds.dataset(path, filesystem=filesystem, format="parquet", partitioning="hive")
+    counts: Counter = Counter()
+    steps: Counter = Counter()
+    last = (np.array([], dtype=object), np.array([], dtype=np.int64), np.array([], dtype=np.int64))
+    for batch in table.to_batches(columns=["piece_id", "position", "token", "pitches"], batch_size=1 << 20):
+        sizes = pc.list_value_length(batch.column("pitches")).to_numpy(zero_copy_only=False)
+        chords = batch.filter(pc.greater(pc.list_value_length(batch.column("pitches")), 1))
+        spelled = pc.binary_join(pc.cast(chords.column("pitches"), pa.list_(pa.string())), ".")
+        grouped = (pa.table({"token": chords.column("token"), "voicing": spelled})
+                   .group_by(["token", "voicing"]).aggregate([([], "count_all")]))
+        for token, voicing, times in zip(*(grouped.column(i).to_pylist() for i in range(3))):
+            counts[token, voicing] += times
+        # Pitches are sorted, so an onset's highest pitch is the last of its list.
+        tops = batch.column("pitches").flatten().to_numpy()[np.cumsum(sizes) - 1]
+        pieces = np.concatenate([last[0], batch.column("piece_id").to_numpy(zero_copy_only=False)])
+        positions = np.concatenate([last[1], batch.column("position").to_numpy()])
+        tops, sizes = np.concatenate([last[2], tops]), np.concatenate([np.ones(len(last[0]), np.int64), sizes])
+        follows = (pieces[1:] == pieces[:-1]) & (positions[1:] == positions[:-1] + 1) & (sizes[1:] > 1)
+        steps.update(np.clip(np.diff(tops)[follows], -LEAP_LIMIT, LEAP_LIMIT).tolist())
+        last = (pieces[-1:], positions[-1:], tops[-1:])
+    return Voicings.count(((token, [int(p) for p in voicing.split(".")], times)
+                           for (token, voicing), times in counts.items()), top_steps=steps)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the `pieces` table says about the files seen before."""
+
+    files: frozenset[tuple[str, int, int]]  # (path, size, modified ms) not to read again
+    contents: dict[str, str]  # content id → the first path it was parsed from
+
+
+def read_recorded(corpus: Corpus, retry_failed: bool = False) -> Recorded:
+    """Read the `pieces` table (a small table: a row per file). Rows of `duplicate` files name
+    content recorded elsewhere; with `retry_failed`, files and content that failed are not
+    counted as seen."""
+    if not storage.exists(corpus.pieces):  # first run: no table yet
+        return Recorded(frozenset(), {})
+    filesystem, base = storage.resolve(corpus.pieces)
+    columns = pa.schema([("path", pa.string()), ("piece_id", pa.string()), ("status", pa.string()),
+                         ("size", pa.int64()), ("modified", pa.timestamp("ms", tz="UTC"))])
+    table = ds.dataset(base, filesystem=filesystem, format="parquet", schema=columns).to_table()  # older rows: null
+    retried = pa.array(["error"] if retry_failed else [], pa.string())
+    counted = table.filter(pc.invert(pc.is_in(table["status"], retried)))
+    known = counted.filter(pc.is_valid(counted["size"]))
+    files = frozenset(zip(known["path"].to_pylist(), known["size"].to_pylist(),
+                          known["modified"].cast(pa.int64()).to_pylist()))
+    first = counted.filter(pc.not_equal(counted["status"], "duplicate")).sort_by([("path", "descending")])
+    contents = dict(zip(first["piece_id"].to_pylist(), first["path"].to_pylist()))  # the first path wins
+    return Recorded(files, contents)
+
+
+def write_parquet(table: pa.Table, folder: str, **options) -> None:
+    """An Arrow table as the one Parquet file of `folder` (any location `storage` knows)."""
+    filesystem, path = storage.resolve(folder)
+    filesystem.create_dir(path, recursive=True)
+    pq.write_table(table, f"{path}/part-00000.parquet", filesystem=filesystem, **options)
+
+
+def write_notes(notes: pa.RecordBatch, folder: str) -> None:
+    """Notes rows as one Parquet file of `folder`, sorted by piece and position as the Spark
+    job sorts its files (pyarrow's row groups of a million rows are about the 8 MiB of the job's)."""
+    write_parquet(pa.Table.from_batches([notes]).sort_by([("piece_id", "ascending"), ("position", "ascending")]),
+                  folder)
+
+
+def write_pieces(rows: list[PieceRow], folder: str) -> None:
+    """`pieces` rows as one Parquet file of `folder`, written by pyarrow: a Spark job would first
+    carry every row to the JVM and start a Python worker, about a second for a small table."""
+    table = pa.Table.from_arrays([pa.array(list(column), type=field.type)
+                                  for column, field in zip(zip(*rows), PIECES_SCHEMA)], schema=PIECES_SCHEMA)
+    write_parquet(table, folder, use_deprecated_int96_timestamps=True)  # as Spark writes timestamps
+
+
+def notes_batch(pieces: list[tuple[PieceRow, list[Token]]]) -> pa.RecordBatch:
+    """The notes rows of parsed pieces, as one Arrow record batch."""
+    columns = [[] for _ in NOTES_SCHEMA]
+    for row, tokens in pieces:
+        columns[0].extend([row.piece_id] * len(tokens))
+        for column, values in zip(columns[1:], zip(*tokens)):
+            column.extend(values)
+    return pa.RecordBatch.from_arrays([pa.array(column, type=field.type)
+                                       for column, field in zip(columns, NOTES_SCHEMA)], schema=NOTES_SCHEMA)
