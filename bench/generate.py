@@ -54,7 +54,7 @@ def paper_way(network, window: np.ndarray, n_vocab: int) -> list[int]:
 
 def project_way(model, window: np.ndarray, carried: bool = False) -> list[int]:
     from lstm_composer.generate import Sampling, continuation
-    from lstm_composer.model import Decoder
+    from lstm_composer.decoder import Decoder
 
     decoder = Decoder(model.network, model.config, len(model.vocabulary))
     primed = decoder.prime(window)

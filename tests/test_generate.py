@@ -41,22 +41,6 @@ def randomised(network, seed: int):
     return network
 
 
-@pytest.mark.parametrize("encoding", ["scalar", "embedding"])
-def test_decoder_gives_what_keras_gives_for_a_window(encoding):
-    from lstm_composer.dataset import encode_windows
-    from lstm_composer.model import Decoder, build_model
-
-    config = replace(PRESETS["tiny"], input_encoding=encoding, embedding_dim=6, sequence_length=12)
-    network = randomised(build_model(config, len(TOKENS)), seed=1)
-    decoder = Decoder(network, config, len(TOKENS))
-    rng = np.random.default_rng(2)
-    for _ in range(3):
-        window = rng.integers(len(TOKENS), size=config.sequence_length)
-        expected = network(encode_windows(tf.constant([window]), config, len(TOKENS)), training=False).numpy()[0]
-        probabilities, _ = decoder.prime(window)
-        np.testing.assert_allclose(probabilities[0], expected, atol=1e-5)
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A model directory as training writes it, with random weights and a three-piece corpus
@@ -292,22 +276,6 @@ def expressive_config():
     return replace(PRESETS["expressive"], sequence_length=12, lstm_units=(16, 16), dense_units=16,
                    embedding_dim=6, precision="float32", bass=False, pointer=False, dense_targets=False, phase=False,
                    transpose=(0, 0))
-
-
-def test_decoder_gives_what_keras_gives_for_every_head_of_an_expressive_model():
-    from lstm_composer.expression import ATTRIBUTES, Expression
-    from lstm_composer.model import Decoder, build_model
-
-    config, sizes = expressive_config(), Expression().sizes()
-    network = randomised(build_model(config, len(TOKENS), expression_sizes=sizes), seed=4)
-    decoder = Decoder(network, config, len(TOKENS))
-    rng = np.random.default_rng(5)
-    window = np.stack([rng.integers(n, size=12) for n in (len(TOKENS), *sizes[:3])], axis=1)  # no beat phase
-    expected = network({name: tf.constant(window[None, :, i]) for i, name in enumerate(ATTRIBUTES)}, training=False)
-    probabilities, _ = decoder.prime(window)
-    assert len(probabilities) == 4
-    for head, keras_head in zip(probabilities, expected):
-        np.testing.assert_allclose(head, keras_head.numpy()[0], atol=1e-5)
 
 
 def expressive_model_dir(tmp_path, steps: list[float], config, first_offset: float = 0.0):

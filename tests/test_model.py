@@ -1,4 +1,4 @@
-"""The composer's network: dense heads, the pointer, the bass head, and the step decoder against Keras."""
+"""The composer's network: dense heads, the pointer and the bass head (the step decoder: test_decoder.py)."""
 from dataclasses import replace
 
 import numpy as np
@@ -16,13 +16,6 @@ def small_config(**changes) -> ModelConfig:
                    **changes)
 
 
-def randomised(network, seed):
-    rng = np.random.default_rng(seed)
-    for layer in network.layers:
-        layer.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()])
-    return network
-
-
 def random_inputs(rng, vocab_size, steps):
     from lstm_composer.model import CHOSEN_TOKEN
 
@@ -31,42 +24,6 @@ def random_inputs(rng, vocab_size, steps):
     inputs = {name: rng.integers(size, size=(1, steps)) for name, size in columns.items()}
     inputs[CHOSEN_TOKEN] = np.concatenate([inputs["token"][:, 1:], rng.integers(vocab_size, size=(1, 1))], 1)
     return inputs
-
-
-def without_distance_weights(network):
-    """The network as a model saved before the pointer had its weights per distance."""
-    from lstm_composer.model import pointer_class
-
-    def clone(layer):
-        if layer.name != "next_token":
-            return layer.__class__.from_config(layer.get_config())
-        settings = layer.get_config()
-        del settings["lags"]  # not in an older model's saved configuration
-        return pointer_class().from_config(settings)
-
-    return tf.keras.models.clone_model(network, clone_function=clone)
-
-
-@pytest.mark.parametrize("steps, older", [(10, False), (25, False), (25, True)])  # within the window, and
-def test_the_decoder_gives_what_keras_gives_at_every_position(steps, older):  # well past the pointer's span
-    from lstm_composer.model import CHOSEN_TOKEN, Decoder, build_model
-
-    config = small_config()
-    vocab = 5  # few tokens: many repeated motifs for the pointer to match
-    network = build_model(config, vocab, expression_sizes=SIZES, window=None)
-    network = randomised(without_distance_weights(network) if older else network, seed=1)
-    assert len(network.get_layer("next_token").get_weights()) == (5 if older else 6)
-    inputs = random_inputs(np.random.default_rng(2), vocab, steps)
-    expected = [o.numpy()[0] for o in network(inputs, training=False)]
-    decoder = Decoder(network, config, vocab)
-    state = decoder.initial_state()
-    for t in range(steps):
-        probabilities, state = decoder.step([inputs[name][0, t] for name in config.attributes], state)
-        for head, p in enumerate(probabilities):
-            np.testing.assert_allclose(p, expected[head][t], atol=1e-5)
-        np.testing.assert_allclose(decoder.bass_probabilities(state, inputs[CHOSEN_TOKEN][0, t]),
-                                   expected[4][t], atol=1e-5)
-        assert len(state.keys) == min(t, config.sequence_length - 1)
 
 
 def test_a_dense_network_predicts_every_position_and_its_pointer_copies_what_followed():
@@ -108,3 +65,22 @@ def test_the_composer_presets_learn_more_and_the_papers_stay_the_baseline():
     assert preset("small").head_weights == {"next_token": 1.0, "next_ioi": 1.0, "next_duration": 1.0,
                                             "next_velocity": 1.0, "next_bass": 1.0}
     assert preset("small").attributes == ("token", "ioi", "duration", "velocity", "bass", "phase")
+
+
+@pytest.mark.parametrize("imports", ["import lstm_composer, tensorflow as tf", "import tensorflow as tf, lstm_composer"],
+                         ids=["the package first", "tensorflow first"])
+def test_importing_the_package_lets_plain_keras_open_a_saved_network_in_a_fresh_process(tmp_path, imports):
+    """What a user of the model directory does: no call into the project before loading."""
+    import subprocess
+    import sys
+
+    from lstm_composer.model import build_model
+
+    network = build_model(small_config(), 7, expression_sizes=SIZES)
+    network.save(tmp_path / "model.keras")
+    opened = subprocess.run(
+        [sys.executable, "-c", f"{imports}; import sys; network = tf.keras.models.load_model(sys.argv[1]); "
+                               f"print(type(network.get_layer('next_token')).__name__, len(network.get_weights()))",
+         str(tmp_path / "model.keras")], capture_output=True, text=True)
+    assert opened.returncode == 0, opened.stderr[-2000:]
+    assert opened.stdout.split() == ["Pointer", str(len(network.get_weights()))]

@@ -495,7 +495,7 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
     """Prime the network once, then draw `config.length` positions; with `max_copy`, draw again
     (the same seeded stream goes on) while a longer run than that is copied from the corpus.
     `model`: `config.model_dir` already loaded, to compose several pieces from one load."""
-    from lstm_composer.model import Decoder
+    from lstm_composer.decoder import Decoder
 
     model = model or TrainedModel.load(config.model_dir)
     vocabulary, expression = model.vocabulary, model.expression

@@ -170,9 +170,7 @@ def load_network(model_dir: str | Path):
     """The best network of a run, as plain Keras."""
     import tensorflow as tf
 
-    from lstm_composer.model import pointer_class
-
-    pointer_class()  # registers the pointer head's layer, which a model may hold
+    import lstm_composer.model  # noqa: F401  (registers the pointer head's layer, which a model may hold)
     path = file(model_dir, MODEL_FILE)
     if not storage.is_file(path):
         raise ModelDirError(f"{path} is missing: the run has not finished an epoch yet, "
