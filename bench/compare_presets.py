@@ -38,7 +38,7 @@ def main() -> None:
     if args.keep and args.keep.exists() and any(args.keep.iterdir()):
         parser.error(f"--keep {args.keep} is not empty: a model directory there would be resumed, not trained anew")
 
-    from lstm_composer.model_dir import read_history
+    from lstm_composer.model_dir import ModelDir
 
     curves = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -59,7 +59,7 @@ def main() -> None:
                  "--epochs", "10000", "--num-proc", "2", "--max-minutes", str(args.minutes),
                  "--steps-per-epoch", str(args.steps_per_epoch), "--val-steps", str(args.val_steps)],
                 env=ENV, check=True, capture_output=True)
-            rows = read_history(model_dir)
+            rows = ModelDir(str(model_dir)).history()
             elapsed, minutes = 0.0, []
             for row in rows:
                 elapsed += float(row["seconds"]) / 60

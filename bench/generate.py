@@ -53,8 +53,8 @@ def paper_way(network, window: np.ndarray, n_vocab: int) -> list[int]:
 
 
 def project_way(model, window: np.ndarray, carried: bool = False) -> list[int]:
-    from lstm_composer.generate import Sampling, continuation
     from lstm_composer.decoder import Decoder
+    from lstm_composer.generate import Sampling, continuation
 
     decoder = Decoder(model.network, model.config, len(model.vocabulary))
     primed = decoder.prime(window)
@@ -73,15 +73,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, help="a model trained with the paper's scalar input encoding")
     args = parser.parse_args()
-    from lstm_composer.generate import Sampling, TrainedModel, primer_from_corpus
+    from lstm_composer.generate import Sampling
+    from lstm_composer.model_dir import ModelDir
+    from lstm_composer.primers import primer_from_corpus
 
     with tempfile.TemporaryDirectory() as scratch:
         model_dir = args.model_dir or make_model(Path(scratch))
-        model = TrainedModel.load(str(model_dir))
+        model = ModelDir(str(model_dir)).load()
         if model.config.input_encoding != "scalar":
             sys.exit(f"{model_dir} was trained with preset {model.config.name}, not the paper's scalar input")
-        primer = primer_from_corpus(model.corpus(), model.vocabulary, model.config, np.random.default_rng(0),
-                                    model.validation_pieces)
+        primer = primer_from_corpus(model.tokens(), model.vocabulary, model.config, np.random.default_rng(0),
+                                    model.held_out)
         window = np.array(model.vocabulary.encode(primer.tokens))
         paper_seconds, paper_tokens = timed(paper_way, model.network, window, len(model.vocabulary))
         project_seconds, project_tokens = timed(project_way, model, window)

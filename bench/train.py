@@ -87,9 +87,9 @@ def horovod_run(master: str, corpus: Path, scratch: Path, preset: str, ranks: in
          "--epochs", str(EPOCHS), "--steps-per-epoch", str(STEPS), "--num-proc", str(ranks),
          "--val-fraction", "0"],
         env=ENV, check=True, capture_output=True)
-    from lstm_composer.model_dir import read_history
+    from lstm_composer.model_dir import ModelDir
 
-    return float(read_history(model_dir)[-1]["sequences_per_second"])
+    return float(ModelDir(str(model_dir)).history()[-1]["sequences_per_second"])
 
 
 def main() -> None:

@@ -2,25 +2,26 @@
 
     python jobs/evaluate.py --model-dir models/run1 --pieces 3 --length 500
 
-Prints per-head cross-entropy, perplexity and accuracy on the validation windows, and for each
-generated piece its distinct tokens, onset gaps, durations and velocity bins and its copy
-report; writes the same to <model-dir>/evaluation.json.
+Prints per-head cross-entropy, perplexity and accuracy on the held-out pieces beside n-gram
+models', the context curve, and how close generated pieces (drawn with the same sampling flags
+as jobs/generate.py) and the held-out pieces come to the training pieces; writes the same to
+<model-dir>/evaluation.json.
 """
 import argparse
 import sys
 
+from generation_flags import add_generation_flags, sampling
 from lstm_composer.evaluate import evaluate, summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", required=True)
-    parser.add_argument("--pieces", type=int, default=3, help="pieces to generate")
-    parser.add_argument("--length", type=int, default=500, help="tokens per generated piece")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first generated piece")
+    add_generation_flags(parser)
+    parser.add_argument("--pieces", type=int, default=3, help="pieces to generate (seeds --seed, --seed + 1, ...)")
     args = parser.parse_args()
     try:
-        result = evaluate(args.model_dir, pieces=args.pieces, length=args.length, seed=args.seed)
+        result = evaluate(args.model_dir, pieces=args.pieces, length=args.length, seed=args.seed,
+                          sampling=sampling(args))
     except ValueError as error:
         sys.exit(f"evaluate: {error}")
     print(summary(result))

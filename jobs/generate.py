@@ -10,24 +10,15 @@ audio (WAV, through FluidSynth: `make audio-deps`).
 import argparse
 import sys
 
-from lstm_composer.generate import GenerateConfig, Sampling, compose
-from lstm_composer.render import (MAX_TEMPO, MIN_TEMPO, AudioUnavailable, plot_piano_roll, write_audio, write_midi,
-                                   write_musicxml)
+from generation_flags import add_generation_flags, sampling
+from lstm_composer.generate import GenerateConfig, compose
+from lstm_composer.render import MAX_TEMPO, MIN_TEMPO, PieceFiles, write_piece
 from lstm_composer.tokens import parse_onset_tolerance
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", required=True)
-    parser.add_argument("--length", type=int, default=500, help="new tokens to generate")
-    parser.add_argument("--seed", type=int, default=0, help="same seed, same piece")
-    parser.add_argument("--temperature", type=float, default=1.0, help="below 1 safer, above 1 wilder")
-    parser.add_argument("--top-k", type=int, help="draw among the k likeliest tokens only (1: argmax)")
-    parser.add_argument("--top-p", type=float, help="draw among the likeliest tokens that reach this probability")
-    parser.add_argument("--loop-limit", type=int, default=24,
-                        help="longest stretch repeating a pattern of up to 8 tokens (0: no limit)")
-    parser.add_argument("--refresh", type=int, default=32,
-                        help="rebuild the network's state from its last window every N tokens (0: carry it on)")
+    add_generation_flags(parser)
     parser.add_argument("--primer", help="a MIDI file to continue (default: a random training window)")
     parser.add_argument("--onset-tolerance", type=parse_onset_tolerance, default=None, metavar="MS|auto",
                         help="how the primer's notes form tokens, as in jobs/parse.py (default: auto)")
@@ -44,33 +35,19 @@ def main() -> None:
     if not MIN_TEMPO <= args.tempo <= MAX_TEMPO:
         parser.error(f"--tempo {args.tempo:g} is outside what a MIDI file can hold: from {MIN_TEMPO:.2f} BPM "
                      f"(its tempo event stores at most 16,777,215 microseconds per quarter note) to {MAX_TEMPO:,.0f}")
-
+    files = PieceFiles(args.output, args.tempo, args.program, args.musicxml, args.plot, args.audio)
     try:
-        config = GenerateConfig(model_dir=args.model_dir, length=args.length, seed=args.seed,
-                                sampling=Sampling(args.temperature, args.top_k, args.top_p,
-                                                  args.loop_limit or None, refresh=args.refresh or None),
-                                primer_path=args.primer, max_copy=args.max_copy,
-                                onset_tolerance_ms=args.onset_tolerance, tempo=args.tempo)
-        piece = compose(config)
+        piece = compose(GenerateConfig(model_dir=args.model_dir, length=args.length, seed=args.seed,
+                                       sampling=sampling(args), primer_path=args.primer, max_copy=args.max_copy,
+                                       onset_tolerance_ms=args.onset_tolerance, tempo=args.tempo))
     except ValueError as error:  # a bad flag, a damaged model directory, an unusable primer
         sys.exit(f"generate: {error}")
-    events = piece.events
-    midi = write_midi(events, args.output, tempo=args.tempo, program=args.program)
-    report = midi.with_suffix(".report.json")
-    report.write_text(piece.report.to_json())
-    written = [midi, report]
-    if args.musicxml:
-        written.append(write_musicxml(events, midi.with_suffix(".musicxml"),
-                                      tempo=args.tempo, program=args.program))
-    if args.plot:
-        written.append(plot_piano_roll(events, midi.with_suffix(".png")))
+    written = write_piece(piece.events, piece.report.to_json(), files)
     print(piece.report.summary())
-    try:
-        if args.audio:
-            written.append(write_audio(midi, midi.with_suffix(".wav")))
-    except AudioUnavailable as error:
-        sys.exit(f"wrote {', '.join(str(path.resolve()) for path in written)}; no audio: {error}")
-    print("wrote " + ", ".join(str(path.resolve()) for path in written))
+    paths = ", ".join(str(path.resolve()) for path in written.paths)
+    if written.audio_missing:
+        sys.exit(f"wrote {paths}; no audio: {written.audio_missing}")
+    print(f"wrote {paths}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import argparse
 from pyspark.sql import SparkSession
 
 from lstm_composer.corpus import ParseConfig, parse_corpus
+from lstm_composer.tables import Corpus
 from lstm_composer.tokens import parse_onset_tolerance
 
 
@@ -31,7 +32,8 @@ def main() -> None:
     spark = SparkSession.builder.appName("lstm-composer parse").getOrCreate()
     summary = parse_corpus(spark, config)
     spark.stop()
-    print(f"parsed {summary}; tables in {config.corpus.pieces} and {config.corpus.notes}")
+    corpus = Corpus(config.output_path)
+    print(f"parsed {summary}; tables in {corpus.pieces} and {corpus.notes}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from lstm_composer.expression import Expression
 from lstm_composer.presets import preset
 from lstm_composer.tables import Corpus, read_token_stream
 from lstm_composer.tokens import Vocabulary, note_name, token_for, transpose_token, with_transpositions
-from lstm_composer.training import TrainConfig, prepare_run, rank_datasets
+from lstm_composer.rank import rank_datasets
+from lstm_composer.training import TrainConfig, prepare_run
 
 # Piece "low" starts on the piano's lowest key (A0 = 21), so it cannot go down; "mid" can.
 PIECES = {"low": [[21], [24, 28, 31], [23], [26], [21, 25, 28], [22], [24]],
@@ -112,7 +113,8 @@ def test_a_rank_transposes_its_training_windows_and_never_its_validation_windows
 def test_a_runs_vocabulary_holds_every_transposition_its_training_makes(tmp_path):
     write_notes(tmp_path / "corpus")
     config = TrainConfig(str(tmp_path / "corpus"), str(tmp_path / "model"), preset("fast"), epochs=1, num_proc=1)
-    vocabulary, _, first_epoch, counts = prepare_run(config)
+    run = prepare_run(config)
+    vocabulary, first_epoch, counts = run.vocabulary, run.first_epoch, run.counts
     corpus = {token_for(pitches) for onsets in PIECES.values() for pitches in onsets}
     moved = {transpose_token(token, shift) for token in corpus for shift in range(-5, 7)} - {None}
     assert set(vocabulary.tokens) == moved and (first_epoch, counts) == (0, {"low": 7, "mid": 11})

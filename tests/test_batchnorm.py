@@ -15,7 +15,7 @@ from lstm_composer.dataset import make_dataset, window_starts
 from lstm_composer.tables import TokenStream
 from lstm_composer.model import build_model
 from lstm_composer.presets import preset
-from lstm_composer.training import batch_norm_refresh
+from lstm_composer.callbacks import BatchNormRefresh
 
 hvd.init()
 rng = np.random.default_rng(0)
@@ -29,7 +29,7 @@ for layer in model.layers:  # a trained-looking network whose moving statistics 
     if isinstance(layer, tf.keras.layers.BatchNormalization):
         layer.moving_mean.assign(tf.fill(layer.moving_mean.shape, 5.0))
         layer.moving_variance.assign(tf.fill(layer.moving_variance.shape, 1e-6))
-refresh = batch_norm_refresh(dataset, 4, hvd)
+refresh = BatchNormRefresh(dataset, 4, hvd)
 refresh.set_model(model)
 refresh.on_epoch_begin(0)
 refresh.on_epoch_end(0)

@@ -20,6 +20,16 @@ def read_rows(path):
     return pq.read_table(path).to_pylist()
 
 
+def write_songs(tmp_path, files: dict[str, bytes]):
+    """`tmp_path`/songs holding the named files (names may hold folders)."""
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for name, data in files.items():
+        (songs / name).parent.mkdir(parents=True, exist_ok=True)
+        (songs / name).write_bytes(data)
+    return songs
+
+
 def notes_by_piece(output):
     table = pq.read_table(output / "notes").sort_by([("piece_id", "ascending"), ("position", "ascending")])
     by_piece = collections.defaultdict(list)
@@ -29,12 +39,9 @@ def notes_by_piece(output):
 
 
 def test_the_listing_finds_the_files_spark_finds_with_their_sizes_and_times(spark, tmp_path):
-    songs = tmp_path / "songs"
     names = ["a.mid", "b_c.MIDI", "deep/er/d.Mid", "x.y/e.midi", "odd [name] {1}.mid",  # listed
              "_hidden.mid", ".dot.mid", "_folder/f.mid", "sub/.dot/g.mid", "notes.txt", "h.midx"]  # not
-    for name in names:
-        (songs / name).parent.mkdir(parents=True, exist_ok=True)
-        (songs / name).write_bytes(MELODY + bytes(len(name)))
+    songs = write_songs(tmp_path, {name: MELODY + bytes(len(name)) for name in names})
     listed = listing(spark, str(songs))
     # Spark's own binaryFile listing is the reference: what the first run reads.
     spark_rows = list_midi_files(spark, str(songs)).select("path", "length", "modificationTime").collect()
@@ -45,12 +52,9 @@ def test_the_listing_finds_the_files_spark_finds_with_their_sizes_and_times(spar
 
 
 def test_a_bad_file_becomes_an_error_row_and_the_rest_is_parsed(spark, tmp_path):
-    songs = tmp_path / "songs"
-    (songs / "nested").mkdir(parents=True)
-    (songs / "melody.mid").write_bytes(MELODY)
-    (songs / "nested" / "CHORDS.MIDI").write_bytes(CHORDS)
-    (songs / "broken.mid").write_bytes(b"this is not a MIDI file")
-    (songs / "notes.txt").write_bytes(MELODY)  # not a .mid: ignored
+    songs = write_songs(tmp_path, {"melody.mid": MELODY, "nested/CHORDS.MIDI": CHORDS,
+                                   "broken.mid": b"this is not a MIDI file",
+                                   "notes.txt": MELODY})  # not a .mid: ignored
     output = tmp_path / "corpus"
 
     summary = parse_corpus(spark, ParseConfig(str(songs), str(output)))
@@ -106,10 +110,7 @@ TOKENS_OF_OK_CASES = {"unknown_chunk.mid": ["E4"], "running_status.mid": ["C4", 
 
 
 def test_every_bad_input_gets_its_own_row_and_reason(spark, tmp_path):
-    songs = tmp_path / "songs"
-    songs.mkdir()
-    for name, (data, _, _) in CASES.items():
-        (songs / name).write_bytes(data)
+    songs = write_songs(tmp_path, {name: data for name, (data, _, _) in CASES.items()})
     output = tmp_path / "corpus"
     config = ParseConfig(str(songs), str(output), max_bytes=400_000)
 
@@ -132,9 +133,7 @@ def test_a_file_over_the_time_limit_becomes_a_timeout_row(spark, tmp_path):
     # A limit of one microsecond: no machine parses 30,000 notes that fast, so the outcome does
     # not depend on this machine's speed. (The limit is a timer signal: it only works in the
     # main thread of the executor's Python worker, which is what this checks through Spark.)
-    songs = tmp_path / "songs"
-    songs.mkdir()
-    (songs / "slow.mid").write_bytes(many_notes(30000))
+    songs = write_songs(tmp_path, {"slow.mid": many_notes(30000)})
     summary = parse_corpus(spark, ParseConfig(str(songs), str(tmp_path / "corpus"), file_timeout=1e-6))
     assert (summary.parsed, summary.failed) == (0, 1)
     [piece] = read_rows(tmp_path / "corpus" / "pieces")
@@ -142,10 +141,7 @@ def test_a_file_over_the_time_limit_becomes_a_timeout_row(spark, tmp_path):
 
 
 def test_a_rerun_parses_only_new_content_and_counts_copies_once(spark, tmp_path):
-    songs = tmp_path / "songs"
-    songs.mkdir()
-    (songs / "melody.mid").write_bytes(MELODY)
-    (songs / "melody copy.mid").write_bytes(MELODY)
+    songs = write_songs(tmp_path, {"melody.mid": MELODY, "melody copy.mid": MELODY})
     output = tmp_path / "corpus"
     config = ParseConfig(str(songs), str(output))
 
@@ -165,9 +161,7 @@ def test_a_rerun_parses_only_new_content_and_counts_copies_once(spark, tmp_path)
 
 
 def test_a_small_rerun_parses_on_the_driver_into_the_tables_a_spark_job_writes(spark, tmp_path):
-    songs = tmp_path / "songs"
-    songs.mkdir()
-    (songs / "melody.mid").write_bytes(MELODY)
+    songs = write_songs(tmp_path, {"melody.mid": MELODY})
     added = {"chords.mid": CHORDS, "copy of melody.mid": MELODY, "broken.mid": b"MThd not really",
              "nothing.mid": b"", "long.mid": midi_file(melody(list(range(40, 90))))}
     runs = {}
@@ -206,11 +200,8 @@ def hadoop_bytes_read(spark) -> int:
 @pytest.mark.parametrize("driver_max_files", [0, 1000], ids=["spark job", "on the driver"])
 def test_a_rerun_reads_no_byte_of_a_known_file_and_rereads_a_changed_one(spark, tmp_path, monkeypatch,
                                                                           driver_max_files):
-    songs = tmp_path / "songs"
-    songs.mkdir()
     big = midi_file(track((0, b"\xf0" + varlen(300_000) + bytes(300_000)), (0, on(60)), (480, off(60))))
-    (songs / "big.mid").write_bytes(big)
-    (songs / "melody.mid").write_bytes(MELODY)
+    songs = write_songs(tmp_path, {"big.mid": big, "melody.mid": MELODY})
     output = tmp_path / "corpus"
     config = ParseConfig(str(songs), str(output), driver_max_files=driver_max_files)
     parse_corpus(spark, config)
@@ -242,10 +233,7 @@ def test_a_rerun_reads_no_byte_of_a_known_file_and_rereads_a_changed_one(spark, 
 
 
 def test_retry_failed_parses_the_error_rows_again(spark, tmp_path):
-    songs = tmp_path / "songs"
-    songs.mkdir()
-    (songs / "melody.mid").write_bytes(MELODY)
-    (songs / "chords.mid").write_bytes(CHORDS)
+    songs = write_songs(tmp_path, {"melody.mid": MELODY, "chords.mid": CHORDS})
     output = tmp_path / "corpus"
     small = ParseConfig(str(songs), str(output), max_bytes=len(MELODY))  # chords.mid is larger
     assert len(CHORDS) > len(MELODY)
@@ -262,10 +250,8 @@ def test_retry_failed_parses_the_error_rows_again(spark, tmp_path):
 
 
 def test_notes_files_are_sorted_by_piece_and_position(spark, tmp_path):
-    songs = tmp_path / "songs"
-    songs.mkdir()
-    for path in sorted((ROOT / "midi_songs").glob("*.mid"))[:8]:
-        (songs / path.name).write_bytes(path.read_bytes())
+    songs = write_songs(tmp_path, {path.name: path.read_bytes()
+                                   for path in sorted((ROOT / "midi_songs").glob("*.mid"))[:8]})
     parse_corpus(spark, ParseConfig(str(songs), str(tmp_path / "corpus")))
     files = sorted((tmp_path / "corpus" / "notes").rglob("*.parquet"))
     assert files
@@ -311,9 +297,7 @@ def test_tokens_hold_exactly_the_files_note_ons(path: Path):
 def test_a_file_deleted_after_the_listing_becomes_an_error_row(spark, tmp_path, monkeypatch, driver_max_files):
     from lstm_composer import corpus
 
-    songs = tmp_path / "songs"
-    songs.mkdir()
-    (songs / "melody.mid").write_bytes(MELODY)
+    songs = write_songs(tmp_path, {"melody.mid": MELODY})
     output = tmp_path / "corpus"
     config = ParseConfig(str(songs), str(output), driver_max_files=driver_max_files)
     parse_corpus(spark, config)

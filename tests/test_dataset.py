@@ -140,13 +140,11 @@ def test_each_rank_reads_only_its_range_of_whole_pieces_and_together_they_read_e
 
 def test_ranks_validate_on_disjoint_shares_of_the_held_out_windows(tmp_path):
     from lstm_composer.tables import notes_summary, plan_shards
-    from lstm_composer.training import TrainConfig, read_shard
+    from lstm_composer.rank import RankTask, read_windows
 
     lengths = {f"{i:02x}" + "0" * 14: 10 + (i * 7) % 23 for i in range(30)}
     corpus = write_pieces(tmp_path, lengths)
     vocabulary, counts = notes_summary(corpus)
-    config = TrainConfig(str(tmp_path), str(tmp_path / "model"), replace(preset("tiny"), sequence_length=4),
-                         epochs=1, num_proc=2)
     everything = read_token_stream(corpus, vocabulary)
     for held_out, by_range in ((tuple(sorted(lengths)[:1]), False), (tuple(sorted(lengths)[3::7]), True)):
         plan = plan_shards(counts, held_out, ranks=2, sequence_length=4)
@@ -154,7 +152,10 @@ def test_ranks_validate_on_disjoint_shares_of_the_held_out_windows(tmp_path):
         held_out_windows = window_starts(everything, 4, set(held_out))
         shares = []
         for rank in range(2):
-            _, _, val_stream, val_starts, _ = read_shard(config, vocabulary, plan, rank, 2, None)
+            task = RankTask(replace(preset("tiny"), sequence_length=4), corpus.root, str(tmp_path / "model"),
+                            tuple(vocabulary.tokens), None, plan, 0, 1, 0, 1)
+            windows = read_windows(task, vocabulary, rank, 2)
+            val_stream, val_starts = windows.validation
             # each window as (piece, position in it), whichever stream the rank read it from
             pieces = np.searchsorted(val_stream.bounds, val_starts, side="right") - 1
             shares.append({(val_stream.piece_ids[p], int(s - val_stream.bounds[p])) for p, s in zip(pieces, val_starts)})

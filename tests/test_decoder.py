@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from lstm_composer.presets import PRESETS
+from networks import randomised
 
 tf = pytest.importorskip("tensorflow")
 
@@ -31,20 +32,6 @@ CONFIGS = {name: shrunk(name) for name in PRESETS}
 # An expressive network without the composer's pointer, bass head, beat phase and dense targets.
 CONFIGS["expressive-plain"] = shrunk("expressive", bass=False, pointer=False, dense_targets=False, phase=False,
                                      transpose=(0, 0))
-
-
-def randomised(network, seed: int):
-    rng = np.random.default_rng(seed)
-    for layer in network.layers:
-        weights = layer.get_weights()
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            gamma, beta, mean, variance = weights
-            weights = [rng.uniform(0.5, 2, gamma.shape), rng.normal(0, 0.3, beta.shape),
-                       rng.normal(0, 0.3, mean.shape), rng.uniform(0.5, 2, variance.shape)]
-        else:
-            weights = [rng.normal(0, 0.5, w.shape) for w in weights]
-        layer.set_weights([np.asarray(w, np.float32) for w in weights])
-    return network
 
 
 def random_positions(config, rng, steps: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from conftest import ROOT, SONGS, copy_songs
 from lstm_composer.corpus import ParseConfig, parse_corpus
 from lstm_composer.generate import GenerateConfig, compose
 from lstm_composer.launch import job_environment
-from lstm_composer.model_dir import read_checkpoint, read_history
+from lstm_composer.model_dir import ModelDir
 from readers import SCORE_GRID, assert_hands_split, musicxml_title, read_midi_with_mido, read_musicxml, sounding
 
 
@@ -46,7 +46,7 @@ def checkpoint_value(model_dir: Path, name: str) -> float:
     """A variable of the last checkpoint, read with TensorFlow's checkpoint reader."""
     import tensorflow as tf
 
-    return float(tf.train.load_checkpoint(read_checkpoint(model_dir).prefix).get_tensor(
+    return float(tf.train.load_checkpoint(ModelDir(str(model_dir)).checkpoint().prefix).get_tensor(
         f"optimizer/{name}/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
@@ -58,11 +58,10 @@ def own_validation_losses(model_dir: Path, notes: Path, ranks: int) -> list[floa
 
     from lstm_composer.dataset import rank_window_starts
     from lstm_composer.tables import Corpus, read_token_stream
-    from lstm_composer.model_dir import load_network, read_vocabulary
 
     settings = json.loads((model_dir / "config.json").read_text())
     length, batch = settings["model"]["sequence_length"], settings["model"]["batch_size"]
-    vocabulary, network = read_vocabulary(model_dir), load_network(model_dir)
+    vocabulary, network = ModelDir(str(model_dir)).vocabulary(), ModelDir(str(model_dir)).load_network()
     stream = read_token_stream(Corpus(str(notes.parent)), vocabulary)
     shares = [rank_window_starts(stream, length, set(settings["validation_pieces"]), rank, ranks)
               for rank in range(ranks)]
@@ -91,7 +90,7 @@ def test_parse_train_generate(tmp_path):
     model_dir = tmp_path / "models" / "run1"
     assert sorted(p.name for p in model_dir.iterdir()) == [
         "checkpoints", "config.json", "history.csv", "logs", "loss.png", "model.keras", "vocab.json", "voicings.json"]
-    history = read_history(model_dir)
+    history = ModelDir(str(model_dir)).history()
     assert len(history) == 1
     assert {"loss", "val_loss", "accuracy", "val_accuracy", "sequences_per_second", "seconds"} <= set(history[0])
     assert float(history[0]["val_loss"]) > 0 and float(history[0]["sequences_per_second"]) > 0
@@ -126,13 +125,13 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(spark, tmp_path):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        while not ((model_dir / "checkpoints" / "last.json").exists() and read_checkpoint(model_dir).epoch >= 1):
+        while not ((model_dir / "checkpoints" / "last.json").exists() and ModelDir(str(model_dir)).checkpoint().epoch >= 1):
             assert driver.poll() is None and time.monotonic() < deadline, "training ended before its second epoch"
             time.sleep(0.2)
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver, its JVM and the ranks: nothing says goodbye
         driver.wait()
-    killed_after = read_checkpoint(model_dir).epoch
+    killed_after = ModelDir(str(model_dir)).checkpoint().epoch
     assert killed_after < 7
     steps_per_epoch = checkpoint_value(model_dir, "_iterations") / (killed_after + 1)
     assert steps_per_epoch == int(steps_per_epoch) > 0
@@ -144,8 +143,8 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(spark, tmp_path):
 
     out = run("spark-submit", "--master", "local[2]", *TRAIN, "--resume", cwd=tmp_path)
     assert f"trained {7 - killed_after} epochs" in out
-    assert [int(row["epoch"]) for row in read_history(model_dir)] == list(range(8))
-    assert read_checkpoint(model_dir).epoch == 7
+    assert [int(row["epoch"]) for row in ModelDir(str(model_dir)).history()] == list(range(8))
+    assert ModelDir(str(model_dir)).checkpoint().epoch == 7
     # The optimizer went on from the saved state (its step count with it): a resumed run that
     # started from fresh weights and optimizer would have counted only the epochs after the kill.
     assert checkpoint_value(model_dir, "_iterations") == 8 * steps_per_epoch
@@ -164,7 +163,7 @@ def test_expressive_training_evaluation_and_generation(spark, tmp_path):
     assert re.search(r"next_velocity_loss: [\d.]+", out)  # every head is trained
     vocab = json.loads((tmp_path / "models/expressive/vocab.json").read_text())
     assert set(vocab["expression"]) == {"ioi", "duration", "velocity", "phases"} and vocab["expression"]["phases"] == 24
-    history = read_history(tmp_path / "models/expressive")
+    history = ModelDir(str(tmp_path / "models/expressive")).history()
     assert float(history[0]["val_token_loss"]) < float(history[0]["val_loss"])  # one head of four
 
     out = run(sys.executable, str(ROOT / "jobs/evaluate.py"), "--model-dir", "models/expressive", "--pieces", "1",

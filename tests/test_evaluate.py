@@ -14,9 +14,9 @@ from lstm_composer.evaluate import NetworkScorer, evaluate, summary
 from lstm_composer.ngram import KneserNey
 from lstm_composer.statistics import FEATURES
 from lstm_composer.expression import Expression, beat_phase
-from lstm_composer.generate import GenerateConfig, TrainedModel, compose
+from lstm_composer.generate import GenerateConfig, compose
 from lstm_composer.model import build_model
-from lstm_composer.model_dir import vocabulary_json
+from lstm_composer.model_dir import ModelDir
 from lstm_composer.presets import preset
 from lstm_composer.tokens import Vocabulary, note_name, token_pitches
 
@@ -64,7 +64,7 @@ def write_model_dir(directory, corpus_root, expressive: bool, batch_size: int = 
     directory.mkdir()
     build_model(config, len(TOKENS), expression_sizes=expression.sizes() if expression else None).save(
         directory / "model.keras")
-    (directory / "vocab.json").write_text(vocabulary_json(Vocabulary(TOKENS), expression))
+    ModelDir(str(directory)).write_vocabulary(Vocabulary(TOKENS), expression)
     (directory / "config.json").write_text(json.dumps({"model": config.to_dict(), "corpus_path": str(corpus_root / "corpus"),
                                                       "validation_pieces": VALIDATION}))
     return directory
@@ -101,10 +101,10 @@ def keras_scores(network, config, pieces: dict, expressive: bool) -> dict:
 @pytest.mark.parametrize("expressive", [False, True], ids=["paper-like", "dense expressive"])
 def test_validation_scores_are_what_keras_gives_on_every_held_out_target(corpus, tmp_path, expressive):
     root, pieces = corpus
-    model = TrainedModel.load(str(write_model_dir(tmp_path / "model", root, expressive)))
+    model = ModelDir(str(write_model_dir(tmp_path / "model", root, expressive))).load()
     first = 1 if expressive else WINDOW
-    held_out = [i for i, piece in enumerate(model.corpus().piece_ids) if piece in VALIDATION]
-    scores = NetworkScorer(model, model.corpus()).scores(held_out, first)
+    held_out = [i for i, piece in enumerate(model.tokens().piece_ids) if piece in VALIDATION]
+    scores = NetworkScorer(model, model.tokens()).scores(held_out, first)
     expected = keras_scores(model.network, model.config, pieces, expressive)
     assert scores["targets"] == expected["targets"] == (30 - first) + (25 - first)
     for head in ("token", "ioi", "duration", "velocity") if expressive else ("token",):
@@ -130,8 +130,8 @@ def test_batch_norm_check_agrees_on_training_windows_whose_statistics_the_networ
     training = [p for p in LENGTHS if p not in VALIDATION]
     windows = np.concatenate([np.stack([pieces[p][0][s:s + WINDOW] for s in range(LENGTHS[p] - WINDOW)])
                               for p in training])
-    model = TrainedModel.load(str(write_model_dir(tmp_path / "model", root, False, batch_size=len(windows))))
-    stream = model.corpus()
+    model = ModelDir(str(write_model_dir(tmp_path / "model", root, False, batch_size=len(windows)))).load()
+    stream = model.tokens()
     scorer = NetworkScorer(model, stream)
     inputs = windows[..., None] / len(TOKENS)
     norms = [layer for layer in scorer.network.layers if isinstance(layer, tf.keras.layers.BatchNormalization)]
@@ -154,7 +154,7 @@ def test_evaluate_writes_and_prints_scores_baselines_and_each_generated_pieces_r
     directory = write_model_dir(root / "expressive-model", root, expressive=True)
     result = evaluate(str(directory), pieces=2, length=16, seed=5)
     assert json.loads((directory / "evaluation.json").read_text()) == json.loads(json.dumps(result))
-    model = TrainedModel.load(str(directory))
+    model = ModelDir(str(directory)).load()
     assert (result["preset"], result["validation_pieces"], result["first_target"]) == ("expressive", 2, 1)
     assert result["targets"] == result["validation"]["targets"] == 29 + 24
     # the n-gram yardsticks on the same targets, fitted on the two training pieces only

@@ -12,33 +12,21 @@ import pytest
 
 from conftest import ROOT
 from midi_bytes import midi_file, off, on, track
+from networks import randomised
 from readers import (SCORE_GRID, assert_midi_plays, musicxml_title, read_midi_with_mido, read_musicxml, read_wav,
                      sounding)
-from lstm_composer.tables import TokenStream
-from lstm_composer.generate import (GenerateConfig, GenerationError, Sampling, TrainedModel, compose,
-                                    longest_copy, longest_cycle, sample)
+from lstm_composer.generate import GenerateConfig, GenerationError, Sampling, compose
+from lstm_composer.model_dir import ModelDir
+from lstm_composer.originality import longest_copy, longest_cycle
 from lstm_composer.presets import PRESETS
+from lstm_composer.sampling import sample
+from lstm_composer.tables import TokenStream
 from lstm_composer.tokens import Vocabulary, note_name
 
 tf = pytest.importorskip("tensorflow")
 
 PITCHES = list(range(55, 80))  # G3..G5
 TOKENS = [note_name(p) for p in PITCHES] + ["0.4.7", "2.5.9"]
-
-
-def randomised(network, seed: int):
-    """Set every weight, BatchNorm statistics included, from a seeded generator."""
-    rng = np.random.default_rng(seed)
-    for layer in network.layers:
-        weights = layer.get_weights()
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            gamma, beta, mean, variance = weights
-            weights = [rng.uniform(0.5, 2, gamma.shape), rng.normal(0, 0.3, beta.shape),
-                       rng.normal(0, 0.3, mean.shape), rng.uniform(0.5, 2, variance.shape)]
-        else:
-            weights = [rng.normal(0, 0.5, w.shape) for w in weights]
-        layer.set_weights([np.asarray(w, np.float32) for w in weights])
-    return network
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +77,7 @@ def test_top_k_one_is_the_argmax_whatever_the_seed_and_temperature(model_dir, re
     # names, then every token chosen) through the trained weights, then the argmax. The whole
     # sequence when the state is carried on; with a refresh, from the window of the last
     # rebuild on, which every `refresh` tokens becomes the last `sequence_length` tokens.
-    model = TrainedModel.load(str(model_dir))
+    model = ModelDir(str(model_dir)).load()
     any_length = tf.keras.models.clone_model(model.network, input_tensors=tf.keras.Input(shape=(None,), dtype="int32"))
     any_length.set_weights(model.network.get_weights())
     detail = greedy.report.primer
@@ -116,7 +104,7 @@ def test_a_corpus_primer_comes_from_a_piece_the_training_run_did_not_hold_out(mo
     settings = json.loads((held_out / "config.json").read_text())
     (held_out / "config.json").write_text(json.dumps({**settings, "validation_pieces": ["scale", "mixed"]}))
     for directory, expected in ((model_dir, {"scale", "arpeggio", "mixed"}), (held_out, {"arpeggio"})):
-        model = TrainedModel.load(str(directory))
+        model = ModelDir(str(directory)).load()
         drawn = {compose(GenerateConfig(str(directory), length=1, seed=seed), model).report.primer["piece_id"]
                  for seed in range(30)}
         assert drawn == expected, directory
@@ -283,7 +271,6 @@ def expressive_model_dir(tmp_path, steps: list[float], config, first_offset: flo
     durations are drawn from `steps`, the first onset `first_offset` quarters in."""
     from lstm_composer.expression import Expression
     from lstm_composer.model import build_model
-    from lstm_composer.model_dir import vocabulary_json
 
     rng = np.random.default_rng(6)
     rows = []
@@ -302,7 +289,7 @@ def expressive_model_dir(tmp_path, steps: list[float], config, first_offset: flo
     model_dir.mkdir()
     network = randomised(build_model(config, len(vocabulary), expression_sizes=expression.sizes()), seed=7)
     network.save(model_dir / "model.keras")
-    (model_dir / "vocab.json").write_text(vocabulary_json(vocabulary, expression))
+    ModelDir(str(model_dir)).write_vocabulary(vocabulary, expression)
     (model_dir / "config.json").write_text(json.dumps({"model": config.to_dict(),
                                                       "corpus_path": str(tmp_path / "corpus")}))
     return model_dir, expression
@@ -358,7 +345,7 @@ def test_generated_onsets_keep_to_the_beat_grid_of_the_corpus(tmp_path):
 
 def test_beat_clock_leaves_out_the_gaps_that_go_off_the_grid():
     from lstm_composer.expression import Expression
-    from lstm_composer.generate import BeatClock
+    from lstm_composer.sampling import BeatClock
 
     expression = Expression()
     assert expression.phases == 24

@@ -7,7 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lstm_composer.generate import GenerateConfig, LoopGuard, Sampling, compose
+from lstm_composer.generate import GenerateConfig, Sampling, compose
+from lstm_composer.sampling import LoopGuard
 
 tf = pytest.importorskip("tensorflow")
 
@@ -32,7 +33,7 @@ def copying_model(tmp_path_factory):
     corpus and voicings a training run writes."""
     from lstm_composer.expression import Expression
     from lstm_composer.model import MOTIF_LENGTH, build_model
-    from lstm_composer.model_dir import vocabulary_json
+    from lstm_composer.model_dir import ModelDir
     from lstm_composer.presets import PRESETS
     from lstm_composer.tokens import Vocabulary, token_for
     from lstm_composer.voicing import Voicings
@@ -55,7 +56,7 @@ def copying_model(tmp_path_factory):
     model_dir = root / "model"
     model_dir.mkdir()
     network.save(model_dir / "model.keras")
-    (model_dir / "vocab.json").write_text(vocabulary_json(vocabulary, expression))
+    ModelDir(str(model_dir)).write_vocabulary(vocabulary, expression)
     (model_dir / "voicings.json").write_text(Voicings.count((r[2], r[3], 1) for r in rows).to_json())
     (model_dir / "config.json").write_text(json.dumps({"model": config.to_dict(), "corpus_path": str(root / "corpus")}))
     return model_dir

@@ -4,13 +4,11 @@ import json
 import pytest
 import tensorflow as tf
 
-from lstm_composer import model_dir as run_files
-from lstm_composer.generate import TrainedModel
+from lstm_composer.callbacks import EpochSaver, export_network
 from lstm_composer.model import build_model
-from lstm_composer.model_dir import ModelDirError
+from lstm_composer.model_dir import ModelDir, ModelDirError
 from lstm_composer.presets import preset
 from lstm_composer.tokens import Vocabulary
-from lstm_composer.training import epoch_saver, export_network
 
 CONFIG = preset("tiny")
 TOKENS = ["0.4.7", "C4", "D4", "E4", "G4"]
@@ -21,13 +19,13 @@ def write_model_dir(directory, tokens=TOKENS):
     directory.mkdir(exist_ok=True)
     (directory / "config.json").write_text(json.dumps({"model": CONFIG.to_dict(), "corpus_path": "nowhere"}))
     (directory / "vocab.json").write_text(Vocabulary(tokens).to_json())
-    export_network(network, directory / "model.keras", CONFIG, len(tokens))
+    export_network(network, ModelDir(str(directory)), CONFIG, len(tokens))
     return network
 
 
 def test_a_complete_model_dir_loads(tmp_path):
     network = write_model_dir(tmp_path)
-    model = TrainedModel.load(str(tmp_path))
+    model = ModelDir(str(tmp_path)).load()
     assert model.vocabulary.tokens == TOKENS
     assert [w.tolist() for w in model.network.get_weights()] == [w.tolist() for w in network.get_weights()]
 
@@ -43,13 +41,14 @@ def test_a_damaged_model_dir_is_refused_naming_the_file(tmp_path, damage, messag
     write_model_dir(tmp_path)
     damage(tmp_path)
     with pytest.raises(ModelDirError, match=message):
-        TrainedModel.load(str(tmp_path))
+        ModelDir(str(tmp_path)).load()
 
 
 def test_epoch_saver_keeps_the_best_network_and_the_last_state(tmp_path):
     network = build_model(CONFIG, len(TOKENS))
     state = tf.train.Checkpoint(model=network)
-    saver = epoch_saver(tmp_path, state, CONFIG, len(TOKENS), float("inf"), sequences_per_epoch=100)
+    saver = EpochSaver(str(tmp_path), state, CONFIG, len(TOKENS), float("inf"), sequences_per_epoch=100)
+    directory = ModelDir(str(tmp_path))
     saver.set_model(network)
 
     saver.on_epoch_begin(0)
@@ -61,9 +60,9 @@ def test_epoch_saver_keeps_the_best_network_and_the_last_state(tmp_path):
     saver.on_epoch_end(1, logs)
 
     assert logs["sequences_per_second"] > 0 and logs["seconds"] > 0
-    exported = run_files.load_network(tmp_path)
+    exported = directory.load_network()
     assert [w.tolist() for w in exported.get_weights()] == [w.tolist() for w in best_weights]
-    last, best = run_files.read_checkpoint(tmp_path, "last"), run_files.read_checkpoint(tmp_path, "best")
+    last, best = directory.checkpoint("last"), directory.checkpoint("best")
     assert (last.epoch, best.epoch, saver.best_val_loss) == (1, 0, 2.0)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
         "best.json", "epoch-0000", "epoch-0001", "last.json"]
@@ -71,7 +70,7 @@ def test_epoch_saver_keeps_the_best_network_and_the_last_state(tmp_path):
     saver.on_epoch_end(2, {"loss": 0.5, "val_loss": 1.0})  # better: epoch 0's state is no longer needed
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best.json", "epoch-0002", "last.json"]
     restored = build_model(CONFIG, len(TOKENS))
-    tf.train.Checkpoint(model=restored).read(run_files.read_checkpoint(tmp_path).prefix).assert_consumed()
+    tf.train.Checkpoint(model=restored).read(directory.checkpoint().prefix).assert_consumed()
     assert all(not w.any() for w in restored.get_weights() if w.ndim > 1)
 
 
@@ -79,12 +78,12 @@ def test_a_checkpoint_pointer_to_a_missing_state_is_reported(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.json").write_text('{"epoch": 3, "directory": "epoch-0003", "metrics": {}}')
     with pytest.raises(ModelDirError, match="epoch-0003/state.index, which is missing"):
-        run_files.read_checkpoint(tmp_path)
+        ModelDir(str(tmp_path)).checkpoint()
 
 
 def test_history_is_trimmed_to_the_checkpointed_epochs(tmp_path):
     (tmp_path / "history.csv").write_text("epoch,loss\n0,3.0\n1,2.0\n2,1.5\n")
-    run_files.trim_history(tmp_path, 2)
+    ModelDir(str(tmp_path)).trim_history(2)
     assert (tmp_path / "history.csv").read_text() == "epoch,loss\n0,3.0\n1,2.0\n"
 
 
@@ -95,7 +94,7 @@ def test_a_network_trained_in_bfloat16_is_saved_in_float32(tmp_path):
     training = build_model(config, len(TOKENS), for_training=True)
     assert training.get_layer("lstm_1").compute_dtype == "bfloat16"
     assert training.get_layer("next_token").compute_dtype == "float32"
-    export_network(training, tmp_path / "model.keras", config, len(TOKENS))
-    saved = run_files.load_network(tmp_path)
+    export_network(training, ModelDir(str(tmp_path)), config, len(TOKENS))
+    saved = ModelDir(str(tmp_path)).load_network()
     assert {layer.compute_dtype for layer in saved.layers if layer.weights} == {"float32"}
     assert [w.tolist() for w in saved.get_weights()] == [w.tolist() for w in training.get_weights()]

@@ -7,7 +7,7 @@ from conftest import ROOT, copy_songs
 from lstm_composer.corpus import ParseConfig, parse_corpus
 from lstm_composer.hardware import cpu_flags
 from lstm_composer.launch import job_environment
-from lstm_composer.model_dir import read_history
+from lstm_composer.model_dir import ModelDir
 from lstm_composer.progress import duration_text
 
 
@@ -47,5 +47,5 @@ def test_rank_lines_reach_the_driver_while_training_runs(spark, tmp_path):
     assert len(ends) == 3
     # Buffered, all three epoch lines would arrive together when the job ends; live, they are
     # as far apart as the epochs took.
-    trained = sum(float(row["seconds"]) for row in read_history(tmp_path / "model")[1:])
+    trained = sum(float(row["seconds"]) for row in ModelDir(str(tmp_path / "model")).history()[1:])
     assert ends[2] - ends[0] > 0.5 * trained > 0

@@ -92,7 +92,7 @@ def rank_processes(driver: int, rank: int) -> list:
 
 
 def test_a_lost_rank_stops_training_with_the_resume_command_and_resume_completes(spark, tmp_path):
-    from lstm_composer.model_dir import read_checkpoint, read_history
+    from lstm_composer.model_dir import ModelDir
 
     songs = tmp_path / "songs"
     songs.mkdir()
@@ -107,7 +107,7 @@ def test_a_lost_rank_stops_training_with_the_resume_command_and_resume_completes
                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        while not ((model_dir / "checkpoints" / "last.json").exists() and read_checkpoint(model_dir).epoch >= 1):
+        while not ((model_dir / "checkpoints" / "last.json").exists() and ModelDir(str(model_dir)).checkpoint().epoch >= 1):
             assert driver.poll() is None and time.monotonic() < deadline, "training ended before its second epoch"
             time.sleep(0.2)
         victims = rank_processes(driver.pid, rank=1)
@@ -126,7 +126,7 @@ def test_a_lost_rank_stops_training_with_the_resume_command_and_resume_completes
 
     resumed = subprocess.run(train + ["--resume"], env=ENV, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:]
-    assert [int(row["epoch"]) for row in read_history(model_dir)] == list(range(8))
+    assert [int(row["epoch"]) for row in ModelDir(str(model_dir)).history()] == list(range(8))
 
 
 def test_the_stop_message_names_the_first_rank_horovod_saw_stop_and_when_it_may_not_be_the_lost_one(tmp_path):

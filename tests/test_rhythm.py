@@ -11,7 +11,8 @@ from conftest import ROOT
 from humanize import humanize
 from lstm_composer.tables import Corpus, read_token_stream
 from lstm_composer.expression import SECOND_VALUES, Expression
-from lstm_composer.generate import GenerateConfig, compose, primer_from_file
+from lstm_composer.generate import GenerateConfig, compose
+from lstm_composer.primers import primer_from_file
 from lstm_composer.midi import read_midi
 from lstm_composer.tokens import Vocabulary, tokenize
 from test_generate import TOKENS, expressive_config, randomised
@@ -83,7 +84,7 @@ def test_a_seconds_model_reads_each_pieces_tempo_map(tmp_path):
 
 def test_a_seconds_model_writes_real_time_at_the_output_tempo(tmp_path):
     from lstm_composer.model import build_model
-    from lstm_composer.model_dir import vocabulary_json
+    from lstm_composer.model_dir import ModelDir
 
     rng = np.random.default_rng(2)
     rows = [(piece, i, TOKENS[int(rng.integers(len(TOKENS)))], 0.5 * i, 0.4, 70) for piece in ("a", "b")
@@ -94,7 +95,7 @@ def test_a_seconds_model_writes_real_time_at_the_output_tempo(tmp_path):
     model_dir.mkdir()
     randomised(build_model(config, len(TOKENS), expression_sizes=expression.sizes()), seed=3).save(
         model_dir / "model.keras")
-    (model_dir / "vocab.json").write_text(vocabulary_json(Vocabulary(TOKENS), expression))
+    ModelDir(str(model_dir)).write_vocabulary(Vocabulary(TOKENS), expression)
     (model_dir / "config.json").write_text(json.dumps({"model": config.to_dict(),
                                                       "corpus_path": str(tmp_path / "corpus")}))
 

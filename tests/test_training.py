@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lstm_composer import model_dir as run_files
 from lstm_composer.model import build_model
+from lstm_composer.model_dir import ModelDir, ModelDirError
 from lstm_composer.presets import preset
 from lstm_composer.storage import Workspace
 
@@ -19,13 +19,13 @@ VOCAB_SIZE = 6
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the ranks cannot import this test module
 
 def rank_epochs_under_a_time_budget(minutes: float) -> tuple[int, int]:
-    """One Horovod rank: a small Keras fit of 5 epochs under `time_budget(minutes)`, where rank 0
+    """One Horovod rank: a small Keras fit of 5 epochs under `TimeBudget(minutes)`, where rank 0
     alone spends longer than the budget at the end of its first epoch. (rank, epochs trained)."""
     import time
 
     import horovod.tensorflow.keras as hvd
 
-    from lstm_composer.training import time_budget
+    from lstm_composer.callbacks import TimeBudget
 
     hvd.init()
 
@@ -37,7 +37,7 @@ def rank_epochs_under_a_time_budget(minutes: float) -> tuple[int, int]:
     network = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1)])
     network.compile(loss="mse", optimizer="sgd")
     history = network.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=5, verbose=0,
-                          callbacks=[SlowRankZero(), time_budget(minutes, hvd)])
+                          callbacks=[SlowRankZero(), TimeBudget(minutes, hvd)])
     return hvd.rank(), len(history.history["loss"])
 
 
@@ -62,13 +62,14 @@ def restore_on_a_rank(model_dir: str, averaged: bool = False) -> dict:
     With `averaged`, the network is trained with a weight average, whose state is restored too."""
     import horovod.tensorflow.keras as hvd
 
-    from lstm_composer.training import restore, training_state, weight_average
+    from lstm_composer.callbacks import WeightAverage
+    from lstm_composer.rank import restore, training_state
 
     hvd.init()
     tf.keras.utils.set_random_seed(100 + hvd.rank())  # each rank starts from other weights
     optimizer = hvd.DistributedOptimizer(tf.keras.optimizers.RMSprop(0.001))
     model = compiled(optimizer)
-    averager = weight_average(0.5, model) if averaged else None
+    averager = WeightAverage(0.5, model) if averaged else None
     state = training_state(model, optimizer, averager)
     workspace = Workspace(model_dir) if hvd.rank() == 0 else None
     carried = tf.Variable(10.0 + hvd.rank())  # as a weight average's variables are
@@ -89,7 +90,8 @@ def test_resume_restores_on_rank_0_and_broadcasts_weights_optimizer_state_and_th
     inputs = np.random.default_rng(0).random((4, CONFIG.sequence_length, 1)).astype("float32")
     model.fit(inputs, tf.one_hot([1, 2, 3, 4], VOCAB_SIZE), epochs=2, verbose=0)  # optimizer slots and step count
     state = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    run_files.save_checkpoint(Workspace(str(tmp_path)), state, epoch=1, metrics={"monitored": 1.25}, is_best=True)
+    ModelDir(str(tmp_path)).save_checkpoint(Workspace(str(tmp_path)), state, epoch=1, metrics={"monitored": 1.25},
+                                            is_best=True)
 
     results = sorted(horovod.run(restore_on_a_rank, args=(str(tmp_path), averaged), np=2, hosts="localhost:2",
                                  use_gloo=True, network_interfaces=["lo"]), key=lambda r: r["rank"])
@@ -111,15 +113,16 @@ def test_resume_restores_on_rank_0_and_broadcasts_weights_optimizer_state_and_th
 def test_a_checkpoint_that_does_not_fit_is_refused_naming_it(tmp_path, other, with_optimizer):
     import horovod.tensorflow.keras as hvd
 
-    from lstm_composer.training import restore
+    from lstm_composer.rank import restore
 
     hvd.init()  # one rank, in this process: restore broadcasts what it read
     network, optimizer = build_model(CONFIG, VOCAB_SIZE, for_training=True), tf.keras.optimizers.RMSprop()
     optimizer.build(network.trainable_variables)
     saved = tf.train.Checkpoint(model=network, optimizer=optimizer) if with_optimizer else tf.train.Checkpoint(
         model=network)
-    run_files.save_checkpoint(Workspace(str(tmp_path)), saved, epoch=0, metrics={"monitored": 2.0}, is_best=True)
+    ModelDir(str(tmp_path)).save_checkpoint(Workspace(str(tmp_path)), saved, epoch=0, metrics={"monitored": 2.0},
+                                            is_best=True)
     other_network, other_optimizer = build_model(other, VOCAB_SIZE, for_training=True), tf.keras.optimizers.RMSprop()
-    with pytest.raises(run_files.ModelDirError, match="epoch-0000/state.* cannot be restored into this network"):
+    with pytest.raises(ModelDirError, match="epoch-0000/state.* cannot be restored into this network"):
         restore(tf.train.Checkpoint(model=other_network, optimizer=other_optimizer), other_optimizer, other_network,
                 Workspace(str(tmp_path)))

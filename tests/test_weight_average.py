@@ -5,7 +5,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from lstm_composer.training import training_state, weight_average
+from lstm_composer.callbacks import WeightAverage
+from lstm_composer.rank import training_state
 
 
 def test_validation_sees_the_average_and_training_goes_on_from_its_own_weights():
@@ -26,7 +27,7 @@ def test_validation_sees_the_average_and_training_goes_on_from_its_own_weights()
             started.append(model.get_weights())
 
     model.fit(x, y, batch_size=4, epochs=2, shuffle=False, validation_data=(x, y), verbose=0,
-              callbacks=[weight_average(0.5, model), Watch()])
+              callbacks=[WeightAverage(0.5, model), Watch()])
     # the average starts at the first step's weights: after two steps, half of each
     first = [0.5 * a + 0.5 * b for a, b in zip(trained[0], trained[1])]
     for got, expected in zip(validated[0], first):
@@ -50,7 +51,7 @@ def test_a_resumed_run_trains_on_from_its_own_weights_and_keeps_averaging(tmp_pa
         model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(1)])
         model.compile(optimizer=tf.keras.optimizers.SGD(0.1, momentum=0.9), loss="mse")
         model.optimizer.build(model.trainable_variables)
-        average = weight_average(0.5, model)
+        average = WeightAverage(0.5, model)
         state = training_state(model, model.optimizer, average)
         return model, average, state
 

@@ -66,10 +66,6 @@ class ParseConfig:
         if self.driver_max_files < 0:
             raise ValueError(f"driver_max_files must be 0 or more, got {self.driver_max_files}")
 
-    @property
-    def corpus(self) -> Corpus:
-        return Corpus(self.output_path)
-
 
 @dataclass(frozen=True)
 class ParseSummary:

@@ -20,76 +20,91 @@ are sound.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, replace
 
 import numpy as np
 
-from lstm_composer import model_dir as run_files
-from lstm_composer.generate import GenerateConfig, TrainedModel, compose
+from lstm_composer.generate import GenerateConfig, compose
+from lstm_composer.sampling import Sampling
+from lstm_composer.model_dir import ModelDir, TrainedModel
 from lstm_composer.ngram import KneserNey, unigram_add_one
 from lstm_composer.statistics import FEATURES, overlaps, pooled
-from lstm_composer.tables import Corpus, TokenStream, read_played
+from lstm_composer.tables import TokenStream, read_played
 
 BATCH = 256
 CONTEXTS = (1, 4, 16)
 NGRAM_ORDERS = (2, 3, 4, 5)
 
 
-def evaluate(model_dir: str, pieces: int = 3, length: int = 500, seed: int = 0) -> dict:
-    """Scores, baselines, context curve and statistics; saved as evaluation.json."""
-    model = TrainedModel.load(model_dir)
-    settings = run_files.read_json(run_files.file(model_dir, run_files.CONFIG_FILE))
-    validation = settings.get("validation_pieces") or []
-    if not validation:
-        raise ValueError(f"{model_dir} held out no validation pieces (--val-fraction 0): nothing to evaluate")
-    stream = model.corpus()
-    held_out = [i for i, piece in enumerate(stream.piece_ids) if piece in set(validation)]
-    training = [i for i, piece in enumerate(stream.piece_ids) if piece not in set(validation)]
+def evaluate(model_dir: str, pieces: int = 3, length: int = 500, seed: int = 0,
+             sampling: Sampling = Sampling()) -> dict:
+    """Scores, baselines, context curve and statistics, the generated pieces drawn with `sampling`
+    from seeds `seed`, `seed + 1`, ...; saved as evaluation.json."""
+    directory = ModelDir(model_dir)
+    model = directory.load()
+    if not model.held_out:
+        raise ValueError(f"{model_dir} held out no pieces (--val-fraction 0): nothing to evaluate")
+    stream = model.tokens()
+    held_out_rows = stream.rows(model.held_out)
+    training_rows = stream.rows(set(stream.piece_ids) - set(model.held_out))
     first_target = 1 if model.config.dense_targets else model.config.sequence_length
-    if not any(len(stream.piece(i)) > first_target for i in held_out):
-        raise ValueError(f"the validation pieces are not longer than {first_target} tokens: nothing to evaluate")
+    if not any(len(stream.piece(i)) > first_target for i in held_out_rows):
+        raise ValueError(f"the held-out pieces are not longer than {first_target} tokens: nothing to evaluate")
+    result = {"preset": model.config.name, "validation_pieces": len(model.held_out),
+              **network_scores(model, stream, held_out_rows, training_rows, first_target)}
+    result.update(writing(model, stream, held_out_rows, training_rows,
+                          [GenerateConfig(model_dir, length=length, seed=seed + i, sampling=sampling)
+                           for i in range(pieces)]))
+    directory.write_evaluation(result)
+    return result
 
+
+def network_scores(model: TrainedModel, stream: TokenStream, held_out_rows: list[int], training_rows: list[int],
+                   first_target: int) -> dict:
+    """The network's scores on the held-out pieces (`held_out_rows` of `stream`) beside the n-gram models'
+    on the same targets, its context curve and, with BatchNorm, the check of its statistics."""
     network = NetworkScorer(model, stream)
-    scores = network.scores(held_out, first_target)
-    baselines = ngram_scores([stream.piece(i) for i in training], [stream.piece(i) for i in held_out],
+    scores = network.scores(held_out_rows, first_target)
+    baselines = ngram_scores([stream.piece(i) for i in training_rows], [stream.piece(i) for i in held_out_rows],
                              len(model.vocabulary), first_target)
     best = min(baselines, key=lambda name: baselines[name]["perplexity"])
     result = {
-        "preset": model.config.name,
-        "validation_pieces": len(validation),
         "targets": scores["targets"],
         "first_target": first_target,
         "validation": scores,
         "baselines": baselines,
         "best_baseline": best,
         "ratio_to_best_baseline": scores["token"]["perplexity"] / baselines[best]["perplexity"],
-        "context_curve": network.context_curve(held_out, max(first_target, max(CONTEXTS))),
+        "context_curve": network.context_curve(held_out_rows, max(first_target, max(CONTEXTS))),
     }
     if model.config.batch_norm:
-        check = network.batch_norm_check(held_out)
-        check["training_pieces"] = network.batch_norm_check(training, windows=check["windows"])
+        check = network.batch_norm_check(held_out_rows)
+        check["training_pieces"] = network.batch_norm_check(training_rows, windows=check["windows"])
         result["batch_norm_check"] = check
+    return result
 
+
+def writing(model: TrainedModel, stream: TokenStream, held_out_rows: list[int], training_rows: list[int],
+            pieces: list[GenerateConfig]) -> dict:
+    """The generated `pieces` and the held-out real pieces, each against the training_rows pieces:
+    the feature overlaps of each piece and of each kind taken together, with the copy reports."""
     generated, everything_generated = [], []
-    onsets = read_played(Corpus(model.corpus_path))
-    reference = pooled(onsets[stream.piece_ids[i]] for i in training)
-    for i in range(pieces):
-        piece = compose(GenerateConfig(model_dir, length=length, seed=seed + i), model)
+    played = read_played(model.corpus)
+    reference = pooled(played[stream.piece_ids[i]] for i in training_rows)
+    for config in pieces:
+        piece = compose(config, model)
         report = {key: value for key, value in asdict(piece.report).items() if key not in ("primer", "sampling")}
         generated.append({**report, "overlaps": overlaps(piece.events, reference)})
         everything_generated += piece.events
     real = [{"piece_id": stream.piece_ids[i], "tokens": len(stream.piece(i)),
-             "overlaps": overlaps(onsets[stream.piece_ids[i]], reference)} for i in held_out]
-    together = [onset for i in held_out for onset in onsets[stream.piece_ids[i]]]
-    result["generated"] = generated
-    result["held_out"] = real
-    result["held_out_together"] = overlaps(together, reference)
-    result["generated_together"] = overlaps(everything_generated, reference)
+             "overlaps": overlaps(played[stream.piece_ids[i]], reference)} for i in held_out_rows]
+    result = {"generated": generated, "held_out": real,
+              "held_out_together": overlaps([onset for i in held_out_rows for onset in played[stream.piece_ids[i]]],
+                                            reference),
+              "generated_together": overlaps(everything_generated, reference)}
     result["overlap_summary"] = overlap_summary(generated, real, result["generated_together"],
                                                 result["held_out_together"])
-    run_files.write_atomic(run_files.file(model_dir, run_files.EVALUATION_FILE), json.dumps(result, indent=1))
     return result
 
 
@@ -110,16 +125,16 @@ def overlap_summary(generated: list[dict], real: list[dict], generated_together:
             "generated_together_lowest": float(min(generated_together[name] for name in FEATURES))}
 
 
-def ngram_scores(training: list[np.ndarray], held_out: list[np.ndarray], vocab_size: int,
+def ngram_scores(training_tokens: list[np.ndarray], held_out_tokens: list[np.ndarray], vocab_size: int,
                  first_target: int) -> dict:
-    """{name: {cross_entropy, perplexity}} of the n-gram yardsticks on the targets from
-    `first_target` on of each held-out piece."""
-    unigram = unigram_add_one(training, vocab_size)
-    targets = np.concatenate([piece[first_target:] for piece in held_out])
+    """{name: {cross_entropy, perplexity}} of the n-gram yardsticks fitted on the training pieces'
+    token ids, on the targets from `first_target` on of each held-out piece."""
+    unigram = unigram_add_one(training_tokens, vocab_size)
+    targets = np.concatenate([piece[first_target:] for piece in held_out_tokens])
     entropy = float(-np.log(unigram[targets]).mean())
     scores = {"unigram": {"cross_entropy": entropy, "perplexity": math.exp(entropy)}}
     for order in NGRAM_ORDERS:
-        entropy, _ = KneserNey(training, order, vocab_size).cross_entropy(held_out, first_target)
+        entropy, _ = KneserNey(training_tokens, order, vocab_size).cross_entropy(held_out_tokens, first_target)
         scores[f"kneser_ney_{order}"] = {"cross_entropy": entropy, "perplexity": math.exp(entropy)}
     return scores
 

@@ -1,13 +1,16 @@
 """Tokens as played: `Event`, a token with when it starts, how long it lasts and how loud it is.
 
-Generation makes events; every renderer (`lstm_composer.render`) reads them. `fixed_step`
-gives a bare list of tokens the paper's timing.
+Generation makes events (`play`); every renderer (`lstm_composer.render`) reads them.
+`fixed_step` gives a bare list of tokens the paper's timing.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
+
+from lstm_composer.expression import Expression
 from lstm_composer.tokens import token_pitches
 
 PAPER_STEP = 0.5  # quarter lengths between tokens, as the paper wrote them
@@ -44,3 +47,21 @@ class Event:
 def fixed_step(tokens: Sequence[str], step: float = PAPER_STEP, velocity: int = DEFAULT_VELOCITY) -> list[Event]:
     """The paper's timing: every token `step` apart, each lasting `step`, all equally loud."""
     return [Event(token, i * step, step, velocity) for i, token in enumerate(tokens)]
+
+
+def play(tokens: list[str], classes: np.ndarray | None, expression: Expression | None,
+         after: float | None, voicing: list[tuple[int, ...]], tempo: float = 120.0,
+         first_onset: float = 0.0) -> list[Event]:
+    """Generated tokens as events, after an onset at `after` (None: the first token opens the
+    piece, `first_onset` quarters in), each with its pitches from `voicing`: their own timing
+    and loudness when the model has heads for them, the paper's fixed step otherwise. A rhythm
+    in seconds is placed for an output at `tempo`."""
+    if expression is None or classes is None:
+        start = 0.0 if after is None else after + PAPER_STEP
+        return [Event(e.token, start + e.offset, e.duration, e.velocity, pitches)
+                for e, pitches in zip(fixed_step(tokens), voicing)]
+    offsets = expression.quarters(np.cumsum([expression.ioi[c] for c in classes[:, 0]]), tempo)
+    offsets = offsets - offsets[0] + first_onset if after is None else offsets + after
+    durations = expression.quarters([expression.duration[d] for d in classes[:, 1]], tempo)
+    return [Event(token, float(offset), float(duration), expression.velocity[v], pitches)
+            for token, offset, duration, (_, _, v, *_), pitches in zip(tokens, offsets, durations, classes, voicing)]

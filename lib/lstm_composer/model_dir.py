@@ -1,17 +1,20 @@
 """The model directory: what a training run writes, and how it is read back.
 
-    config.json        the run's settings: preset values, corpus, validation pieces, ...
+    config.json        the run's settings (`RunSettings`): preset values, corpus, held-out pieces, ...
     vocab.json         {"tokens": [...]}: token id = index; an expressive model's class values too
     voicings.json      how the corpus voices each chord, for generation
     model.keras        the network with the lowest validation loss, plain Keras
     history.csv        one row per epoch: loss, val_loss, accuracy, val_accuracy, ...
     loss.png           the loss curves
+    evaluation.json    what `jobs/evaluate.py` measured
     logs/              TensorBoard
     checkpoints/       last.json and best.json point at epoch-NNNN/ (weights and optimizer)
 
-The directory is any location `storage` knows (a local path, s3://, gs://, hdfs://). Every
-file is written atomically (`storage.write_bytes`), so a reader, or a run resumed after a
-crash, never sees half a file. A missing or corrupt file is reported by name.
+`ModelDir` owns every one of these: nobody else builds their paths or reads them. The
+directory is any location `storage` knows (a local path, s3://, gs://, hdfs://). Every file is
+written atomically (`storage.write_bytes`), so a reader, or a run resumed after a crash, never
+sees half a file. A missing or corrupt file is reported by name. `ModelDir.load` gives a
+`TrainedModel`: everything generation and evaluation need.
 """
 from __future__ import annotations
 
@@ -20,13 +23,16 @@ import io
 import json
 import os
 import tempfile
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from lstm_composer import storage
 from lstm_composer.expression import Expression
+from lstm_composer.presets import ModelConfig
 from lstm_composer.storage import Workspace
+from lstm_composer.tables import Corpus, TokenStream, read_token_stream
 from lstm_composer.tokens import Vocabulary
+from lstm_composer.voicing import Voicings
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
@@ -45,50 +51,28 @@ class ModelDirError(ValueError):
     """A model directory that cannot be used as it is; the message names the file."""
 
 
-def file(model_dir: str | Path, *names: str) -> str:
-    """The location of a file of the model directory."""
-    return storage.join(str(model_dir), *names)
+@dataclass(frozen=True)
+class RunSettings:
+    """config.json: how the run was set up. `held_out` is stored as `validation_pieces`."""
 
+    model: ModelConfig
+    corpus_path: str
+    epochs: int | None = None
+    num_proc: int | None = None
+    seed: int = 0
+    val_fraction: float | None = None
+    held_out: tuple[str, ...] = ()  # the pieces no training window came from
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """A file of the model directory, written by storage's one atomic write."""
-    storage.write_text(str(path), text)
+    def to_json(self) -> str:
+        return json.dumps({"model": self.model.to_dict(), "corpus_path": self.corpus_path, "epochs": self.epochs,
+                           "num_proc": self.num_proc, "seed": self.seed, "val_fraction": self.val_fraction,
+                           "validation_pieces": list(self.held_out)}, indent=1)
 
-
-def read_json(path: str | Path) -> dict:
-    path = str(path)
-    if not storage.is_file(path):
-        raise ModelDirError(f"{path} is missing: is {storage.parent(path)} a model directory of lstm-composer?")
-    try:
-        return json.loads(storage.read_text(path))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelDirError(f"{path} is corrupt (not valid JSON: {error})") from None
-
-
-def read_vocabulary(model_dir: str | Path) -> Vocabulary:
-    return Vocabulary.from_dict(read_json(file(model_dir, VOCAB_FILE)))
-
-
-def vocabulary_json(vocabulary: Vocabulary, expression: Expression | None = None) -> str:
-    """vocab.json: the tokens, and an expressive model's ioi/duration/velocity class values."""
-    values = json.loads(vocabulary.to_json())
-    if expression:
-        values["expression"] = expression.to_dict()
-    return json.dumps(values, indent=1)
-
-
-def read_voicings(model_dir: str | Path):
-    """The corpus's chord voicings (`voicing.Voicings`); empty ones for a directory written
-    before they were kept (chords are then voiced from their bass upwards)."""
-    from lstm_composer.voicing import Voicings
-
-    path = file(model_dir, VOICINGS_FILE)
-    return Voicings.from_dict(read_json(path)) if storage.is_file(path) else Voicings()
-
-
-def read_expression(model_dir: str | Path) -> Expression | None:
-    values = read_json(file(model_dir, VOCAB_FILE)).get("expression")
-    return Expression.from_dict(values) if values else None
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunSettings":
+        values = dict(values)
+        held_out = tuple(values.pop("validation_pieces", None) or ())
+        return cls(model=ModelConfig.from_dict(values.pop("model")), held_out=held_out, **values)
 
 
 @dataclass(frozen=True)
@@ -105,118 +89,215 @@ class Checkpoint:
         return os.path.join(workspace.fetch(CHECKPOINTS_DIR, self.directory), "state")
 
 
-def _pointer(model_dir: str | Path, which: str) -> str:
-    return file(model_dir, CHECKPOINTS_DIR, f"{which}.json")
+@dataclass(frozen=True)
+class ModelDir:
+    """A model directory at `uri`."""
 
+    uri: str
 
-def read_checkpoint(model_dir: str | Path, which: str = "last") -> Checkpoint | None:
-    """The `last` or `best` checkpoint of a run, or None if it has none yet."""
-    pointer = _pointer(model_dir, which)
-    if not storage.exists(pointer):
-        return None
-    record = read_json(pointer)
-    prefix = file(model_dir, CHECKPOINTS_DIR, record["directory"], "state")
-    if not storage.is_file(f"{prefix}.index"):
-        raise ModelDirError(f"{pointer} names {prefix}.index, which is missing")
-    return Checkpoint(epoch=int(record["epoch"]), prefix=prefix, metrics=record["metrics"],
-                      directory=record["directory"])
+    def file(self, *names: str) -> str:
+        """The location of a file of the directory."""
+        return storage.join(str(self.uri), *names)
 
-
-def save_checkpoint(workspace: Workspace, state, epoch: int, metrics: dict, is_best: bool) -> None:
-    """Write `state` (a tf.train.Checkpoint) for `epoch` into the workspace and upload it, point
-    `last` (and `best`) at it, then delete states no pointer names."""
-    model_dir = workspace.uri
-    directory = f"epoch-{epoch:04d}"
-    storage.delete(file(model_dir, CHECKPOINTS_DIR, directory))  # a half-written state of a killed run
-    workspace.forget(CHECKPOINTS_DIR, directory)
-    state.write(workspace.path(CHECKPOINTS_DIR, directory, "state"))
-    workspace.sync(CHECKPOINTS_DIR, directory)
-    record = json.dumps({"epoch": epoch, "directory": directory, "metrics": metrics}, indent=1)
-    pointers = ["last", "best"] if is_best else ["last"]
-    for which in pointers:
-        write_atomic(_pointer(model_dir, which), record)
-    kept = {read_json(_pointer(model_dir, which))["directory"]
-            for which in ("last", "best") if storage.exists(_pointer(model_dir, which))}
-    for old in storage.list_names(file(model_dir, CHECKPOINTS_DIR)):
-        if old.startswith("epoch-") and old not in kept:
-            storage.delete(file(model_dir, CHECKPOINTS_DIR, old))
-            workspace.forget(CHECKPOINTS_DIR, old)
-
-
-def trim_history(model_dir: str | Path, epochs: int) -> None:
-    """Keep the history rows of the first `epochs` epochs: a run killed after writing an
-    epoch's row but before its checkpoint trains that epoch again."""
-    path = file(model_dir, HISTORY_FILE)
-    if not storage.exists(path):
-        return
-    rows = list(csv.reader(io.StringIO(storage.read_text(path))))
-    kept = rows[:1] + [row for row in rows[1:] if row and int(row[0]) < epochs]
-    write_atomic(path, "".join(",".join(row) + "\n" for row in kept))
-
-
-def append_history(model_dir: str | Path, epoch: int, logs: dict) -> None:
-    """Add one epoch's row to history.csv (the whole file is rewritten, so never half a row)."""
-    path = file(model_dir, HISTORY_FILE)
-    text = storage.read_text(path) if storage.exists(path) else ",".join(HISTORY_COLUMNS) + "\n"
-    values = [str(epoch)] + [f"{float(logs[key]):.6g}" if key in logs else "" for key in HISTORY_COLUMNS[1:]]
-    write_atomic(path, text + ",".join(values) + "\n")
-
-
-def read_history(model_dir: str | Path) -> list[dict]:
-    return list(csv.DictReader(io.StringIO(storage.read_text(file(model_dir, HISTORY_FILE)))))
-
-
-def load_network(model_dir: str | Path):
-    """The best network of a run, as plain Keras."""
-    import tensorflow as tf
-
-    import lstm_composer.model  # noqa: F401  (registers the pointer head's layer, which a model may hold)
-    path = file(model_dir, MODEL_FILE)
-    if not storage.is_file(path):
-        raise ModelDirError(f"{path} is missing: the run has not finished an epoch yet, "
-                            f"or {model_dir} is not a model directory")
-    with tempfile.TemporaryDirectory(prefix="lstm-composer-") as scratch:
-        local = storage.local_path(path)
-        if local is None:  # Keras opens local files only
-            local = os.path.join(scratch, MODEL_FILE)
-            storage.get_file(path, local)
+    def read_json(self, *names: str) -> dict:
+        path = self.file(*names)
+        if not storage.is_file(path):
+            raise ModelDirError(f"{path} is missing: is {self.uri} a model directory of lstm-composer?")
         try:
-            return tf.keras.models.load_model(local, compile=False)
-        except Exception as error:  # Keras raises many kinds for a damaged zip
-            raise ModelDirError(f"{path} is corrupt or not a Keras model file ({type(error).__name__})") from None
+            return json.loads(storage.read_text(path))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ModelDirError(f"{path} is corrupt (not valid JSON: {error})") from None
+
+    def write_text(self, name: str, text: str) -> None:
+        storage.write_text(self.file(name), text)
+
+    def settings(self) -> RunSettings:
+        try:
+            return RunSettings.from_dict(self.read_json(CONFIG_FILE))
+        except (KeyError, TypeError, ValueError) as error:
+            if isinstance(error, ModelDirError):
+                raise
+            raise ModelDirError(f"{self.file(CONFIG_FILE)} is not a run's settings ({type(error).__name__}: "
+                                f"{error})") from None
+
+    def write_settings(self, settings: RunSettings) -> None:
+        self.write_text(CONFIG_FILE, settings.to_json())
+
+    def vocabulary(self) -> Vocabulary:
+        return Vocabulary.from_dict(self.read_json(VOCAB_FILE))
+
+    def expression(self) -> Expression | None:
+        """An expressive model's class values, saved beside its vocabulary."""
+        values = self.read_json(VOCAB_FILE).get("expression")
+        return Expression.from_dict(values) if values else None
+
+    def write_vocabulary(self, vocabulary: Vocabulary, expression: Expression | None = None) -> None:
+        values = json.loads(vocabulary.to_json())
+        if expression:
+            values["expression"] = expression.to_dict()
+        self.write_text(VOCAB_FILE, json.dumps(values, indent=1))
+
+    def voicings(self) -> Voicings:
+        """The corpus's chord voicings; empty ones for a directory written before they were kept
+        (chords are then voiced from their bass upwards)."""
+        return Voicings.from_dict(self.read_json(VOICINGS_FILE)) if storage.is_file(self.file(VOICINGS_FILE)) \
+            else Voicings()
+
+    def write_voicings(self, voicings: Voicings) -> None:
+        self.write_text(VOICINGS_FILE, voicings.to_json())
+
+    def write_evaluation(self, result: dict) -> None:
+        self.write_text(EVALUATION_FILE, json.dumps(result, indent=1))
+
+    def _pointer(self, which: str) -> str:
+        return self.file(CHECKPOINTS_DIR, f"{which}.json")
+
+    def checkpoint(self, which: str = "last") -> Checkpoint | None:
+        """The `last` or `best` checkpoint of a run, or None if it has none yet."""
+        if not storage.exists(self._pointer(which)):
+            return None
+        record = self.read_json(CHECKPOINTS_DIR, f"{which}.json")
+        prefix = self.file(CHECKPOINTS_DIR, record["directory"], "state")
+        if not storage.is_file(f"{prefix}.index"):
+            raise ModelDirError(f"{self._pointer(which)} names {prefix}.index, which is missing")
+        return Checkpoint(epoch=int(record["epoch"]), prefix=prefix, metrics=record["metrics"],
+                          directory=record["directory"])
+
+    def save_checkpoint(self, workspace: Workspace, state, epoch: int, metrics: dict, is_best: bool) -> None:
+        """Write `state` (a tf.train.Checkpoint) for `epoch` into the workspace (of this
+        directory) and upload it, point `last` (and `best`) at it, then delete states no
+        pointer names."""
+        directory = f"epoch-{epoch:04d}"
+        storage.delete(self.file(CHECKPOINTS_DIR, directory))  # a half-written state of a killed run
+        workspace.forget(CHECKPOINTS_DIR, directory)
+        state.write(workspace.path(CHECKPOINTS_DIR, directory, "state"))
+        workspace.sync(CHECKPOINTS_DIR, directory)
+        record = json.dumps({"epoch": epoch, "directory": directory, "metrics": metrics}, indent=1)
+        for which in ["last", "best"] if is_best else ["last"]:
+            storage.write_text(self._pointer(which), record)
+        kept = {self.read_json(CHECKPOINTS_DIR, f"{which}.json")["directory"]
+                for which in ("last", "best") if storage.exists(self._pointer(which))}
+        for old in storage.list_names(self.file(CHECKPOINTS_DIR)):
+            if old.startswith("epoch-") and old not in kept:
+                storage.delete(self.file(CHECKPOINTS_DIR, old))
+                workspace.forget(CHECKPOINTS_DIR, old)
+
+    def trim_history(self, epochs: int) -> None:
+        """Keep the history rows of the first `epochs` epochs: a run killed after writing an
+        epoch's row but before its checkpoint trains that epoch again."""
+        path = self.file(HISTORY_FILE)
+        if not storage.exists(path):
+            return
+        rows = list(csv.reader(io.StringIO(storage.read_text(path))))
+        kept = rows[:1] + [row for row in rows[1:] if row and int(row[0]) < epochs]
+        storage.write_text(path, "".join(",".join(row) + "\n" for row in kept))
+
+    def append_history(self, epoch: int, logs: dict) -> None:
+        """Add one epoch's row to history.csv (the whole file is rewritten, so never half a row)."""
+        path = self.file(HISTORY_FILE)
+        text = storage.read_text(path) if storage.exists(path) else ",".join(HISTORY_COLUMNS) + "\n"
+        values = [str(epoch)] + [f"{float(logs[key]):.6g}" if key in logs else "" for key in HISTORY_COLUMNS[1:]]
+        storage.write_text(path, text + ",".join(values) + "\n")
+
+    def history(self) -> list[dict]:
+        return list(csv.DictReader(io.StringIO(storage.read_text(self.file(HISTORY_FILE)))))
+
+    def load_network(self):
+        """The best network of the run, as plain Keras."""
+        import tensorflow as tf
+
+        path = self.file(MODEL_FILE)
+        if not storage.is_file(path):
+            raise ModelDirError(f"{path} is missing: the run has not finished an epoch yet, "
+                                f"or {self.uri} is not a model directory")
+        with tempfile.TemporaryDirectory(prefix="lstm-composer-") as scratch:
+            local = storage.local_path(path)
+            if local is None:  # Keras opens local files only
+                local = os.path.join(scratch, MODEL_FILE)
+                storage.get_file(path, local)
+            try:
+                return tf.keras.models.load_model(local, compile=False)
+            except Exception as error:  # Keras raises many kinds for a damaged zip
+                raise ModelDirError(f"{path} is corrupt or not a Keras model file ({type(error).__name__})") from None
+
+    def save_network(self, network) -> None:
+        """model.keras: saved by Keras into a scratch folder, then written here atomically."""
+        with tempfile.TemporaryDirectory(prefix="lstm-composer-") as scratch:
+            local = os.path.join(scratch, MODEL_FILE)
+            network.save(local)
+            storage.put_file(local, self.file(MODEL_FILE))
+
+    def plot_history(self) -> str:
+        """loss.png: training and validation loss per epoch."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot
+
+        rows = self.history()
+        figure, axes = pyplot.subplots(figsize=(7, 4))
+        epochs = [int(row["epoch"]) + 1 for row in rows]
+        for key, label in (("loss", "training"), ("val_loss", "validation")):
+            values = [float(row[key]) for row in rows if row.get(key)]
+            if len(values) == len(epochs):
+                axes.plot(epochs, values, marker="o", label=label)
+        axes.set(xlabel="epoch", ylabel="cross-entropy", title=f"{storage.name(str(self.uri))}: loss per epoch")
+        axes.legend()
+        axes.grid(alpha=0.3)
+        image = io.BytesIO()
+        figure.savefig(image, format="png", dpi=100, bbox_inches="tight")
+        pyplot.close(figure)
+        storage.write_bytes(self.file(LOSS_PLOT), image.getvalue())
+        return self.file(LOSS_PLOT)
+
+    def load(self) -> "TrainedModel":
+        """Everything checked, and a `ModelDirError` naming the file that is missing or corrupt;
+        a vocabulary that does not fit the network is refused too."""
+        settings, vocabulary, network = self.settings(), self.vocabulary(), self.load_network()
+        shape = network.output_shape
+        outputs = (shape[0] if isinstance(shape, list) else shape)[-1]  # the token head's
+        if outputs != len(vocabulary):
+            raise ModelDirError(f"{self.file(VOCAB_FILE)} has {len(vocabulary)} tokens but {self.file(MODEL_FILE)} "
+                                f"predicts {outputs}: they come from different runs")
+        expression = self.expression()
+        if settings.model.expressive and expression is None:
+            raise ModelDirError(f"{self.file(VOCAB_FILE)} has no expression classes, which the "
+                                f"{settings.model.name} model needs")
+        return TrainedModel(network=network, settings=settings, vocabulary=vocabulary,
+                            expression=expression if settings.model.expressive else None, voicings=self.voicings())
 
 
-def save_network(network, path: str | Path) -> None:
-    """A Keras file at `path` (any location): saved by Keras into a scratch folder, then
-    written there atomically."""
-    with tempfile.TemporaryDirectory(prefix="lstm-composer-") as scratch:
-        local = os.path.join(scratch, MODEL_FILE)
-        network.save(local)
-        storage.put_file(local, str(path))
+@dataclass(frozen=True)
+class TrainedModel:
+    """What a model directory holds for generation and evaluation: the network, the run's
+    settings, its vocabulary and class values, how its corpus voices chords, and its corpus."""
 
+    network: object
+    settings: RunSettings
+    vocabulary: Vocabulary
+    expression: Expression | None  # an expressive model's class values
+    voicings: Voicings = field(default_factory=Voicings)
 
-def plot_history(model_dir: str | Path) -> str:
-    """loss.png: training and validation loss per epoch."""
-    import matplotlib
+    @property
+    def config(self) -> ModelConfig:
+        return self.settings.model
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
+    @property
+    def held_out(self) -> tuple[str, ...]:
+        return self.settings.held_out
 
-    rows = read_history(model_dir)
-    figure, axes = pyplot.subplots(figsize=(7, 4))
-    epochs = [int(row["epoch"]) + 1 for row in rows]
-    for key, label in (("loss", "training"), ("val_loss", "validation")):
-        values = [float(row[key]) for row in rows if row.get(key)]
-        if len(values) == len(epochs):
-            axes.plot(epochs, values, marker="o", label=label)
-    axes.set_xlabel("epoch")
-    axes.set_ylabel("cross-entropy")
-    axes.set_title(f"{storage.name(str(model_dir))}: loss per epoch")
-    axes.legend()
-    axes.grid(alpha=0.3)
-    image = io.BytesIO()
-    figure.savefig(image, format="png", dpi=100, bbox_inches="tight")
-    pyplot.close(figure)
-    path = file(model_dir, LOSS_PLOT)
-    storage.write_bytes(path, image.getvalue())
-    return path
+    @property
+    def corpus(self) -> Corpus:
+        return Corpus(self.settings.corpus_path)
+
+    def tokens(self) -> TokenStream:
+        """The corpus's tokens, read once per loaded model."""
+        return self._tokens
+
+    @cached_property
+    def _tokens(self) -> TokenStream:
+        try:
+            return read_token_stream(self.corpus, self.vocabulary, self.expression, bass=self.config.bass)
+        except FileNotFoundError:
+            raise ModelDirError(f"the corpus this model was trained on, {self.corpus.notes}, is not there: it is "
+                                f"needed for a training window to start from and for the copy report") from None

@@ -1,12 +1,11 @@
-"""What the ranks print, on the driver's console as they print it, and rank 0's progress.
+"""What the ranks print, on the driver's console as they print it.
 
 Horovod forwards a rank's output to the driver in blocks of up to 64 KiB, so a few lines an
 epoch arrive only when the job ends. Instead, the driver listens on a socket
 (`ConsoleRelay`) and each rank sends its Python output there line by line
 (`send_output_to_driver`), prefixed as Horovod prefixes it (`[0]<stdout>:`). Output written
-below Python (TensorFlow's C++ logs) still takes Horovod's way. During an epoch rank 0 prints
-a line at least every `every_seconds`: the step, sequences per second and the time left
-(`progress_printer`).
+below Python (TensorFlow's C++ logs) still takes Horovod's way. Rank 0's progress lines are
+`callbacks.Progress`'s.
 """
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ import secrets
 import socket
 import sys
 import threading
-import time
 from typing import NamedTuple, TextIO
 
 
@@ -139,43 +137,3 @@ def duration_text(seconds: float) -> str:
     seconds = max(0, round(seconds))
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
-def progress_printer(epochs: int, steps_per_epoch: int, sequences_per_step: int, precision: str,
-                     every_seconds: float = 30.0, clock=time.monotonic):
-    """Rank 0's Keras callback: a line when training starts, then during each epoch a line at
-    least every `every_seconds` (checked after each step) with the step, the sequences per
-    second (all ranks) and the time left in the epoch and in the run at that speed (validation
-    not counted). The speed is measured from the end of the epoch's first step, which also
-    builds the graph."""
-    import tensorflow as tf
-
-    class Progress(tf.keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            print(f"training: {steps_per_epoch} steps per epoch of {sequences_per_step} sequences "
-                  f"(all ranks); precision {precision}", flush=True)
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-            self.printed = clock()
-            self.first_step_end = None
-
-        def on_train_batch_end(self, batch, logs=None):
-            now = clock()
-            if self.first_step_end is None:
-                self.first_step_end = now
-            if now - self.printed < every_seconds:
-                return
-            self.printed = now
-            step = batch + 1
-            where = f"epoch {self.epoch + 1}/{epochs} step {step}/{steps_per_epoch}"
-            if step == 1:
-                print(f"{where}: the first step, which builds the graph; precision {precision}", flush=True)
-                return
-            rate = (step - 1) / max(now - self.first_step_end, 1e-9)  # steps per second
-            left_in_epoch = (steps_per_epoch - step) / rate
-            left = left_in_epoch + (epochs - self.epoch - 1) * steps_per_epoch / rate
-            print(f"{where}: {rate * sequences_per_step:.1f} sequences/s, {duration_text(left_in_epoch)} left "
-                  f"in this epoch, {duration_text(left)} in all; precision {precision}", flush=True)
-
-    return Progress()

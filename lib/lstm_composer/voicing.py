@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from lstm_composer.tokens import HIGHEST_KEY, LOWEST_KEY, is_chord, note_pitch
+from lstm_composer.tokens import HIGHEST_KEY, LOWEST_KEY, is_chord, note_pitch, token_pitches
 
 SHAPES_KEPT = 16  # the most frequent voicings kept per chord shape and octave
 LEAP_LIMIT = 24  # top-voice steps beyond two octaves share the outermost counts
@@ -147,3 +147,27 @@ class Voicings:
         """How often the corpus's top voice moves by `step` semitones into a chord, plus one
         (a step it never made stays possible)."""
         return self.top_steps.get(int(np.clip(step, -LEAP_LIMIT, LEAP_LIMIT)), 0) + 1.0
+
+
+def voice_tokens(tokens: list[str], basses: np.ndarray | None, voicings: Voicings, previous: tuple[int, ...] | None,
+                 rng: np.random.Generator) -> list[tuple[int, ...]]:
+    """The pitches of each token: single pitches as they are; chords over the bass the network
+    drew (`basses`), or else over a bass chosen near the previous one, in a voicing the corpus
+    uses for such chords, its top note led from the previous onset's as the corpus leads it.
+    `previous`: the pitches of the onset before the first token, if any."""
+    voiced = []
+    previous_bass = min(previous) if previous else None
+    previous_top = max(previous) if previous else None
+    for i, token in enumerate(tokens):
+        if basses is not None:
+            bass = int(basses[i])
+        elif is_chord(token):
+            bass = voicings.choose_bass(token, previous_bass, rng)
+        else:
+            bass = None
+        pitches = (tuple(voicings.voice(token, bass, rng, previous_top)) if bass is not None
+                   else tuple(token_pitches(token)))
+        voiced.append(pitches)
+        previous_bass = min(pitches) if is_chord(token) or min(pitches) < 60 else previous_bass
+        previous_top = max(pitches)
+    return voiced

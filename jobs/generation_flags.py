@@ -1,0 +1,23 @@
+"""The flags that jobs/generate.py and jobs/evaluate.py share: which model, how long a piece, and
+how its positions are drawn."""
+import argparse
+
+from lstm_composer.sampling import Sampling
+
+
+def add_generation_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--length", type=int, default=500, help="new tokens per piece")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same piece")
+    parser.add_argument("--temperature", type=float, default=1.0, help="below 1 safer, above 1 wilder")
+    parser.add_argument("--top-k", type=int, help="draw among the k likeliest tokens only (1: argmax)")
+    parser.add_argument("--top-p", type=float, help="draw among the likeliest tokens that reach this probability")
+    parser.add_argument("--loop-limit", type=int, default=24,
+                        help="longest stretch repeating a pattern of up to 8 tokens (0: no limit)")
+    parser.add_argument("--refresh", type=int, default=32,
+                        help="rebuild the network's state from its last window every N tokens (0: carry it on)")
+
+
+def sampling(args: argparse.Namespace) -> Sampling:
+    """The sampling the flags ask for; a ValueError names a flag that makes none."""
+    return Sampling(args.temperature, args.top_k, args.top_p, args.loop_limit or None, refresh=args.refresh or None)

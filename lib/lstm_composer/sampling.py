@@ -1,0 +1,127 @@
+"""How the next position is drawn from the network's probabilities: the temperature and the
+top-k / top-p cuts (`Sampling`, `sample`), and two rules that take tokens out before the draw:
+no loop past a length (`LoopGuard`), no onset off the corpus's metric grid (`BeatClock`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lstm_composer.expression import GRID_SHARE, Expression, metric_grid
+
+LOOP_PERIOD = 8  # patterns of up to this many tokens count as loops
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the next token is drawn from the network's probabilities."""
+
+    temperature: float = 1.0  # below 1: safer choices; above 1: more surprise
+    top_k: int | None = None  # draw only among the k likeliest tokens (1: always the likeliest)
+    top_p: float | None = None  # draw only among the likeliest tokens that together reach p
+    # The longest stretch of tokens that may repeat a pattern of up to LOOP_PERIOD tokens
+    # (a note struck over and over, a figure going round): the token that would make it longer
+    # is not drawn. Real pieces rarely hold such a stretch past 20 tokens; a network that can
+    # copy can fall into one for good. None: no limit.
+    loop_limit: int | None = 24
+    # For a network told where in the beat each onset falls: an onset gap that would put the
+    # next onset on a beat phase holding less than this share of the training pieces' onsets
+    # is not drawn (`BeatClock`). None: onsets anywhere.
+    grid_share: float | None = GRID_SHARE
+    # Every this many positions the network's state is rebuilt from the last window of
+    # positions (a window as long as it trained on), from zero, as every training window began.
+    # Carried on over a whole piece, the state holds far more than a window ever did, and the
+    # network drifts: into one rhythm for good, a run of 32nds hundreds of notes long. None:
+    # the state is carried over the whole piece.
+    refresh: int | None = 32
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.loop_limit is not None and self.loop_limit <= LOOP_PERIOD:
+            raise ValueError(f"loop_limit must be above {LOOP_PERIOD}, got {self.loop_limit}")
+        if self.grid_share is not None and not 0.0 <= self.grid_share < 1.0:
+            raise ValueError(f"grid_share must be in [0, 1), got {self.grid_share}")
+        if self.refresh is not None and self.refresh < 1:
+            raise ValueError(f"refresh must be at least 1 position, got {self.refresh}")
+
+
+def sample(probabilities: np.ndarray, rng: np.random.Generator, sampling: Sampling) -> int:
+    """One token id drawn from `probabilities` as `sampling` says. Ties in the top-k and
+    top-p cuts keep the lower id, so top-k 1 is exactly the argmax."""
+    order = np.argsort(-probabilities, kind="stable")
+    logits = np.log(np.maximum(probabilities[order], 1e-300)) / sampling.temperature
+    weights = np.exp(logits - logits[0])
+    keep = len(order) if sampling.top_k is None else min(sampling.top_k, len(order))
+    if sampling.top_p is not None:
+        cumulative = np.cumsum(weights / weights.sum())
+        keep = min(keep, int(np.searchsorted(cumulative, sampling.top_p)) + 1)
+    weights = weights[:keep]
+    return int(order[rng.choice(keep, p=weights / weights.sum())])
+
+
+class LoopGuard:
+    """Keeps a token sequence out of loops: knows, for each period up to LOOP_PERIOD, how long
+    the stretch repeating that period at the end of the sequence is, and takes away the
+    probability of the token that would carry a stretch past `limit` tokens."""
+
+    def __init__(self, limit: int | None, tokens):
+        self.limit, self.tokens = limit, []
+        self.runs = np.zeros(LOOP_PERIOD + 1, dtype=np.int64)  # runs[p]: positions equal to the one p before
+        for token in tokens:
+            self.add(int(token))
+
+    def add(self, token: int) -> None:
+        for period in range(1, LOOP_PERIOD + 1):
+            repeats = len(self.tokens) >= period and self.tokens[-period] == token
+            self.runs[period] = self.runs[period] + 1 if repeats else 0
+        self.tokens.append(token)
+
+    def allowed(self, probabilities: np.ndarray) -> np.ndarray:
+        if self.limit is None:
+            return probabilities
+        banned = sorted({self.tokens[-period] for period in range(1, LOOP_PERIOD + 1)
+                         if len(self.tokens) >= period and self.runs[period] + period + 1 > self.limit})
+        if not banned:
+            return probabilities
+        kept = probabilities.copy()
+        kept[banned] = 0.0
+        if kept.sum() <= 0:  # the network sees nothing else at all: anything else, evenly
+            kept = np.ones_like(probabilities)
+            kept[banned] = 0.0
+        return kept / kept.sum()
+
+
+@dataclass(frozen=True)
+class BeatClock:
+    """Where in the beat each generated onset falls, for a network that is told so.
+
+    Each onset gap is drawn on its own, and one sextuplet sixteenth after a plain sixteenth
+    puts the music between the grids (a phase such as 10 24ths of a beat), where the
+    corpus has almost no onsets and the network has learnt almost nothing: from there it
+    wanders on. Gaps that would leave the corpus's grid (`grid`) are not drawn."""
+
+    steps: np.ndarray  # each onset-gap class's length in beat phases
+    start: int  # the phase of the primer's last onset
+    grid: np.ndarray  # for each phase, whether the training pieces' onsets keep to it
+
+    @classmethod
+    def of(cls, expression: Expression, start: int, phases: np.ndarray, share: float | None) -> "BeatClock":
+        """`phases`: the training pieces' onset phases; `share`: as `Sampling.grid_share`."""
+        count = expression.phases
+        grid = np.ones(count, dtype=bool) if share is None else metric_grid(phases, share, count)
+        return cls(np.rint(np.array(expression.ioi) * count).astype(np.int64), start, grid)
+
+    def on_grid(self, gap_probabilities: np.ndarray, phase: int) -> np.ndarray:
+        """The onset-gap probabilities with the gaps that lead off the grid taken out (all of
+        them kept when every gap the network sees would)."""
+        kept = gap_probabilities * self.grid[(phase + self.steps) % len(self.grid)]
+        return kept / kept.sum() if kept.sum() > 0 else gap_probabilities
+
+    def after(self, phase: int, gap: int) -> int:
+        return int((phase + self.steps[gap]) % len(self.grid))
