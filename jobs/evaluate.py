@@ -1,6 +1,6 @@
 """Evaluate a trained model on the pieces its run held out, and on pieces it generates (locally).
 
-    python jobs/evaluate.py --model-dir models/run1 --pieces 3 --length 500
+    python jobs/evaluate.py --model-dir models/run1 --pieces 12 --length 500
 
 Prints per-head cross-entropy, perplexity and accuracy on the held-out pieces beside n-gram
 models', the context curve, and how close generated pieces (drawn with the same sampling flags
@@ -17,7 +17,7 @@ from lstm_composer.evaluate import evaluate, summary
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_generation_flags(parser)
-    parser.add_argument("--pieces", type=int, default=3, help="pieces to generate (seeds --seed, --seed + 1, ...)")
+    parser.add_argument("--pieces", type=int, default=12, help="pieces to generate (seeds --seed, --seed + 1, ...)")
     args = parser.parse_args()
     try:
         result = evaluate(args.model_dir, pieces=args.pieces, length=args.length, seed=args.seed,

@@ -14,6 +14,7 @@ from lstm_composer.evaluate import NetworkScorer, evaluate, summary
 from lstm_composer.ngram import KneserNey
 from lstm_composer.statistics import FEATURES
 from lstm_composer.expression import Expression, beat_phase
+from lstm_composer.form import FORM_FEATURES, piece_features
 from lstm_composer.generate import GenerateConfig, compose
 from lstm_composer.model import build_model
 from lstm_composer.model_dir import ModelDir
@@ -168,8 +169,9 @@ def test_evaluate_writes_and_prints_scores_baselines_and_each_generated_pieces_r
     best = min(result["baselines"].values(), key=lambda b: b["perplexity"])["perplexity"]
     assert result["ratio_to_best_baseline"] == pytest.approx(result["validation"]["token"]["perplexity"] / best)
     assert set(result["context_curve"]) == {"1", "4", "16", "full", "targets"}
-    for i, generated in enumerate(result["generated"]):  # seeds 5 and 6
-        report = asdict(compose(GenerateConfig(str(directory), length=16, seed=5 + i), model).report)
+    generated_pieces = [compose(GenerateConfig(str(directory), length=16, seed=5 + i), model) for i in range(2)]
+    for generated, piece in zip(result["generated"], generated_pieces):  # seeds 5 and 6
+        report = asdict(piece.report)
         assert {k: v for k, v in generated.items() if k != "overlaps"} == {
             key: value for key, value in report.items() if key not in ("primer", "sampling")}
         assert 0 <= generated["overlaps"]["mean"] <= 1
@@ -177,7 +179,7 @@ def test_evaluate_writes_and_prints_scores_baselines_and_each_generated_pieces_r
     printed = summary(result)
     lowest_together = min(result["generated_together"][name] for name in FEATURES)
     ratio = result["generated_together"]["mean"] / result["held_out_together"]["mean"]
-    assert f"(ratio {ratio:.3f}); lowest generated" in printed and printed.endswith(f", together {lowest_together:.2f}")
+    assert f"(ratio {ratio:.3f}); lowest generated" in printed and f", together {lowest_together:.2f}\n" in printed
     rows = printed_rows(printed)
     for head in ("token", "ioi", "duration", "velocity"):
         scores = result["validation"][head]
@@ -189,3 +191,10 @@ def test_evaluate_writes_and_prints_scores_baselines_and_each_generated_pieces_r
         overlaps = piece["overlaps"]
         assert rows[f"generated {i}"] == [f"{overlaps[n]:.2f}" for n in FEATURES] + [
             f"{overlaps['mean']:.2f}", str(piece["longest_copy"]["length"])]
+    # Key and form of each kind of piece, the classifier's AUC last.
+    form = result["form"]
+    assert form["generated"]["excerpts"] == sum(len(piece_features(p.events)) for p in generated_pieces)
+    for kind in ("generated", "held_out", "training"):
+        assert rows[kind.replace("_", " ")] == [f"{form[kind]['together'][n]:.3f}" for n in FORM_FEATURES]
+    assert printed.endswith(f"generated {form['auc']['generated']:.2f}, held out {form['auc']['held_out']:.2f} "
+                            f"(two halves of the training pieces: {form['auc']['training_halves']:.2f})")

@@ -11,9 +11,10 @@ Three yardsticks, as the field judges a language model of music:
 - **The context curve.** The token loss with the network shown only the last 1, 4 or 16
   tokens, against all it normally sees, on the targets that have 16 tokens before them: a
   network that does not use its context scores the same with 4 tokens as with all of them.
-- **Statistics of what it writes.** Histograms (`statistics.py`) of generated pieces and of the
-  held-out real pieces, each against the training pieces: generated pieces should be as close
-  to the corpus as real pieces the network never saw. With the copy and cycle reports.
+- **What it writes** (`judging.py`): generated pieces and the held-out real pieces, each
+  against the training pieces: the histograms of their notes, and their key and form, should
+  be as close to the corpus as real pieces the network never saw, and a classifier should not
+  tell their excerpts from the corpus's. With the copy and cycle reports.
 For networks with BatchNorm, the token loss in training mode (batch statistics) beside the
 inference-mode one, on held-out and on training windows, shows whether the moving statistics
 are sound.
@@ -21,15 +22,15 @@ are sound.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import numpy as np
 
 from lstm_composer.generate import GenerateConfig, compose
-from lstm_composer.sampling import Sampling
+from lstm_composer.judging import judge_writing, writing_summary
 from lstm_composer.model_dir import ModelDir, TrainedModel
 from lstm_composer.ngram import KneserNey, unigram_add_one
-from lstm_composer.statistics import FEATURES, overlaps, pooled
+from lstm_composer.sampling import Sampling
 from lstm_composer.tables import TokenStream, read_played
 
 BATCH = 256
@@ -37,7 +38,7 @@ CONTEXTS = (1, 4, 16)
 NGRAM_ORDERS = (2, 3, 4, 5)
 
 
-def evaluate(model_dir: str, pieces: int = 3, length: int = 500, seed: int = 0,
+def evaluate(model_dir: str, pieces: int = 12, length: int = 500, seed: int = 0,
              sampling: Sampling = Sampling()) -> dict:
     """Scores, baselines, context curve and statistics, the generated pieces drawn with `sampling`
     from seeds `seed`, `seed + 1`, ...; saved as evaluation.json."""
@@ -53,17 +54,19 @@ def evaluate(model_dir: str, pieces: int = 3, length: int = 500, seed: int = 0,
         raise ValueError(f"the held-out pieces are not longer than {first_target} tokens: nothing to evaluate")
     result = {"preset": model.config.name, "validation_pieces": len(model.held_out),
               **network_scores(model, stream, held_out_rows, training_rows, first_target)}
-    result.update(writing(model, stream, held_out_rows, training_rows,
-                          [GenerateConfig(model_dir, length=length, seed=seed + i, sampling=sampling)
-                           for i in range(pieces)]))
+    generated = [compose(GenerateConfig(model_dir, length=length, seed=seed + i, sampling=sampling), model)
+                 for i in range(pieces)]
+    result.update(judge_writing(read_played(model.corpus), [stream.piece_ids[i] for i in held_out_rows],
+                                [stream.piece_ids[i] for i in training_rows], generated))
     directory.write_evaluation(result)
     return result
 
 
 def network_scores(model: TrainedModel, stream: TokenStream, held_out_rows: list[int], training_rows: list[int],
                    first_target: int) -> dict:
-    """The network's scores on the held-out pieces (`held_out_rows` of `stream`) beside the n-gram models'
-    on the same targets, its context curve and, with BatchNorm, the check of its statistics."""
+    """The network's scores on the held-out pieces (`held_out_rows` of `stream`) beside the
+    n-gram models' on the same targets, its context curve and, with BatchNorm, the check of its
+    statistics."""
     network = NetworkScorer(model, stream)
     scores = network.scores(held_out_rows, first_target)
     baselines = ngram_scores([stream.piece(i) for i in training_rows], [stream.piece(i) for i in held_out_rows],
@@ -83,46 +86,6 @@ def network_scores(model: TrainedModel, stream: TokenStream, held_out_rows: list
         check["training_pieces"] = network.batch_norm_check(training_rows, windows=check["windows"])
         result["batch_norm_check"] = check
     return result
-
-
-def writing(model: TrainedModel, stream: TokenStream, held_out_rows: list[int], training_rows: list[int],
-            pieces: list[GenerateConfig]) -> dict:
-    """The generated `pieces` and the held-out real pieces, each against the training_rows pieces:
-    the feature overlaps of each piece and of each kind taken together, with the copy reports."""
-    generated, everything_generated = [], []
-    played = read_played(model.corpus)
-    reference = pooled(played[stream.piece_ids[i]] for i in training_rows)
-    for config in pieces:
-        piece = compose(config, model)
-        report = {key: value for key, value in asdict(piece.report).items() if key not in ("primer", "sampling")}
-        generated.append({**report, "overlaps": overlaps(piece.events, reference)})
-        everything_generated += piece.events
-    real = [{"piece_id": stream.piece_ids[i], "tokens": len(stream.piece(i)),
-             "overlaps": overlaps(played[stream.piece_ids[i]], reference)} for i in held_out_rows]
-    result = {"generated": generated, "held_out": real,
-              "held_out_together": overlaps([onset for i in held_out_rows for onset in played[stream.piece_ids[i]]],
-                                            reference),
-              "generated_together": overlaps(everything_generated, reference)}
-    result["overlap_summary"] = overlap_summary(generated, real, result["generated_together"],
-                                                result["held_out_together"])
-    return result
-
-
-def overlap_summary(generated: list[dict], real: list[dict], generated_together: dict, real_together: dict) -> dict:
-    """The generated pieces' overlaps with the training pieces beside the held-out real pieces',
-    two ways: piece by piece (the mean over pieces; a short piece's histogram is noisy, and one
-    piece keeps to its own key, register and dynamics), and all pieces of each kind taken
-    together as one histogram. A ratio of 1: generated pieces as close to the corpus as real
-    pieces the network never saw."""
-    def mean(group):
-        return {name: float(np.nanmean([p["overlaps"][name] for p in group])) for name in FEATURES + ("mean",)}
-
-    by_piece = {"generated": mean(generated), "held_out": mean(real)}
-    return {"by_piece": {**by_piece, "ratio": by_piece["generated"]["mean"] / by_piece["held_out"]["mean"]},
-            "together": {"generated": generated_together, "held_out": real_together,
-                         "ratio": generated_together["mean"] / real_together["mean"]},
-            "generated_lowest": float(min(p["overlaps"][name] for p in generated for name in FEATURES)),
-            "generated_together_lowest": float(min(generated_together[name] for name in FEATURES))}
 
 
 def ngram_scores(training_tokens: list[np.ndarray], held_out_tokens: list[np.ndarray], vocab_size: int,
@@ -294,24 +257,5 @@ def summary(result: dict) -> str:
         for label, values in (("held-out", check), ("training", check["training_pieces"])):
             lines.append(f"BatchNorm on {values['windows']} {label} windows: inference {values['inference']:.3f}, "
                          f"training mode {values['training_mode']:.3f} (ratio {values['ratio']:.3f})")
-    lines += ["", "| piece | " + " | ".join(FEATURES) + " | mean | longest copy |",
-              "| --- |" + " --- |" * (len(FEATURES) + 2)]
-    for i, piece in enumerate(result["generated"]):
-        values = piece["overlaps"]
-        lines.append(f"| generated {i} | " + " | ".join(f"{values[n]:.2f}" for n in FEATURES)
-                     + f" | {values['mean']:.2f} | {piece['longest_copy']['length']} |")
-    for piece in result["held_out"]:
-        values = piece["overlaps"]
-        lines.append(f"| held out {piece['piece_id'][:8]} ({piece['tokens']} tokens) | "
-                     + " | ".join(f"{values[n]:.2f}" for n in FEATURES) + f" | {values['mean']:.2f} | |")
-    for label, key in (("generated, together", "generated_together"), ("held out, together", "held_out_together")):
-        values = result[key]
-        lines.append(f"| {label} | " + " | ".join(f"{values[n]:.2f}" for n in FEATURES) + f" | {values['mean']:.2f} | |")
-    overall = result["overlap_summary"]
-    by_piece, together = overall["by_piece"], overall["together"]
-    lines.append(f"overlap with the training pieces, generated / held out: piece by piece "
-                 f"{by_piece['generated']['mean']:.3f} / {by_piece['held_out']['mean']:.3f} (ratio "
-                 f"{by_piece['ratio']:.3f}); together {together['generated']['mean']:.3f} / "
-                 f"{together['held_out']['mean']:.3f} (ratio {together['ratio']:.3f}); lowest generated "
-                 f"{overall['generated_lowest']:.2f}, together {overall['generated_together_lowest']:.2f}")
+    lines += writing_summary(result)
     return "\n".join(lines)
