@@ -22,7 +22,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export SPARK_CONF_DIR := $(abspath cluster/conf)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install run test songs bench bench-parse bench-train bench-generate bench-recordings bench-scale compare-presets dist fuzz clean audio-deps
+.PHONY: install run test songs bench bench-parse bench-train bench-generate bench-recordings bench-scale bench-quality compare-presets dist fuzz clean audio-deps
 
 # $(call venv_with_horovod,PYTHON): TensorFlow, then Horovod built against it, into PYTHON's venv.
 define venv_with_horovod
@@ -83,6 +83,17 @@ bench-recordings: install
 # 50,000 synthetic files in a temporary folder, parsed twice, then 1 and 2 ranks on the notes table.
 bench-scale: install
 	$(PY) bench/scale.py
+
+# The composer preset on a real corpus, QUALITY_MINUTES of training each: modern-39.txt, then
+# every piece of the folder. QUALITY_FOLDER may be any folder of MIDI files (leave QUALITY_LIST
+# empty to use them all).
+QUALITY_FOLDER ?= $(SHARED_MIDI)
+QUALITY_LIST ?= modern-39.txt
+QUALITY_MINUTES ?= 20
+bench-quality: install
+	rm -rf models/quality-*
+	$(if $(QUALITY_LIST),$(PY) bench/quality.py --folder $(QUALITY_FOLDER) --list $(QUALITY_LIST) --minutes $(QUALITY_MINUTES))
+	$(PY) bench/quality.py --folder $(QUALITY_FOLDER) --minutes $(QUALITY_MINUTES)
 
 MINUTES ?= 6
 compare-presets: install

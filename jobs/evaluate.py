@@ -10,7 +10,7 @@ as jobs/generate.py) and the held-out pieces come to the training pieces; writes
 import argparse
 import sys
 
-from generation_flags import add_generation_flags, sampling
+from generation_flags import add_generation_flags, form, sampling
 from lstm_composer.evaluate import evaluate, summary
 
 
@@ -21,7 +21,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         result = evaluate(args.model_dir, pieces=args.pieces, length=args.length, seed=args.seed,
-                          sampling=sampling(args))
+                          sampling=sampling(args), form=form(args), modulate=not args.hold_key)
     except ValueError as error:
         sys.exit(f"evaluate: {error}")
     print(summary(result))

@@ -10,7 +10,7 @@ audio (WAV, through FluidSynth: `make audio-deps`).
 import argparse
 import sys
 
-from generation_flags import add_generation_flags, sampling
+from generation_flags import add_generation_flags, form, sampling
 from lstm_composer.generate import GenerateConfig, compose
 from lstm_composer.render import MAX_TEMPO, MIN_TEMPO, PieceFiles, write_piece
 from lstm_composer.tokens import parse_onset_tolerance
@@ -39,10 +39,11 @@ def main() -> None:
     try:
         piece = compose(GenerateConfig(model_dir=args.model_dir, length=args.length, seed=args.seed,
                                        sampling=sampling(args), primer_path=args.primer, max_copy=args.max_copy,
-                                       onset_tolerance_ms=args.onset_tolerance, tempo=args.tempo))
+                                       onset_tolerance_ms=args.onset_tolerance, tempo=args.tempo, form=form(args),
+                                       modulate=not args.hold_key))
     except ValueError as error:  # a bad flag, a damaged model directory, an unusable primer
         sys.exit(f"generate: {error}")
-    written = write_piece(piece.events, piece.report.to_json(), files)
+    written = write_piece(piece.events, piece.report.to_json(), files, piece.metre)
     print(piece.report.summary())
     paths = ", ".join(str(path.resolve()) for path in written.paths)
     if written.audio_missing:

@@ -2,6 +2,7 @@
 how its positions are drawn."""
 import argparse
 
+from lstm_composer.reprise import Form
 from lstm_composer.sampling import Sampling
 
 
@@ -11,13 +12,25 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="same seed, same piece")
     parser.add_argument("--temperature", type=float, default=1.0, help="below 1 safer, above 1 wilder")
     parser.add_argument("--top-k", type=int, help="draw among the k likeliest tokens only (1: argmax)")
-    parser.add_argument("--top-p", type=float, help="draw among the likeliest tokens that reach this probability")
+    parser.add_argument("--top-p", type=float, default=0.9,
+                        help="draw among the likeliest tokens that reach this probability (1: all)")
     parser.add_argument("--loop-limit", type=int, default=24,
                         help="longest stretch repeating a pattern of up to 8 tokens (0: no limit)")
     parser.add_argument("--refresh", type=int, default=32,
                         help="rebuild the network's state from its last window every N tokens (0: carry it on)")
+    parser.add_argument("--key-weight", type=float, default=0.4,
+                        help="how strongly tokens that fit the key are preferred, for a model told its key (0: not)")
+    parser.add_argument("--hold-key", action="store_true",
+                        help="keep the key the piece starts in (default: change it as the corpus does)")
+    parser.add_argument("--reprise", type=float, default=0.5, metavar="SHARE",
+                        help="share of two-bar windows that begin by playing an earlier one again (0: none)")
 
 
 def sampling(args: argparse.Namespace) -> Sampling:
     """The sampling the flags ask for; a ValueError names a flag that makes none."""
-    return Sampling(args.temperature, args.top_k, args.top_p, args.loop_limit or None, refresh=args.refresh or None)
+    return Sampling(args.temperature, args.top_k, args.top_p, args.loop_limit or None, refresh=args.refresh or None,
+                    key_weight=args.key_weight)
+
+
+def form(args: argparse.Namespace) -> Form | None:
+    return Form(share=args.reprise) if args.reprise else None

@@ -52,3 +52,7 @@ def chords(groups: list[list[int]], step: int = 480) -> bytes:
         events += [(0, on(p)) for p in group]
         events += [(step if i == 0 else 0, off(p)) for i, p in enumerate(group)]
     return track(*events)
+
+
+def time_signature(numerator: int, denominator: int) -> bytes:
+    return b"\xff\x58\x04" + bytes((numerator, denominator.bit_length() - 1, 24, 8))

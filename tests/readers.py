@@ -114,17 +114,19 @@ def voice_lengths(staff) -> list[list[float]]:
 
 def read_musicxml(path: str | Path):
     """(score, treble staff, bass staff) as music21 parses the file, with the check that every
-    voice of every bar is full (notes and rests add up to a 4/4 bar)."""
-    from music21 import converter
+    voice of every bar is full (notes and rests add up to a bar of the score's time signature)."""
+    from music21 import converter, meter
 
     score = converter.parse(str(path))
     assert len(score.parts) == 2, f"{path}: {len(score.parts)} staves, not a grand staff"
     treble, bass = score.parts
     for staff in (treble, bass):
         assert len(staff.getElementsByClass("Measure")) == len(treble.getElementsByClass("Measure"))
+        [signature] = staff.recurse().getElementsByClass(meter.TimeSignature)
+        bar = float(signature.barDuration.quarterLength)
         for number, voices in enumerate(voice_lengths(staff), start=1):
-            full = voices and all(abs(length - 4.0) < 1e-9 for length in voices)
-            assert full, f"{path}: bar {number} holds {voices}"
+            full = voices and all(abs(length - bar) < 1e-9 for length in voices)
+            assert full, f"{path}: bar {number} holds {voices}, not {bar}"
     return score, treble, bass
 
 

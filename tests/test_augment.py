@@ -8,6 +8,8 @@ import pytest
 
 from lstm_composer.dataset import dense_window_starts, make_dataset, transposition_table
 from lstm_composer.expression import Expression
+from lstm_composer.form import KEY_NAMES, transposed_key
+from lstm_composer.metre import bar_beat
 from lstm_composer.presets import preset
 from lstm_composer.tables import Corpus, read_token_stream
 from lstm_composer.tokens import Vocabulary, note_name, token_for, transpose_token, with_transpositions
@@ -36,7 +38,8 @@ def stream(tmp_path):
     write_notes(tmp_path)
     tokens = {t for t in pq.read_table(tmp_path / "notes", columns=["token"])["token"].to_pylist()}
     vocabulary = Vocabulary(with_transpositions(tokens, (-5, 6)))
-    return vocabulary, read_token_stream(Corpus(str(tmp_path)), vocabulary, Expression(), bass=True)
+    return vocabulary, read_token_stream(Corpus(str(tmp_path)), vocabulary, Expression(), bass=True, key=True,
+                                         metre=True)
 
 
 def test_transposing_there_and_back_gives_the_token_again():
@@ -91,9 +94,15 @@ def test_training_windows_are_transposed_as_a_whole_and_stay_on_the_piano(stream
             assert (features["bass"].numpy()[row] - tokens.bass[start:start + 6] == shift).all()
             assert vocabulary.decode([targets["next_token"].numpy()[row, 0]]) == [transpose_token(original[1], shift)]
             assert features["ioi"].numpy()[row].tolist() == tokens.expression[start:start + 6, 0].tolist()
+            # the key moves with the notes, its mode kept; where in the bar they fall does not
+            assert features["key"].numpy()[row].tolist() == [transposed_key(int(k), shift)
+                                                              for k in tokens.key[start:start + 6]]
+            assert features["bar_beat"].numpy()[row].tolist() == bar_beat(tokens.bar_position[start:start + 6]).tolist()
             seen[row].add(shift)
     assert seen[0] == set(range(0, 7))  # from A0 only upwards
     assert seen[1] == set(range(-5, 7))
+    assert KEY_NAMES[tokens.key[7]] == "C major" and KEY_NAMES[transposed_key(tokens.key[7], -3)] == "A major"
+    assert KEY_NAMES[transposed_key(KEY_NAMES.index("E minor"), 5)] == "A minor"
 
 
 def test_a_rank_transposes_its_training_windows_and_never_its_validation_windows(stream):

@@ -6,7 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lstm_composer.dataset import make_dataset, rank_window_starts, window_starts
-from lstm_composer.tables import Corpus, hold_out, read_token_stream
+from lstm_composer.shards import hold_out
+from lstm_composer.tables import Corpus, read_token_stream
 from lstm_composer.presets import preset
 from lstm_composer.tokens import Vocabulary
 
@@ -113,7 +114,8 @@ def write_pieces(path, lengths: dict[str, int], files: int = 3) -> Corpus:
 
 
 def test_each_rank_reads_only_its_range_of_whole_pieces_and_together_they_read_everything(tmp_path):
-    from lstm_composer.tables import notes_summary, plan_shards, shard_bounds
+    from lstm_composer.shards import plan_shards, shard_bounds
+    from lstm_composer.tables import notes_summary
 
     lengths = {f"{i:02x}" + "0" * 14: 10 + (i * 7) % 23 for i in range(30)}
     corpus = write_pieces(tmp_path, lengths)
@@ -139,7 +141,8 @@ def test_each_rank_reads_only_its_range_of_whole_pieces_and_together_they_read_e
 
 
 def test_ranks_validate_on_disjoint_shares_of_the_held_out_windows(tmp_path):
-    from lstm_composer.tables import notes_summary, plan_shards
+    from lstm_composer.shards import plan_shards
+    from lstm_composer.tables import notes_summary
     from lstm_composer.rank import RankTask, read_windows
 
     lengths = {f"{i:02x}" + "0" * 14: 10 + (i * 7) % 23 for i in range(30)}

@@ -31,6 +31,7 @@ def shrunk(name: str, **changes):
 CONFIGS = {name: shrunk(name) for name in PRESETS}
 # An expressive network without the composer's pointer, bass head, beat phase and dense targets.
 CONFIGS["expressive-plain"] = shrunk("expressive", bass=False, pointer=False, dense_targets=False, phase=False,
+                                     metre=False, key=False,
                                      transpose=(0, 0))
 
 
@@ -39,7 +40,7 @@ def random_positions(config, rng, steps: int) -> np.ndarray:
     if not config.expressive:
         return rng.integers(VOCAB, size=(steps, 1))
     counts = {"token": VOCAB, "ioi": SIZES[0], "duration": SIZES[1], "velocity": SIZES[2], "bass": 128,
-              "phase": SIZES[3]}
+              "phase": SIZES[3], "bar_beat": 8, "phrase_bar": 4, "key": 24}
     return np.stack([rng.integers(counts[name], size=steps) for name in config.attributes], axis=1)
 
 

@@ -59,7 +59,7 @@ def write_model_dir(directory, corpus_root, expressive: bool, batch_size: int = 
     config = replace(preset("tiny"), sequence_length=WINDOW, batch_size=batch_size)
     if expressive:
         config = replace(preset("expressive"), sequence_length=WINDOW, lstm_units=(16, 16), dense_units=16,
-                         embedding_dim=6, precision="float32", bass=False)
+                         embedding_dim=6, precision="float32", bass=False, metre=False, key=False)
     expression = Expression() if expressive else None
     tf.keras.utils.set_random_seed(3)
     directory.mkdir()

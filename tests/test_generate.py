@@ -27,6 +27,7 @@ tf = pytest.importorskip("tensorflow")
 
 PITCHES = list(range(55, 80))  # G3..G5
 TOKENS = [note_name(p) for p in PITCHES] + ["0.4.7", "2.5.9"]
+ALL = Sampling(top_p=None)  # every token may be drawn
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_sampling_cuts():
     assert {sample(probabilities, rng, Sampling(top_k=2)) for _ in range(300)} == {1, 2}
     assert {sample(probabilities, rng, Sampling(top_p=0.75)) for _ in range(300)} == {1, 2}
     assert {sample(probabilities, rng, Sampling(top_p=0.5)) for _ in range(100)} == {1}
-    assert {sample(probabilities, rng, Sampling()) for _ in range(500)} == {0, 1, 2, 3}
+    assert {sample(probabilities, rng, Sampling(top_p=None)) for _ in range(500)} == {0, 1, 2, 3}
     cold = [sample(probabilities, rng, Sampling(temperature=0.2)) for _ in range(500)]
     assert cold.count(1) > 450
     with pytest.raises(ValueError, match="top_p"):
@@ -132,11 +133,11 @@ def test_sampling_draws_each_token_as_often_as_its_share_says():
     def shares(sampling: Sampling, draws: int = 10_000) -> np.ndarray:
         return np.bincount([sample(probabilities, rng, sampling) for _ in range(draws)], minlength=4) / draws
 
-    np.testing.assert_allclose(shares(Sampling()), probabilities, atol=0.02)
+    np.testing.assert_allclose(shares(Sampling(top_p=None)), probabilities, atol=0.02)
     np.testing.assert_allclose(shares(Sampling(top_k=2)), [0, 0.5 / 0.8, 0.3 / 0.8, 0], atol=0.02)
     np.testing.assert_allclose(shares(Sampling(top_p=0.9)), [0, 0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95], atol=0.02)
     squared = probabilities ** 2  # temperature 0.5: each probability to the power 1 / 0.5, renormalised
-    np.testing.assert_allclose(shares(Sampling(temperature=0.5)), squared / squared.sum(), atol=0.02)
+    np.testing.assert_allclose(shares(Sampling(temperature=0.5, top_p=None)), squared / squared.sum(), atol=0.02)
 
 
 def test_a_primer_files_tokens_start_the_output(model_dir, tmp_path):
@@ -188,13 +189,13 @@ def test_longest_cycle():
 
 
 def test_max_copy_resamples_or_fails_clearly(model_dir):
-    free = compose(GenerateConfig(str(model_dir), length=60, seed=3))
+    free = compose(GenerateConfig(str(model_dir), length=60, seed=3, sampling=ALL))
     strict = free.report.longest_copy.length - 1
     assert strict >= 1, "the random model copies nothing: choose another seed"
-    bounded = compose(GenerateConfig(str(model_dir), length=60, seed=3, max_copy=strict, max_tries=200))
+    bounded = compose(GenerateConfig(str(model_dir), length=60, seed=3, max_copy=strict, max_tries=200, sampling=ALL))
     assert bounded.report.longest_copy.length <= strict and bounded.report.tries > 1
     with pytest.raises(GenerationError, match="max-copy 1 "):
-        compose(GenerateConfig(str(model_dir), length=60, seed=3, max_copy=1, max_tries=3))
+        compose(GenerateConfig(str(model_dir), length=60, seed=3, max_copy=1, max_tries=3, sampling=ALL))
 
 
 def test_generate_job_writes_midi_report_score_roll_and_audio(model_dir, tmp_path):
@@ -263,6 +264,7 @@ def expressive_config():
     (tests/test_model.py has those)."""
     return replace(PRESETS["expressive"], sequence_length=12, lstm_units=(16, 16), dense_units=16,
                    embedding_dim=6, precision="float32", bass=False, pointer=False, dense_targets=False, phase=False,
+                   metre=False, key=False,
                    transpose=(0, 0))
 
 
@@ -362,3 +364,43 @@ def test_beat_clock_leaves_out_the_gaps_that_go_off_the_grid():
     assert np.array_equal(clock.on_grid(only_triplets, phase=6), only_triplets)  # nothing else to draw
     with pytest.raises(ValueError, match="grid_share"):
         Sampling(grid_share=1.0)
+
+
+def test_a_reprise_plays_an_earlier_window_again_and_the_recurrence_measure_finds_it(tmp_path):
+    """Every two-bar window after the first picks up an earlier one and plays it again (a
+    random network never repeats itself, and its sparse rhythm leaves few figures in a window):
+    the repeated figures and windows are found by the measures."""
+    from lstm_composer.form import figure_recurrence, piece_features
+    from lstm_composer.reprise import Form
+
+    model_dir, _ = expressive_model_dir(tmp_path, [0.25, 0.5, 1.0], replace(expressive_config(), phase=True))
+    free = compose(GenerateConfig(str(model_dir), length=300, seed=4, form=None))
+    planned = compose(GenerateConfig(str(model_dir), length=300, seed=4, form=Form(share=1.0, beats=8)))
+    assert figure_recurrence(free.events) == 0.0 and figure_recurrence(planned.events) > 0.05
+    similarity = [np.nanmean([e["bar_similarity"] for e in piece_features(p.events)]) for p in (free, planned)]
+    assert similarity[1] > similarity[0] + 0.2, similarity
+    # A window played again is the earlier one note for note, a whole number of windows later.
+    onsets = [round(e.offset * 24) for e in planned.events]
+    for i, event in enumerate(planned.events):
+        for j, earlier in enumerate(planned.events[:i]):
+            if event.pitches == earlier.pitches and (onsets[i] - onsets[j]) % (8 * 24) == 0 and onsets[i] != onsets[j]:
+                break
+        else:
+            continue
+        break
+    else:
+        pytest.fail("no onset repeats an earlier one a whole number of windows later")
+
+
+def test_density_keeps_a_piece_nearer_the_onsets_per_quarter_asked_for(tmp_path):
+    model_dir, _ = expressive_model_dir(tmp_path, [0.25, 0.5, 1.0, 2.0], replace(expressive_config(), phase=True))
+
+    def density(target):
+        events = compose(GenerateConfig(str(model_dir), length=300, seed=5, density=target)).events
+        return (len(events) - 1) / (events[-1].offset - events[0].offset)
+
+    free, sparse, busy = density(None), density(0.25), density(3.0)
+    assert sparse < free < busy, (sparse, free, busy)
+    assert abs(sparse - 0.25) < abs(free - 0.25) and abs(busy - 3.0) < abs(free - 3.0)
+    with pytest.raises(ValueError, match="density"):
+        GenerateConfig(str(model_dir), density=0)

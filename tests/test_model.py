@@ -20,7 +20,7 @@ def random_inputs(rng, vocab_size, steps):
     from lstm_composer.model import CHOSEN_TOKEN
 
     columns = {"token": vocab_size, "ioi": SIZES[0], "duration": SIZES[1], "velocity": SIZES[2], "bass": 128,
-               "phase": SIZES[3]}
+               "phase": SIZES[3], "bar_beat": 8, "phrase_bar": 4, "key": 24}
     inputs = {name: rng.integers(size, size=(1, steps)) for name, size in columns.items()}
     inputs[CHOSEN_TOKEN] = np.concatenate([inputs["token"][:, 1:], rng.integers(vocab_size, size=(1, 1))], 1)
     return inputs
@@ -33,8 +33,8 @@ def test_a_dense_network_predicts_every_position_and_its_pointer_copies_what_fol
     network = build_model(config, 7, expression_sizes=SIZES)
     outputs = network(random_inputs(np.random.default_rng(0), 7, 10))
     assert [tuple(o.shape) for o in outputs] == [(1, 10, 7), (1, 10, 14), (1, 10, 13), (1, 10, 8), (1, 10, 128)]
-    assert [i.name for i in network.inputs] == ["token", "ioi", "duration", "velocity", "bass", "phase",
-                                                "chosen_token"]
+    assert [i.name for i in network.inputs] == ["token", "ioi", "duration", "velocity", "bass", "phase", "bar_beat",
+                                                "phrase_bar", "key", "chosen_token"]
     np.testing.assert_allclose(outputs[0].numpy().sum(-1), 1.0, atol=1e-5)
 
     # A pointer that trusts the copy completely: the sentinel far below every earlier position.
@@ -59,12 +59,14 @@ def test_the_composer_presets_learn_more_and_the_papers_stay_the_baseline():
     for name in ("fast", "expressive", "small"):
         assert preset(name).dense_targets and preset(name).transpose == (-5, 6)
     for name in ("expressive", "small"):
-        assert preset(name).pointer and preset(name).bass and preset(name).phase
+        assert preset(name).pointer and preset(name).bass and preset(name).phase and preset(name).metre
+        assert preset(name).key
     for name in ("paper", "paper-alt"):
         assert not preset(name).dense_targets and preset(name).transpose == (0, 0) and preset(name).batch_norm
     assert preset("small").head_weights == {"next_token": 1.0, "next_ioi": 1.0, "next_duration": 1.0,
                                             "next_velocity": 1.0, "next_bass": 1.0}
-    assert preset("small").attributes == ("token", "ioi", "duration", "velocity", "bass", "phase")
+    assert preset("small").attributes == ("token", "ioi", "duration", "velocity", "bass", "phase", "bar_beat",
+                                          "phrase_bar", "key")
 
 
 @pytest.mark.parametrize("imports", ["import lstm_composer, tensorflow as tf", "import tensorflow as tf, lstm_composer"],

@@ -246,3 +246,32 @@ def test_audio_without_fluidsynth_says_how_to_install_it(tmp_path, monkeypatch):
         write_audio(midi, tmp_path / "piece.wav")
     assert "fluidsynth" in str(refused.value) and "make audio-deps" in str(refused.value)
     assert not (tmp_path / "piece.wav").exists()
+
+
+def test_the_score_and_the_midi_file_are_in_the_pieces_metre_and_key(tmp_path):
+    """Bars of 3/4 from offset 0, the key signature of D minor, each pitch spelled in the key:
+    read back by music21 from the MusicXML and by mido from the MIDI file."""
+    import mido
+    from music21 import key, meter
+
+    from lstm_composer.form import KEY_NAMES
+    from lstm_composer.metre import Metre
+
+    d_minor = KEY_NAMES.index("D minor")
+    events = [Event("D4", 0.0, 1.0, 80), Event("B-3", 1.0, 1.0, 80), Event("C#4", 2.0, 1.0, 80),
+              Event("0.2.5", 3.0, 2.0, 80), Event("A3", 5.0, 1.0, 80)]  # two bars of 3/4
+    score, treble, bass = read_musicxml(write_musicxml(events, tmp_path / "piece.musicxml", metre=Metre(3, 4),
+                                                       key=d_minor))
+    assert [str(s.ratioString) for s in score.recurse().getElementsByClass(meter.TimeSignature)] == ["3/4", "3/4"]
+    [signature, _] = score.recurse().getElementsByClass(key.KeySignature)
+    assert signature.sharps == -1
+    assert len(treble.getElementsByClass("Measure")) == 2
+    names = [p.nameWithOctave for staff in (treble, bass) for n in staff.flatten().notes for p in n.pitches]
+    assert {"B-3", "C#4", "D4", "A3"} <= set(names) and "A#3" not in names and "D-4" not in names
+    estimated = read_musicxml(write_musicxml(events, tmp_path / "guessed.musicxml"))[0]  # its notes' key
+    assert [k.sharps for k in estimated.recurse().getElementsByClass(key.KeySignature)][0] == -1
+
+    midi = mido.MidiFile(write_midi(events, tmp_path / "piece.mid", metre=Metre(6, 8), key=d_minor))
+    meta = {message.type: message for message in midi.tracks[0] if message.is_meta}
+    assert (meta["time_signature"].numerator, meta["time_signature"].denominator) == (6, 8)
+    assert meta["key_signature"].key == "Dm"

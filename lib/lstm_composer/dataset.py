@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lstm_composer.form import transposed_key
 from lstm_composer.presets import ModelConfig
 from lstm_composer.tables import TokenStream
 from lstm_composer.tokens import HIGHEST_KEY, LOWEST_KEY, Vocabulary, transpose_token
@@ -152,7 +153,8 @@ def dense_batches(table, config: ModelConfig, jitter: bool, seed: int,
 
 def transposed(columns, shifts, moved, config: ModelConfig, rng):
     """Each window (batch, positions, attributes) moved by one interval drawn from those that
-    keep every token in the vocabulary and every bass on the piano; interval 0 always fits."""
+    keep every token in the vocabulary and every bass on the piano; interval 0 always fits. Its
+    key moves with it."""
     import tensorflow as tf
 
     candidates = tf.gather(moved, columns[..., 0])  # (batch, positions, intervals)
@@ -165,10 +167,13 @@ def transposed(columns, shifts, moved, config: ModelConfig, rng):
     choice = tf.random.stateless_categorical(tf.math.log(tf.cast(fits, tf.float32)), 1,
                                              seed=rng.make_seeds(1)[:, 0])[:, 0]
     parts = [tf.gather(candidates, choice, axis=2, batch_dims=1)[..., None]]
+    shift = tf.cast(tf.gather(shifts, choice), columns.dtype)[:, None, None]
     for i, name in enumerate(config.attributes[1:], start=1):
         column = columns[..., i:i + 1]
         if name == "bass":
-            column += tf.cast(tf.gather(shifts, choice), columns.dtype)[:, None, None]
+            column += shift
+        elif name == "key":
+            column = transposed_key(column, shift)
         parts.append(column)
     return tf.concat(parts, axis=-1)
 

@@ -30,6 +30,7 @@ from lstm_composer.generate import GenerateConfig, compose
 from lstm_composer.judging import judge_writing, writing_summary
 from lstm_composer.model_dir import ModelDir, TrainedModel
 from lstm_composer.ngram import KneserNey, unigram_add_one
+from lstm_composer.reprise import Form
 from lstm_composer.sampling import Sampling
 from lstm_composer.tables import TokenStream, read_played
 
@@ -38,10 +39,11 @@ CONTEXTS = (1, 4, 16)
 NGRAM_ORDERS = (2, 3, 4, 5)
 
 
-def evaluate(model_dir: str, pieces: int = 12, length: int = 500, seed: int = 0,
-             sampling: Sampling = Sampling()) -> dict:
-    """Scores, baselines, context curve and statistics, the generated pieces drawn with `sampling`
-    from seeds `seed`, `seed + 1`, ...; saved as evaluation.json."""
+def evaluate(model_dir: str, pieces: int = 12, length: int = 500, seed: int = 0, sampling: Sampling = Sampling(),
+             form: Form | None = Form(), modulate: bool = True) -> dict:
+    """Scores, baselines, context curve and statistics, the generated pieces drawn from seeds
+    `seed`, `seed + 1`, ... as `GenerateConfig` says with `sampling`, `form` and `modulate`;
+    saved as evaluation.json."""
     directory = ModelDir(model_dir)
     model = directory.load()
     if not model.held_out:
@@ -54,8 +56,8 @@ def evaluate(model_dir: str, pieces: int = 12, length: int = 500, seed: int = 0,
         raise ValueError(f"the held-out pieces are not longer than {first_target} tokens: nothing to evaluate")
     result = {"preset": model.config.name, "validation_pieces": len(model.held_out),
               **network_scores(model, stream, held_out_rows, training_rows, first_target)}
-    generated = [compose(GenerateConfig(model_dir, length=length, seed=seed + i, sampling=sampling), model)
-                 for i in range(pieces)]
+    generated = [compose(GenerateConfig(model_dir, length=length, seed=seed + i, sampling=sampling, form=form,
+                                        modulate=modulate), model) for i in range(pieces)]
     result.update(judge_writing(read_played(model.corpus), [stream.piece_ids[i] for i in held_out_rows],
                                 [stream.piece_ids[i] for i in training_rows], generated))
     directory.write_evaluation(result)

@@ -59,6 +59,37 @@ def key_scores(pitch_class_weights: np.ndarray) -> np.ndarray:
     return KEY_PROFILES @ ((weights - weights.mean()) / spread) / 12
 
 
+def window_key_labels(offsets: np.ndarray, durations: np.ndarray, note_tokens: np.ndarray, note_pitches: np.ndarray,
+                      piece_starts: np.ndarray, beats: float = WINDOW_BEATS) -> np.ndarray:
+    """The key (an index into `KEY_NAMES`) of the window of `beats` quarters (from each piece's
+    offset 0) that each token falls in, from how long each pitch class sounds in it. A window of
+    fewer than MIN_WINDOW_ONSETS onsets takes the key of the window before it in its piece (the
+    first ones, the key of the first window that has one; a piece with none, C major).
+    `note_tokens`, `note_pitches`: each pitch of each token, with the token's index."""
+    piece = np.cumsum(np.isin(np.arange(len(offsets)), piece_starts)) - 1
+    number = np.floor(np.asarray(offsets, dtype=np.float64) / beats).astype(np.int64)
+    windows, token_window = np.unique(np.stack([piece, number], 1), axis=0, return_inverse=True)
+    token_window = token_window.reshape(-1)
+    weights = np.bincount(token_window[note_tokens] * 12 + note_pitches % 12,
+                          weights=np.asarray(durations, dtype=np.float64)[note_tokens],
+                          minlength=12 * len(windows)).reshape(-1, 12)
+    spread = weights.std(1, keepdims=True)
+    scores = ((weights - weights.mean(1, keepdims=True)) / np.where(spread > 0, spread, 1.0)) @ KEY_PROFILES.T
+    keys = np.where(np.bincount(token_window, minlength=len(windows)) >= MIN_WINDOW_ONSETS, scores.argmax(1), -1)
+    for i in range(len(windows)):  # forward: a thin window keeps the key before it
+        if keys[i] < 0 and i and windows[i - 1, 0] == windows[i, 0]:
+            keys[i] = keys[i - 1]
+    for i in reversed(range(len(windows))):  # backward: the thin windows a piece begins with
+        if keys[i] < 0 and i + 1 < len(windows) and windows[i + 1, 0] == windows[i, 0]:
+            keys[i] = keys[i + 1]
+    return np.maximum(keys, 0)[token_window].astype(np.int32)
+
+
+def transposed_key(key, semitones):
+    """A key moved by `semitones`, its mode kept (numbers or arrays)."""
+    return (key % 12 + semitones) % 12 + 12 * (key // 12)
+
+
 def pitch_class_weights(onsets: Sequence[Onset]) -> np.ndarray:
     """How long each pitch class sounds, over the onsets (each pitch of an onset for its duration)."""
     weights = np.zeros(12)
@@ -184,7 +215,7 @@ def excerpt_features(excerpt: Excerpt) -> dict[str, float]:
         "bass_mean": float(np.mean([min(onset.pitches) for onset in onsets])),
         "top_step": float(steps.mean()) if len(steps) else float("nan"),
         "top_leap_share": float(np.mean(steps > 7)) if len(steps) else float("nan"),
-        "on_the_beat": float(np.mean(np.isclose(offsets % 1.0, 0.0, atol=1e-3) | np.isclose(offsets % 1.0, 1.0, atol=1e-3))),
+        "on_the_beat": float(np.mean(np.isclose((offsets + 0.5) % 1.0, 0.5, atol=1e-3))),
         "gap_variation": float(gaps.std() / gaps.mean()) if len(gaps) and gaps.mean() > 0 else float("nan"),
         "duration_mean": float(np.mean([onset.duration for onset in onsets])),
         "velocity_mean": float(np.mean([onset.velocity for onset in onsets])),

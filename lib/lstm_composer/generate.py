@@ -17,13 +17,15 @@ from functools import lru_cache
 
 import numpy as np
 
+from lstm_composer.conductor import Conductor, KeyChanges
 from lstm_composer.events import Event, fixed_step, play
-from lstm_composer.expression import beat_phase
+from lstm_composer.metre import Metre
 from lstm_composer.model_dir import ModelDir, TrainedModel
 from lstm_composer.originality import CopiedRun, Report, longest_copy, longest_cycle
 from lstm_composer.primers import GenerationError, Primer, primer_from_corpus, primer_from_file
 from lstm_composer.render.midi import MAX_TEMPO, MIN_TEMPO
-from lstm_composer.sampling import BeatClock, LoopGuard, Sampling, sample
+from lstm_composer.reprise import Form, Reprise
+from lstm_composer.sampling import BeatClock, LoopGuard, Sampling, in_key, key_fit, sample, toward_density
 from lstm_composer.tokens import Vocabulary
 from lstm_composer.voicing import allowed_basses, voice_tokens
 
@@ -41,6 +43,12 @@ class GenerateConfig:
     max_tries: int = 20
     onset_tolerance_ms: float | None = None  # how the primer's notes form tokens, as the parse job's flag
     tempo: float = 120.0  # of the output: where a model's rhythm is in seconds, it is written at this tempo
+    form: Form | None = field(default_factory=Form)  # windows that play an earlier one again (models told
+    # where in the beat they are); None: never
+    modulate: bool = True  # a network told its key: change it as the corpus does (False: hold the primer's)
+    # Onsets per quarter to keep to, for a network told where in the beat it is; None: wherever
+    # the network goes.
+    density: float | None = None
 
     def __post_init__(self) -> None:
         if not MIN_TEMPO <= self.tempo <= MAX_TEMPO:
@@ -51,14 +59,17 @@ class GenerateConfig:
             raise ValueError(f"max_copy must be at least 1, got {self.max_copy}")
         if self.max_tries < 1:
             raise ValueError(f"max_tries must be at least 1, got {self.max_tries}")
+        if self.density is not None and not 0 < self.density <= 16:
+            raise ValueError(f"density must be above 0 and at most 16 onsets per quarter, got {self.density}")
 
 
 @dataclass(frozen=True)
 class Composition:
     tokens: list[str]  # the primer file's tokens (when there is one), then the generated ones
-    events: list[Event]  # the same tokens as played
+    events: list[Event]  # the same tokens as played, from the start of a bar
     primer_length: int  # how many of `tokens` come from the primer file
     report: Report
+    metre: Metre = Metre(4, 4)  # the bars it is written in
 
 
 def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Composition:
@@ -72,25 +83,44 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
     voicing_rng = np.random.default_rng([config.seed, 1])  # voicings do not change what is drawn
     primer = choose_primer(config, model, rng)
     decoder = Decoder(model.network, model.config, len(model.vocabulary))
-    generated, copy, tries = draw(config, model, decoder, primer, rng)
-    shown, events = perform(config, model, primer, generated, voicing_rng)
+    generated, echoes, times, copy, tries = draw(config, model, decoder, primer, rng)
+    shown, events = perform(config, model, primer, generated, echoes, times, voicing_rng)
     report = describe(config, primer, generated, events[len(shown):], copy, tries)
     tokens = model.vocabulary.decode(generated[:, 0])
     return Composition(tokens=[e.token for e in shown] + tokens, events=events, primer_length=len(shown),
-                       report=report)
+                       report=report, metre=primer.last.metre if primer.last else Metre(4, 4))
 
 
 def choose_primer(config: GenerateConfig, model: TrainedModel, rng: np.random.Generator) -> Primer:
     """The user's MIDI file, or a window of a training piece drawn by `rng`."""
     if config.primer_path:
         return primer_from_file(config.primer_path, model.vocabulary, model.expression, config.onset_tolerance_ms,
-                                config.tempo, bass=model.config.bass, phase=model.config.phase)
-    return primer_from_corpus(model.tokens(), model.vocabulary, model.config, rng, model.held_out)
+                                config.tempo, model.config)
+    return primer_from_corpus(model.tokens(), model.vocabulary, model.config, rng, model.held_out,
+                              model.time_signatures() if model.config.metre else None)
+
+
+def start_conductor(config: GenerateConfig, model: TrainedModel, primer: Primer, rng: np.random.Generator,
+                    clock: BeatClock) -> Conductor:
+    """Where the generated positions fall, from the primer's last onset on: its place in the bar
+    (time counted from that bar's start) or only in the beat; the key it holds or changes."""
+    last, changes = primer.last, None
+    key = last.key if model.config.key else None
+    if key is not None and config.modulate:
+        stream = model.tokens()
+        training = stream.rows(set(stream.piece_ids) - set(model.held_out))
+        pieces = [(stream.bounds[i], stream.bounds[i + 1]) for i in training]
+        changes = KeyChanges.count(stream.key, stream.key_window, pieces)
+    if model.config.metre:
+        return Conductor(model.config, clock.steps, len(clock.grid), last.bar_position, last.metre, 0, last.bar,
+                         key, changes, rng)
+    return Conductor(model.config, clock.steps, len(clock.grid), last.phase, key=key, changes=changes, rng=rng)
 
 
 def draw(config: GenerateConfig, model: TrainedModel, decoder, primer: Primer,
-         rng: np.random.Generator) -> tuple[np.ndarray, CopiedRun, int]:
-    """(the generated positions, the longest run they copy from a corpus piece, the tries it took)."""
+         rng: np.random.Generator) -> tuple[np.ndarray, list[int], list[int], CopiedRun, int]:
+    """(the generated positions, for each the position it plays again or -1, the time of each
+    onset (beat phases, `Conductor`), the longest run they copy from a corpus piece, the tries it took)."""
     vocabulary, stream = model.vocabulary, model.tokens()
     positions = np.array(vocabulary.encode(primer.tokens), dtype=np.int32)[:, None]
     if model.expression is not None:
@@ -100,13 +130,19 @@ def draw(config: GenerateConfig, model: TrainedModel, decoder, primer: Primer,
     if model.config.phase:
         held_out = set(model.held_out)
         training = np.repeat([piece not in held_out for piece in stream.piece_ids], np.diff(stream.bounds))
-        clock = BeatClock.of(model.expression, primer.last_phase, stream.phase[training], config.sampling.grid_share)
+        clock = BeatClock.of(model.expression, primer.last.phase, stream.phase[training], config.sampling.grid_share)
     fewest = None  # the shortest copy of the tries that copied too much
     for tries in range(1, config.max_tries + 1):
-        generated = continuation(decoder, primed, config.length, rng, config.sampling, vocabulary, positions, clock)
+        timing = start_conductor(config, model, primer, rng, clock) if clock else None
+        plan = None
+        if clock and config.form:
+            bar = primer.last.metre.steps if model.config.metre else 4 * len(clock.grid)
+            plan = Reprise(config.form, bar, clock.steps, len(clock.grid), rng)
+        generated, times = continuation(decoder, primed, config.length, rng, config.sampling, vocabulary, positions,
+                                        clock, plan, timing, config.density)
         copy = longest_copy(generated[:, 0], stream)
         if config.max_copy is None or copy.length <= config.max_copy:
-            return generated, copy, tries
+            return generated, plan.echoes if plan else [-1] * len(generated), times, copy, tries
         fewest = copy.length if fewest is None else min(fewest, copy.length)
     raise GenerationError(
         f"in {config.max_tries} tries every piece copied more than --max-copy {config.max_copy} "
@@ -114,10 +150,12 @@ def draw(config: GenerateConfig, model: TrainedModel, decoder, primer: Primer,
         f"more freely with a higher --temperature or without --top-k/--top-p")
 
 
-def perform(config: GenerateConfig, model: TrainedModel, primer: Primer, generated: np.ndarray,
-            rng: np.random.Generator) -> tuple[list[Event], list[Event]]:
+def perform(config: GenerateConfig, model: TrainedModel, primer: Primer, generated: np.ndarray, echoes: list[int],
+            times: list[int], rng: np.random.Generator) -> tuple[list[Event], list[Event]]:
     """(the primer file's events, shown before the new ones; every event of the piece): the
-    generated tokens voiced and played after them."""
+    generated tokens voiced and played after them, a position played again (`echoes`) with the
+    pitches of the one it plays again. After a training window, the first onset falls where in
+    its bar (or beat) the network put it (`times`)."""
     expression = model.expression
     tokens = model.vocabulary.decode(generated[:, 0])
     classes = generated[:, 1:] if expression is not None else None
@@ -126,11 +164,12 @@ def perform(config: GenerateConfig, model: TrainedModel, primer: Primer, generat
         shown = [Event(e.token, e.offset, e.duration, e.velocity, p.voiced)
                  for e, p in zip(fixed_step(primer.tokens), shown)]
     basses = generated[:, model.config.heads.index("bass")] if model.config.bass else None
-    voicing = voice_tokens(tokens, basses, model.voicings, tuple(shown[-1].pitches) if shown else None, rng)
-    first_onset = 0.0  # a piece after a training window starts where in the beat the network put it
-    if not shown and expression is not None and expression.unit == "beats" and primer.last_phase is not None:
+    voicing = voice_tokens(tokens, basses, model.voicings, tuple(shown[-1].pitches) if shown else None, rng, echoes)
+    first_onset = 0.0
+    if not shown and expression is not None and expression.unit == "beats" and primer.last is not None:
         count = expression.phases
-        first_onset = int(beat_phase(primer.last_phase / count + expression.ioi[classes[0, 0]], count)) / count
+        time = times[0] if times else primer.last.phase + int(np.rint(expression.ioi[classes[0, 0]] * count))
+        first_onset = (time % (primer.last.metre.steps if model.config.metre else count)) / count
     return shown, shown + play(tokens, classes, expression, shown[-1].offset if shown else None, voicing,
                                config.tempo, first_onset)
 
@@ -150,42 +189,67 @@ def describe(config: GenerateConfig, primer: Primer, generated: np.ndarray, even
 
 def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
                  sampling: Sampling, vocabulary: Vocabulary | None = None, primer: np.ndarray | None = None,
-                 clock: BeatClock | None = None) -> np.ndarray:
-    """(length, heads) ids drawn one position at a time after a primed (probabilities, state)
-    pair: the token, and for an expressive model its onset gap, duration and velocity classes,
-    and its bass when the network has a bass head (drawn after the token, among the pitches
-    that can be the lowest note of that token: `vocabulary` names them). `primer`: the
-    positions fed before (rows of the network's inputs), which a loop may begin in and a
-    rebuilt state (`Sampling.refresh`) starts from. `clock`, for a network that is told where
-    in the beat each onset falls: it tells the network, and keeps the onsets on the grid."""
+                 clock: BeatClock | None = None, plan: Reprise | None = None,
+                 timing: Conductor | None = None, density: float | None = None) -> tuple[np.ndarray, list[int]]:
+    """((length, heads) ids, the time of each onset) drawn one position at a time after a primed
+    (probabilities, state) pair: the token, and for an expressive model its onset gap, duration
+    and velocity classes, and its bass when the network has a bass head (drawn after the token,
+    among the pitches that can be the lowest note of that token: `vocabulary` names them).
+    `primer`: the positions fed before (rows of the network's inputs), which a loop may begin
+    in and a rebuilt state (`Sampling.refresh`) starts from. `clock`, for a network that is
+    told where in the beat each onset falls, keeps the onsets on the grid; `timing` tells the
+    network where each falls and in which key (`conductor.Conductor`), and keeps to `density`
+    onsets per quarter (`sampling.toward_density`). `plan` has some windows begin by playing an
+    earlier one again (`reprise.Reprise`)."""
     probabilities, state = primed
-    with_bass = decoder.bass_head is not None
-    generated = np.empty((length, len(probabilities) + with_bass), dtype=np.int32)
+    generated = np.empty((length, len(probabilities) + (decoder.bass_head is not None)), dtype=np.int32)
     primer = () if primer is None else primer
     loops = LoopGuard(sampling.loop_limit, [int(row[0]) for row in primer])
     window = deque(primer, maxlen=decoder.config.sequence_length)  # what a rebuilt state starts from
-    phase = None if clock is None else clock.start
+    times = []
     for i in range(length):
-        heads = list(probabilities)
-        heads[0] = loops.allowed(heads[0])
-        if clock is not None:
-            heads[1] = clock.on_grid(heads[1], phase)
-        drawn = [sample(p, rng, sampling) for p in heads]
+        drawn = plan.replay() if plan else None
+        if drawn is None:
+            if timing is not None and timing.key is not None and sampling.key_weight:
+                probabilities = [in_key(probabilities[0], key_fit(tuple(vocabulary.tokens))[timing.key],
+                                        sampling.key_weight)] + list(probabilities[1:])
+            if timing is not None and density:
+                probabilities = [probabilities[0], toward_density(probabilities[1], clock.steps, len(clock.grid),
+                                                                  timing.density(), density)] + list(probabilities[2:])
+            drawn = draw_position(decoder, probabilities, state, rng, sampling, vocabulary, loops, clock,
+                                  timing.phase if timing else None)
         loops.add(drawn[0])
-        if with_bass:
-            basses = decoder.bass_probabilities(state, drawn[0]) * _bass_mask(vocabulary.tokens[drawn[0]])
-            drawn.append(sample(basses / basses.sum(), rng, sampling) if basses.sum() > 0
-                         else int(np.flatnonzero(_bass_mask(vocabulary.tokens[drawn[0]]))[0]))
         generated[i] = drawn
-        if clock is not None:
-            phase = clock.after(phase, drawn[1])
-            drawn = drawn + [phase]
+        if timing is not None:
+            timing.advance(drawn[1])
+            times.append(timing.time)
+            if plan:
+                plan.add(drawn, timing.time)
+            drawn = drawn + timing.inputs()
         window.append(drawn)
         if sampling.refresh is not None and (i + 1) % sampling.refresh == 0:
             probabilities, state = decoder.prime(window)
         else:
             probabilities, state = decoder.step(drawn, state)
-    return generated
+    return generated, times
+
+
+def draw_position(decoder, probabilities: list[np.ndarray], state, rng: np.random.Generator, sampling: Sampling,
+                  vocabulary: Vocabulary | None, loops: LoopGuard, clock: BeatClock | None,
+                  phase: int | None) -> list[int]:
+    """One position drawn from the network's heads, by the sampling rules: the top-k and top-p
+    cuts for the token only (on a confident rhythm or loudness head they would leave one value)."""
+    heads = list(probabilities)
+    heads[0] = loops.allowed(heads[0])
+    if clock is not None:
+        heads[1] = clock.on_grid(heads[1], phase)
+    drawn = [sample(heads[0], rng, sampling)] + [sample(p, rng, sampling.plain) for p in heads[1:]]
+    if decoder.bass_head is not None:
+        allowed = _bass_mask(vocabulary.tokens[drawn[0]])
+        basses = decoder.bass_probabilities(state, drawn[0]) * allowed
+        drawn.append(sample(basses / basses.sum(), rng, sampling) if basses.sum() > 0
+                     else int(np.flatnonzero(allowed)[0]))
+    return drawn
 
 
 _bass_mask = lru_cache(maxsize=8192)(allowed_basses)

@@ -121,7 +121,8 @@ def writing_summary(result: dict) -> list[str]:
                      + " | ".join(f"{values[n]:.2f}" for n in FEATURES) + f" | {values['mean']:.2f} | |")
     for label, key in (("generated, together", "generated_together"), ("held out, together", "held_out_together")):
         values = result[key]
-        lines.append(f"| {label} | " + " | ".join(f"{values[n]:.2f}" for n in FEATURES) + f" | {values['mean']:.2f} | |")
+        lines.append(f"| {label} | " + " | ".join(f"{values[n]:.2f}" for n in FEATURES)
+                     + f" | {values['mean']:.2f} | |")
     overall = result["overlap_summary"]
     by_piece, together = overall["by_piece"], overall["together"]
     lines.append(f"overlap with the training pieces, generated / held out: piece by piece "
@@ -136,7 +137,8 @@ def writing_summary(result: dict) -> list[str]:
 
 def form_lines(form: dict) -> list[str]:
     names = [name.replace("_", " ") for name in FORM_FEATURES]
-    counts = ", ".join(f"{form[kind]['excerpts']} {kind.replace('_', '-')}" for kind in ("generated", "held_out", "training"))
+    counts = ", ".join(f"{form[kind]['excerpts']} {kind.replace('_', '-')}"
+                       for kind in ("generated", "held_out", "training"))
     lines = ["", f"key and form, on excerpts of 32 quarters ({counts}):",
              "| | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
     for kind in ("generated", "held_out", "training"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from lstm_composer.metre import BAR_BEATS, PHRASE_BARS
 from lstm_composer.presets import ModelConfig
 
 layers = tf.keras.layers
@@ -20,6 +21,7 @@ POINTER_KEYS = 64  # width of the pointer head's queries and keys
 MOTIF_LENGTH = 3  # the pointer weighs matches of the last 1, 2 and 3 tokens
 CHOSEN_TOKEN = "chosen_token"  # the bass head's extra input: the token of the position it voices
 TOKEN_LOGITS = "token_logits"  # with a pointer, the vocabulary's logits before the pointer mixes them in
+KEYS = 24  # classes of the key input: 12 major keys, then 12 minor (form.KEY_NAMES)
 
 
 def head_name(attribute: str) -> str:
@@ -82,7 +84,8 @@ def _class_counts(config: ModelConfig, vocab_size: int,
         raise ValueError("an expressive model needs the sizes of its ioi, duration and velocity classes "
                          "and its beat phases")
     ioi, duration, velocity, phases = expression_sizes
-    return [vocab_size, ioi, duration, velocity] + [PITCHES] * config.bass + [phases] * config.phase
+    return ([vocab_size, ioi, duration, velocity] + [PITCHES] * config.bass + [phases] * config.phase
+            + [BAR_BEATS, PHRASE_BARS] * config.metre + [KEYS] * config.key)
 
 
 def _embedded_inputs(config: ModelConfig, sizes: list[int], window: int | None, dtype: str):

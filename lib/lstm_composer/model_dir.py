@@ -30,7 +30,7 @@ from lstm_composer import storage
 from lstm_composer.expression import Expression
 from lstm_composer.presets import ModelConfig
 from lstm_composer.storage import Workspace
-from lstm_composer.tables import Corpus, TokenStream, read_token_stream
+from lstm_composer.tables import Corpus, TokenStream, piece_values, read_token_stream
 from lstm_composer.tokens import Vocabulary
 from lstm_composer.voicing import Voicings
 
@@ -295,9 +295,19 @@ class TrainedModel:
         return self._tokens
 
     @cached_property
+    def _time_signatures(self) -> dict[str, list[tuple[float, str]]]:
+        return {piece: [(change["offset"], change["signature"]) for change in changes or []]
+                for piece, changes in piece_values(self.corpus, "time_signatures").items()}
+
+    def time_signatures(self) -> dict[str, list[tuple[float, str]]]:
+        """Each corpus piece's time signatures (offset, "3/4"), read once per loaded model."""
+        return self._time_signatures
+
+    @cached_property
     def _tokens(self) -> TokenStream:
         try:
-            return read_token_stream(self.corpus, self.vocabulary, self.expression, bass=self.config.bass)
+            return read_token_stream(self.corpus, self.vocabulary, self.expression, bass=self.config.bass,
+                                     key=self.config.key, metre=self.config.metre)
         except FileNotFoundError:
             raise ModelDirError(f"the corpus this model was trained on, {self.corpus.notes}, is not there: it is "
                                 f"needed for a training window to start from and for the copy report") from None

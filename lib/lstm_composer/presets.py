@@ -63,6 +63,13 @@ class ModelConfig:
     # Validate and keep an exponential moving average of the weights, this decay per step
     # (0: the last step's weights).
     weight_average: float = 0.0
+    # Each position also tells which quarter of its bar it falls in and its bar's place in a
+    # phrase of four (`metre.py`), from the pieces' time signatures. Needs phase.
+    metre: bool = False
+    # Each position also tells the key of the passage around it (`form.window_key_labels`),
+    # moved with every transposition: generation holds a key, or changes it as the corpus does.
+    # Needs expressive.
+    key: bool = False
 
     def __post_init__(self) -> None:
         if self.sequence_length < 1:
@@ -108,11 +115,16 @@ class ModelConfig:
             raise ValueError("a bass head needs an expressive model")
         if self.phase and (not self.expressive or self.rhythm != "beats"):
             raise ValueError("a beat-phase input needs an expressive model with rhythm in beats")
+        if self.metre and not self.phase:
+            raise ValueError("bar inputs (metre) need the beat-phase input (phase)")
+        if self.key and not self.expressive:
+            raise ValueError("a key input needs an expressive model")
 
     @property
     def attributes(self) -> tuple[str, ...]:
-        """What each position carries: the network's inputs, in order."""
-        return self.heads + (("phase",) if self.phase else ())
+        """What each position carries: the network's inputs, in order; the heads' first."""
+        return (self.heads + (("phase",) if self.phase else ()) + (("bar_beat", "phrase_bar") if self.metre else ())
+                + (("key",) if self.key else ()))
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -171,13 +183,14 @@ PRESETS: dict[str, ModelConfig] = {
                           recurrent_dropout=0.0, input_encoding="embedding", embedding_dim=64,
                           sparse_targets=True, batch_size=16, precision="auto", batch_norm=False,
                           expressive=True, dense_targets=True, transpose=(-5, 6), pointer=True, bass=True,
-                          phase=True, optimizer="adam", learning_rate=0.001),
+                          phase=True, metre=True, key=True, optimizer="adam", learning_rate=0.001),
     # `expressive` small enough to train on a laptop's two cores in minutes (`make run`).
     "small": replace(PAPER, name="small", sequence_length=128, lstm_units=(192, 192),
                      recurrent_dropout=0.0, dense_units=192, input_encoding="embedding",
                      embedding_dim=48, sparse_targets=True, batch_size=16, learning_rate=0.001,
                      batch_norm=False, expressive=True, dense_targets=True, transpose=(-5, 6),
-                     pointer=True, bass=True, phase=True, optimizer="adam", weight_average=0.99),
+                     pointer=True, bass=True, phase=True, metre=True, key=True, optimizer="adam",
+                     weight_average=0.99),
     # The paper's network in miniature, seconds per epoch, for tests.
     "tiny": replace(PAPER, name="tiny", sequence_length=8, lstm_units=(16, 16), dense_units=16,
                     recurrent_dropout=0.0, batch_size=16),

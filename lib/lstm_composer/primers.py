@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -9,6 +10,8 @@ from lstm_composer import storage
 from lstm_composer.dataset import window_starts
 from lstm_composer.events import Event
 from lstm_composer.expression import Expression, beat_phase
+from lstm_composer.form import window_key_labels
+from lstm_composer.metre import Metre, bar_beat, bar_positions, metre_at, metre_of_bar, phrase_bar
 from lstm_composer.piece import parse_piece
 from lstm_composer.presets import ModelConfig
 from lstm_composer.tables import TokenStream
@@ -17,6 +20,16 @@ from lstm_composer.tokens import Vocabulary
 
 class GenerationError(ValueError):
     """Generation cannot give what was asked for; the message says what to change."""
+
+
+class Placement(NamedTuple):
+    """Where a primer's last onset falls: what generation goes on from."""
+
+    phase: int  # in its beat (`beat_phase`)
+    bar: int = 0  # its bar, from the start of its piece
+    bar_position: int = 0  # where in that bar, in beat phases
+    metre: Metre = Metre(4, 4)  # of that bar
+    key: int = 0  # of the passage it ends (`form.KEY_NAMES`)
 
 
 @dataclass(frozen=True)
@@ -28,16 +41,17 @@ class Primer:
     detail: dict  # the file and the tokens skipped, or the piece and position
     attributes: np.ndarray | None = None  # (tokens, attributes - 1): the classes after each token, if any
     events: list[Event] | None = None  # a file's tokens as played in it
-    last_phase: int | None = None  # where in its beat the last token falls (`beat_phase`), when known
+    last: Placement | None = None  # where its last onset falls, when known
 
 
 def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression | None = None,
                      onset_tolerance_ms: float | None = None, tempo: float = 120.0,
-                     bass: bool = False, phase: bool = False) -> Primer:
+                     config: ModelConfig | None = None) -> Primer:
     """A user's MIDI file, tokenized by the parse job's own code with the same onset grouping
     (`onset_tolerance_ms`, None: auto); tokens the model never saw are skipped and reported.
     For a model whose rhythm is in seconds, its events are placed for an output at `tempo`.
-    With `bass` and `phase`, each token's lowest pitch and beat phase are attributes too."""
+    With an expression, each token gets the classes and places `config.attributes` name (by the
+    file's time signatures), or just its onset gap, duration and velocity classes without a config."""
     try:
         content = storage.read_bytes(path)
     except OSError as error:
@@ -50,17 +64,11 @@ def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression |
     if not kept:
         raise GenerationError(f"none of the {len(tokens)} tokens of the primer {path} is in the model's "
                               f"vocabulary (e.g. {', '.join(skipped[:5])})")
-    classes = last_phase = None
+    classes = last = None
     offsets, durations = np.array([t.offset for t in kept]), np.array([t.duration for t in kept])
     if expression:
         timing = expression.timing(offsets, durations, piece.tempos)  # by the file's tempo map
-        classes = expression.classes(*timing, np.array([t.velocity for t in kept]))
-        phases = beat_phase(offsets, expression.phases)
-        last_phase = int(phases[-1])
-        if bass:
-            classes = np.concatenate([classes, [[min(t.pitches)] for t in kept]], axis=1).astype(np.int32)
-        if phase:
-            classes = np.concatenate([classes, phases[:, None]], axis=1)
+        classes, last = _file_attributes(kept, config, expression, timing, piece.time_signatures)
         offsets, durations = (expression.quarters(values, tempo) for values in timing)
     # Whole beats off the front, so that the notes stay where they fall in the beat; a rhythm in
     # seconds has no beat to keep.
@@ -69,14 +77,42 @@ def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression |
                     tuple(t.pitches)) for t, offset, duration in zip(kept, offsets, durations)]
     return Primer("file", [t.token for t in kept], {"path": path, "tokens": len(tokens),
                                                     "skipped": len(tokens) - len(kept), "skipped_tokens": skipped},
-                  classes, events, last_phase)
+                  classes, events, last)
+
+
+def _file_attributes(kept: list, config: ModelConfig | None, expression: Expression, timing: tuple,
+                     time_signatures) -> tuple[np.ndarray, Placement]:
+    """The classes and places of a file's tokens after the token itself (the columns of
+    `config.attributes` from the second on), and where its last onset falls."""
+    offsets = np.array([t.offset for t in kept])
+    columns = [expression.classes(*timing, np.array([t.velocity for t in kept]))]
+    phases = beat_phase(offsets, expression.phases)
+    bars, positions = bar_positions(offsets, time_signatures)
+    durations = np.array([t.duration for t in kept])
+    notes = [(i, p) for i, t in enumerate(kept) for p in t.pitches]
+    keys = window_key_labels(offsets, durations, np.array([i for i, _ in notes]), np.array([p for _, p in notes]),
+                             np.array([0]))
+    told = config.attributes[4:] if config else ()
+    if "bass" in told:
+        columns.append(np.array([[min(t.pitches)] for t in kept]))
+    if "phase" in told:
+        columns.append(phases[:, None])
+    if "bar_beat" in told:
+        columns += [bar_beat(positions)[:, None], phrase_bar(bars)[:, None]]
+    if "key" in told:
+        columns.append(keys[:, None])
+    last = Placement(int(phases[-1]), int(bars[-1]), int(positions[-1]), metre_at(time_signatures, offsets[-1]),
+                     int(keys[-1]))
+    return np.concatenate(columns, axis=1).astype(np.int32), last
 
 
 def primer_from_corpus(stream: TokenStream, vocabulary: Vocabulary, config: ModelConfig,
-                       rng: np.random.Generator, held_out: tuple[str, ...] = ()) -> Primer:
+                       rng: np.random.Generator, held_out: tuple[str, ...] = (),
+                       time_signatures: dict[str, list] | None = None) -> Primer:
     """A window of `sequence_length` tokens drawn by `rng` from the training pieces, as the
     paper did: never from the pieces the training run held out (`held_out`), which evaluation
-    keeps for comparing generated pieces with music the network never saw."""
+    keeps for comparing generated pieces with music the network never saw. `time_signatures`:
+    each piece's, for a network told where in its bar each onset falls."""
     length = config.sequence_length
     starts = window_starts(stream, length, set(stream.piece_ids) - set(held_out))
     if not len(starts):
@@ -84,6 +120,12 @@ def primer_from_corpus(stream: TokenStream, vocabulary: Vocabulary, config: Mode
     start = int(starts[rng.integers(len(starts))])
     piece = int(np.searchsorted(stream.bounds, start, side="right")) - 1
     classes = stream.attributes(config)[start:start + length, 1:] if config.expressive else None
+    end, last = start + length - 1, None
+    if stream.phase is not None:
+        bar = int(stream.bar[end]) if stream.bar is not None else 0
+        last = Placement(int(stream.phase[end]), bar, int(stream.bar_position[end]) if stream.bar is not None else 0,
+                         metre_of_bar((time_signatures or {}).get(stream.piece_ids[piece]), bar),
+                         int(stream.key[end]) if stream.key is not None else 0)
     return Primer("training window", vocabulary.decode(stream.ids[start:start + length]),
                   {"piece_id": stream.piece_ids[piece], "position": start - int(stream.bounds[piece])}, classes,
-                  last_phase=None if stream.phase is None else int(stream.phase[start + length - 1]))
+                  last=last)

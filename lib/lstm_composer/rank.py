@@ -21,7 +21,8 @@ from lstm_composer.hardware import training_precision
 from lstm_composer.model_dir import LOGS_DIR, ModelDir, ModelDirError
 from lstm_composer.presets import ModelConfig
 from lstm_composer.progress import RelayAddress, send_output_to_driver
-from lstm_composer.tables import Corpus, Shard, ShardPlan, TokenStream, read_token_stream
+from lstm_composer.shards import ShardPlan
+from lstm_composer.tables import Corpus, Shard, TokenStream, read_token_stream
 from lstm_composer.tokens import Vocabulary
 
 AVERAGE_PART = "weight_average"  # the weight average's part of a checkpoint
@@ -83,15 +84,15 @@ def read_windows(task: RankTask, vocabulary: Vocabulary, rank: int, size: int) -
     def windows(of, pieces):  # the paper's window starts, or a dense model's rows
         return rank_window_starts(of, config.sequence_length, pieces, 0, 1, config.dense_targets)
 
-    stream = read_token_stream(corpus, vocabulary, expression, shards.shard(rank), bass=config.bass)
+    columns = {"bass": config.bass, "key": config.key, "metre": config.metre}
+    stream = read_token_stream(corpus, vocabulary, expression, shards.shard(rank), **columns)
     held_out = set(shards.held_out)
     train_starts = windows(stream, set(stream.piece_ids) - held_out)
     validation_stream = stream
     if shards.held_out_by_range:
         validation_starts = windows(stream, held_out)
     elif held_out:
-        validation_stream = read_token_stream(corpus, vocabulary, expression, Shard(only=shards.held_out),
-                                              bass=config.bass)
+        validation_stream = read_token_stream(corpus, vocabulary, expression, Shard(only=shards.held_out), **columns)
         validation_starts = windows(validation_stream, held_out)
         # every size-th window each; fewer windows than ranks: every rank all of them (the average holds)
         validation_starts = validation_starts[rank::size] if len(validation_starts) >= size else validation_starts

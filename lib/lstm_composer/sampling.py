@@ -5,12 +5,16 @@ no loop past a length (`LoopGuard`), no onset off the corpus's metric grid (`Bea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from lstm_composer.expression import GRID_SHARE, Expression, metric_grid
+from lstm_composer.form import KEY_PROFILES
+from lstm_composer.tokens import token_pitches
 
 LOOP_PERIOD = 8  # patterns of up to this many tokens count as loops
+DENSITY_STRENGTH = 2.0  # how firmly generation keeps to a density of onsets (`toward_density`)
 
 
 @dataclass(frozen=True)
@@ -19,7 +23,9 @@ class Sampling:
 
     temperature: float = 1.0  # below 1: safer choices; above 1: more surprise
     top_k: int | None = None  # draw only among the k likeliest tokens (1: always the likeliest)
-    top_p: float | None = None  # draw only among the likeliest tokens that together reach p
+    # Draw only among the likeliest tokens that together reach p: the long tail of a 1,000-token
+    # vocabulary makes pieces wander out of their key and never repeat a figure. None: all.
+    top_p: float | None = 0.9
     # The longest stretch of tokens that may repeat a pattern of up to LOOP_PERIOD tokens
     # (a note struck over and over, a figure going round): the token that would make it longer
     # is not drawn. Real pieces rarely hold such a stretch past 20 tokens; a network that can
@@ -35,6 +41,15 @@ class Sampling:
     # network drifts: into one rhythm for good, a run of 32nds hundreds of notes long. None:
     # the state is carried over the whole piece.
     refresh: int | None = 32
+    # For a network told its key: each token's probability is multiplied by exp(key_weight x
+    # how well its pitch classes fit the key, by the key's profile (`key_fit`)), so that the
+    # piece keeps to its key as the corpus's passages do. 0: the network's probabilities as they are.
+    key_weight: float = 0.4
+
+    @property
+    def plain(self) -> "Sampling":
+        """The same temperature, without the top-k and top-p cuts."""
+        return Sampling(self.temperature, top_p=None, loop_limit=None, grid_share=None, refresh=None, key_weight=0.0)
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
@@ -49,6 +64,8 @@ class Sampling:
             raise ValueError(f"grid_share must be in [0, 1), got {self.grid_share}")
         if self.refresh is not None and self.refresh < 1:
             raise ValueError(f"refresh must be at least 1 position, got {self.refresh}")
+        if not 0.0 <= self.key_weight <= 5.0:
+            raise ValueError(f"key_weight must be in [0, 5], got {self.key_weight}")
 
 
 def sample(probabilities: np.ndarray, rng: np.random.Generator, sampling: Sampling) -> int:
@@ -95,6 +112,34 @@ class LoopGuard:
             kept = np.ones_like(probabilities)
             kept[banned] = 0.0
         return kept / kept.sum()
+
+
+@lru_cache(maxsize=4)
+def key_fit(tokens: tuple[str, ...]) -> np.ndarray:
+    """(24 keys, tokens): how well each token's pitch classes fit each key: the mean of the key's
+    standardised Krumhansl-Kessler profile over them (`form.KEY_PROFILES`)."""
+    classes = [sorted({p % 12 for p in token_pitches(token)}) for token in tokens]
+    return np.array([[KEY_PROFILES[key][pcs].mean() for pcs in classes] for key in range(len(KEY_PROFILES))])
+
+
+def in_key(probabilities: np.ndarray, fit: np.ndarray, weight: float) -> np.ndarray:
+    """The token probabilities weighted towards the tokens that fit the key (`fit`: its row of `key_fit`)."""
+    weighted = probabilities * np.exp(weight * fit)
+    return weighted / weighted.sum()
+
+
+def toward_density(gap_probabilities: np.ndarray, steps: np.ndarray, phases: int, density: float, target: float,
+                   strength: float = DENSITY_STRENGTH) -> np.ndarray:
+    """The onset-gap probabilities (`steps`: each gap's length in `phases` to a quarter) tilted
+    towards `target` onsets per quarter from the `density` of the last few quarters: each gap's
+    weight times (its length / the target's gap) to the power strength × ln(density / target),
+    so that a passage denser than the target favours longer gaps and a sparser one shorter, the
+    more the further it is off."""
+    if density <= 0 or target <= 0:
+        return gap_probabilities
+    lengths = np.maximum(steps, 1) / phases  # quarters (the first onset's gap of 0 as the shortest)
+    weighted = gap_probabilities * (lengths * target) ** (strength * np.log(density / target))
+    return weighted / weighted.sum() if weighted.sum() > 0 else gap_probabilities
 
 
 @dataclass(frozen=True)

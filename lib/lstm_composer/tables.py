@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 
 from lstm_composer import storage
 from lstm_composer.expression import Expression, beat_phase
+from lstm_composer.form import WINDOW_BEATS, window_key_labels
+from lstm_composer.metre import bar_beat, bar_positions, phrase_bar
 from lstm_composer.piece import PieceRow
 from lstm_composer.presets import ModelConfig
 from lstm_composer.tokens import Token, Vocabulary
@@ -80,6 +82,10 @@ class TokenStream:
     expression: np.ndarray | None = None  # (tokens, 3) int32: ioi, duration, velocity classes
     bass: np.ndarray | None = None  # int32: each token's lowest MIDI pitch
     phase: np.ndarray | None = None  # int32: where each onset falls within its beat (expression.beat_phase)
+    key: np.ndarray | None = None  # int32: the key of the passage around each token (form.KEY_NAMES)
+    key_window: np.ndarray | None = None  # int32: the window of form.WINDOW_BEATS quarters that key is of
+    bar: np.ndarray | None = None  # int64: each token's bar, from its piece's start (metre.bar_positions)
+    bar_position: np.ndarray | None = None  # int64: where in its bar, in PHASES steps per quarter
 
     def attributes(self, config: ModelConfig) -> np.ndarray:
         """(tokens, attributes) int32: the columns `config.attributes` name, in order."""
@@ -90,6 +96,10 @@ class TokenStream:
             columns.append(self.bass[:, None])
         if config.phase:
             columns.append(self.phase[:, None])
+        if config.metre:
+            columns += [bar_beat(self.bar_position)[:, None], phrase_bar(self.bar)[:, None]]
+        if config.key:
+            columns.append(self.key[:, None])
         return np.concatenate(columns, axis=1).astype(np.int32)
 
     def piece(self, i: int) -> np.ndarray:
@@ -102,8 +112,8 @@ class TokenStream:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.ids, self.bounds, self.expression, self.bass, self.phase)
-                   if a is not None)
+        return sum(a.nbytes for a in (self.ids, self.bounds, self.expression, self.bass, self.phase, self.key,
+                                      self.key_window, self.bar, self.bar_position) if a is not None)
 
 
 @dataclass(frozen=True)
@@ -129,87 +139,18 @@ class Shard:
         return combined
 
 
-def hold_out(piece_ids: list[str], fraction: float, seed: int) -> tuple[str, ...]:
-    """The held-out pieces, sorted: a seeded draw of `fraction` of them (at least one when there
-    are two or more). No window of a held-out piece is trained on; validation and evaluation
-    use them."""
-    if fraction <= 0 or len(piece_ids) < 2:
-        return ()
-    count = min(len(piece_ids) - 1, max(1, round(fraction * len(piece_ids))))
-    order = np.random.default_rng(seed).permutation(len(piece_ids))
-    return tuple(sorted(piece_ids[i] for i in order[:count]))
-
-
-def shard_bounds(counts: dict[str, int], held_out: tuple[str, ...], ranks: int,
-                 sequence_length: int) -> list[str | None]:
-    """Where each rank's range of piece ids starts and ends (`ranks + 1` values, the outer two
-    None): contiguous ranges of whole pieces with about equal training tokens. Raises when
-    fewer training pieces than ranks are longer than a window."""
-    ids, held_out = sorted(counts), set(held_out)
-    weights = [counts[p] if p not in held_out and counts[p] > sequence_length else 0 for p in ids]
-    trainable = sum(1 for w in weights if w)
-    if trainable < ranks:
-        raise ValueError(f"{trainable} training pieces are longer than the {sequence_length}-token window, "
-                         f"fewer than the {ranks} ranks: every rank trains on whole pieces of its own, so "
-                         f"add MIDI files or lower --num-proc")
-    total, done, bounds = sum(weights), 0, [None]
-    in_range, left = 0, trainable  # weighted pieces in the current range; from this piece on
-    for piece, weight in zip(ids, weights):
-        to_start = ranks - len(bounds)  # ranges after the current one
-        if weight and to_start and in_range and (
-                left <= to_start or done + weight / 2 >= total * len(bounds) / ranks):
-            bounds.append(piece)
-            in_range = 0
-        in_range += bool(weight)
-        left -= bool(weight)
-        done += weight
-    return bounds + [None]
-
-
-@dataclass(frozen=True)
-class ShardPlan:
-    """What each rank reads: rank `r` the pieces with `bounds[r] <= piece_id < bounds[r + 1]`,
-    training on those not held out. The held-out pieces are sharded by the same ranges when
-    every range holds enough of them (`held_out_by_range`); otherwise every rank reads all of
-    them and validates on every `ranks`-th window."""
-
-    bounds: tuple[str | None, ...]
-    held_out: tuple[str, ...]
-    held_out_by_range: bool
-
-    @property
-    def ranks(self) -> int:
-        return len(self.bounds) - 1
-
-    def shard(self, rank: int) -> Shard:
-        return Shard(self.bounds[rank], self.bounds[rank + 1])
-
-
-def plan_shards(counts: dict[str, int], held_out: tuple[str, ...], ranks: int, sequence_length: int) -> ShardPlan:
-    """Whole pieces per rank, balanced by tokens (`shard_bounds`), and how the held-out pieces
-    are shared: by the same ranges when each range holds at least half its share of their
-    tokens (every rank validates on as many batches as the one with the fewest, so one short
-    held-out piece in a range would leave almost nothing to validate on); otherwise every rank
-    reads them all."""
-    bounds = shard_bounds(counts, held_out, ranks, sequence_length)
-    usable = {p: counts[p] for p in held_out if counts[p] > sequence_length}
-    share = sum(usable.values()) / (2 * ranks)
-    by_range = bool(usable) and all(
-        sum(n for p, n in usable.items() if (first is None or p >= first) and (end is None or p < end)) >= share
-        for first, end in zip(bounds[:-1], bounds[1:]))
-    return ShardPlan(tuple(bounds), tuple(sorted(held_out)), by_range)
-
-
 def read_token_stream(corpus: Corpus, vocabulary: Vocabulary, expression: Expression | None = None,
-                      shard: Shard | None = None, bass: bool = False) -> TokenStream:
+                      shard: Shard | None = None, bass: bool = False, key: bool = False,
+                      metre: bool = False) -> TokenStream:
     """Read the notes table in piece and position order, all of it or one `shard`; with
     `expression`, each token's onset gap, duration and velocity classes (and beat phase) too;
-    with `bass`, each token's lowest pitch."""
+    with `bass`, each token's lowest pitch; with `key`, the key of the passage around it
+    (`form.window_key_labels`); with `metre`, its bar and place in the bar (`metre.bar_positions`)."""
+    timing = bool(expression or key or metre)
+    columns = (["piece_id", "position", "token"] + (["offset", "duration", "velocity"] if timing else [])
+               + (["pitches"] if bass or key else []))
     filesystem, path = storage.resolve(corpus.notes)
-    columns = (["piece_id", "position", "token"] + (["offset", "duration", "velocity"] if expression else [])
-               + (["pitches"] if bass else []))
-    table = pq.read_table(path, filesystem=filesystem, columns=columns,
-                          filters=shard.filter() if shard else None)
+    table = pq.read_table(path, filesystem=filesystem, columns=columns, filters=shard.filter() if shard else None)
     table = table.sort_by([("piece_id", "ascending"), ("position", "ascending")])
     ids = pc.index_in(table["token"], value_set=pa.array(vocabulary.tokens))
     if ids.null_count:
@@ -219,35 +160,58 @@ def read_token_stream(corpus: Corpus, vocabulary: Vocabulary, expression: Expres
     changes = np.flatnonzero(pc.not_equal(piece_column.slice(1), piece_column.slice(0, len(table) - 1))
                              .to_numpy(zero_copy_only=False)) + 1
     bounds = np.concatenate([[0], changes, [len(table)]] if len(table) else [[0]]).astype(np.int64)
-    classes = phase = None
+    piece_ids = piece_column.take(bounds[:-1]).to_pylist()
+    classes = phase = keys = windows = bars = positions = None
     if expression:
         offsets, durations = table["offset"].to_numpy(), table["duration"].to_numpy()
         if expression.unit != "beats":
-            offsets, durations = _timing_by_piece(corpus, expression, offsets, durations, bounds, piece_column)
+            offsets, durations = _timing_by_piece(corpus, expression, offsets, durations, bounds, piece_ids)
         classes = expression.classes(offsets, durations, table["velocity"].to_numpy(), piece_starts=bounds[:-1])
         phase = beat_phase(table["offset"].to_numpy(), expression.phases)  # in beats whatever the rhythm's unit
-    return TokenStream(
-        ids=ids.to_numpy(zero_copy_only=False).astype(np.int32),
-        bounds=bounds,
-        piece_ids=piece_column.take(bounds[:-1]).to_pylist(),
-        expression=classes,
-        bass=pc.list_element(table["pitches"], 0).to_numpy().astype(np.int32) if bass else None,
-        phase=phase,
-    )
+    if key:
+        windows = np.floor(table["offset"].to_numpy() / WINDOW_BEATS).astype(np.int32)
+        keys = window_key_labels(table["offset"].to_numpy(), table["duration"].to_numpy(),
+                                 pc.list_parent_indices(table["pitches"]).to_numpy(),
+                                 pc.list_flatten(table["pitches"]).to_numpy(), bounds[:-1])
+    if metre:
+        bars, positions = _bars_by_piece(corpus, table["offset"].to_numpy(), bounds, piece_ids)
+    return TokenStream(ids=ids.to_numpy(zero_copy_only=False).astype(np.int32), bounds=bounds, piece_ids=piece_ids,
+                       expression=classes, phase=phase, key=keys, key_window=windows, bar=bars, bar_position=positions,
+                       bass=pc.list_element(table["pitches"], 0).to_numpy().astype(np.int32) if bass else None)
+
+
+def piece_values(corpus: Corpus, column: str) -> dict[str, object]:
+    """One column of the `pieces` table, by piece id (as Python values); none without the table
+    (a notes table written by hand: 4/4 and 120 BPM throughout)."""
+    if not storage.exists(corpus.pieces):
+        return {}
+    filesystem, path = storage.resolve(corpus.pieces)
+    rows = pq.read_table(path, filesystem=filesystem, columns=["piece_id", column]).to_pylist()
+    return {row["piece_id"]: row[column] for row in rows}
 
 
 def _timing_by_piece(corpus: Corpus, expression: Expression, offsets: np.ndarray, durations: np.ndarray,
-                     bounds: np.ndarray, piece_column) -> tuple[np.ndarray, np.ndarray]:
+                     bounds: np.ndarray, piece_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Every piece's onsets and durations in the expression's unit, by its tempo map from the
     `pieces` table."""
-    filesystem, path = storage.resolve(corpus.pieces)
-    rows = pq.read_table(path, filesystem=filesystem, columns=["piece_id", "tempos"]).to_pylist()
-    tempo_maps = {row["piece_id"]: [(t["offset"], t["bpm"]) for t in row["tempos"] or []] for row in rows}
+    tempo_maps = {piece: [(t["offset"], t["bpm"]) for t in tempos or []]
+                  for piece, tempos in piece_values(corpus, "tempos").items()}
     offsets, durations = offsets.astype(np.float64), durations.astype(np.float64)
-    for begin, end in zip(bounds[:-1], bounds[1:]):
+    for piece, begin, end in zip(piece_ids, bounds[:-1], bounds[1:]):
         offsets[begin:end], durations[begin:end] = expression.timing(
-            offsets[begin:end], durations[begin:end], tempo_maps.get(piece_column[int(begin)].as_py()))
+            offsets[begin:end], durations[begin:end], tempo_maps.get(piece))
     return offsets, durations
+
+
+def _bars_by_piece(corpus: Corpus, offsets: np.ndarray, bounds: np.ndarray,
+                   piece_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Every token's bar and place in the bar, by its piece's time signatures from the `pieces` table."""
+    signatures = {piece: [(t["offset"], t["signature"]) for t in changes or []]
+                  for piece, changes in piece_values(corpus, "time_signatures").items()}
+    bars, positions = np.zeros(len(offsets), np.int64), np.zeros(len(offsets), np.int64)
+    for piece, begin, end in zip(piece_ids, bounds[:-1], bounds[1:]):
+        bars[begin:end], positions[begin:end] = bar_positions(offsets[begin:end], signatures.get(piece))
+    return bars, positions
 
 
 def read_played(corpus: Corpus) -> dict[str, list[Token]]:

@@ -23,7 +23,8 @@ from lstm_composer.model_dir import CONFIG_FILE, ModelDir, ModelDirError, RunSet
 from lstm_composer.presets import ModelConfig
 from lstm_composer.progress import ConsoleRelay
 from lstm_composer.rank import RankTask, train_rank
-from lstm_composer.tables import Corpus, hold_out, notes_summary, notes_voicings, plan_shards
+from lstm_composer.shards import hold_out, plan_shards
+from lstm_composer.tables import Corpus, notes_summary, notes_voicings
 from lstm_composer.tokens import Vocabulary, with_transpositions
 
 

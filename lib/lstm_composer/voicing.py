@@ -150,23 +150,27 @@ class Voicings:
 
 
 def voice_tokens(tokens: list[str], basses: np.ndarray | None, voicings: Voicings, previous: tuple[int, ...] | None,
-                 rng: np.random.Generator) -> list[tuple[int, ...]]:
+                 rng: np.random.Generator, echoes: list[int] | None = None) -> list[tuple[int, ...]]:
     """The pitches of each token: single pitches as they are; chords over the bass the network
     drew (`basses`), or else over a bass chosen near the previous one, in a voicing the corpus
     uses for such chords, its top note led from the previous onset's as the corpus leads it.
-    `previous`: the pitches of the onset before the first token, if any."""
+    `previous`: the pitches of the onset before the first token, if any. `echoes`: for each
+    token, an earlier one it plays again (its pitches are taken as they are), or -1."""
     voiced = []
     previous_bass = min(previous) if previous else None
     previous_top = max(previous) if previous else None
     for i, token in enumerate(tokens):
-        if basses is not None:
-            bass = int(basses[i])
-        elif is_chord(token):
-            bass = voicings.choose_bass(token, previous_bass, rng)
+        if echoes is not None and echoes[i] >= 0:
+            pitches = voiced[echoes[i]]
         else:
-            bass = None
-        pitches = (tuple(voicings.voice(token, bass, rng, previous_top)) if bass is not None
-                   else tuple(token_pitches(token)))
+            if basses is not None:
+                bass = int(basses[i])
+            elif is_chord(token):
+                bass = voicings.choose_bass(token, previous_bass, rng)
+            else:
+                bass = None
+            pitches = (tuple(voicings.voice(token, bass, rng, previous_top)) if bass is not None
+                       else tuple(token_pitches(token)))
         voiced.append(pitches)
         previous_bass = min(pitches) if is_chord(token) or min(pitches) < 60 else previous_bass
         previous_top = max(pitches)

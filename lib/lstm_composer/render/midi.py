@@ -1,12 +1,13 @@
-"""Events → a Standard MIDI File: one track, one instrument, the tempo and a 4/4 time signature."""
+"""Events → a Standard MIDI File: one track, one instrument, the tempo, time and key signatures."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
 
 from lstm_composer.events import Event
+from lstm_composer.metre import Metre
 from lstm_composer.midi import variable_length
-from lstm_composer.render.output import BEATS_PER_MEASURE, prepared
+from lstm_composer.render.output import prepared
 
 TICKS_PER_QUARTER = 480  # divisible by 24 and 16: the score's grid of 32nds and sextuplets lands on whole ticks
 # A MIDI tempo event holds microseconds per quarter note in 3 bytes: 16,777,215 at most.
@@ -15,8 +16,10 @@ MIN_TEMPO = 60_000_000 / _MAX_MICROS_PER_QUARTER  # about 3.58 beats per minute
 MAX_TEMPO = 60_000_000.0  # one microsecond per quarter note
 
 
-def write_midi(events: Sequence[Event], path: str | Path, tempo: float = 120.0, program: int = 0) -> Path:
-    """A one-track Standard MIDI File: GM `program` on channel 1, `tempo` in beats per minute.
+def write_midi(events: Sequence[Event], path: str | Path, tempo: float = 120.0, program: int = 0,
+               metre: Metre = Metre(4, 4), key: int | None = None) -> Path:
+    """A one-track Standard MIDI File: GM `program` on channel 1, `tempo` in beats per minute,
+    the time signature of `metre` and, when given, the key signature of `key` (`form.KEY_NAMES`).
 
     Notes may overlap (a long note under later ones). A pitch struck again while it still
     sounds is released at the new strike, as a piano key would be.
@@ -49,7 +52,11 @@ def write_midi(events: Sequence[Event], path: str | Path, tempo: float = 120.0, 
     micros_per_quarter = round(60_000_000 / tempo)
     track = bytearray()
     track += variable_length(0) + b"\xff\x51\x03" + micros_per_quarter.to_bytes(3, "big")
-    track += variable_length(0) + b"\xff\x58\x04" + bytes((BEATS_PER_MEASURE, 2, 24, 8))
+    track += variable_length(0) + b"\xff\x58\x04" + bytes((metre.numerator, metre.denominator.bit_length() - 1, 24, 8))
+    if key is not None:  # sharps (negative: flats) of the major key with the same signature, and the mode
+        sharps = (key % 12 + 3 * (key // 12)) * 7 % 12
+        track += variable_length(0) + b"\xff\x59\x02" + bytes(((sharps - 12 if sharps > 6 else sharps) & 0xFF,
+                                                               key // 12))
     track += variable_length(0) + bytes((0xC0 | channel, program))
     tick = 0
     for at, _, message in messages:

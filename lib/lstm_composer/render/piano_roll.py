@@ -5,12 +5,14 @@ from pathlib import Path
 from typing import Sequence
 
 from lstm_composer.events import Event
-from lstm_composer.render.output import BEATS_PER_MEASURE, MIDDLE_C, prepared
+from lstm_composer.metre import Metre
+from lstm_composer.render.output import MIDDLE_C, prepared
 from lstm_composer.tokens import note_name
 
 
-def plot_piano_roll(events: Sequence[Event], path: str | Path) -> Path:
-    """A PNG piano roll: time in quarter lengths across, MIDI pitch up, darker is louder."""
+def plot_piano_roll(events: Sequence[Event], path: str | Path, metre: Metre = Metre(4, 4)) -> Path:
+    """A PNG piano roll: time in quarter lengths across, MIDI pitch up, darker is louder, a line
+    at every bar of `metre`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -30,8 +32,8 @@ def plot_piano_roll(events: Sequence[Event], path: str | Path) -> Path:
     axes.set_yticks(c_pitches, [note_name(p) for p in c_pitches])
     axes.set_ylim(low - 0.5, high + 0.5)
     axes.set_xlim(0, end)
-    for measure in range(0, int(end) + 1, BEATS_PER_MEASURE):
-        axes.axvline(measure, color="grey", linewidth=0.5)
+    for bar in range(int(end / float(metre.quarters)) + 1):
+        axes.axvline(bar * float(metre.quarters), color="grey", linewidth=0.5)
     axes.set_xlabel("quarter lengths")
     axes.set_ylabel("pitch")
     figure.colorbar(plt.cm.ScalarMappable(cmap=colours, norm=plt.Normalize(0, 127)), ax=axes, label="velocity")

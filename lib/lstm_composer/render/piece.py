@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from lstm_composer.events import Event
+from lstm_composer.metre import Metre
 from lstm_composer.render.audio import AudioUnavailable, write_audio
 from lstm_composer.render.midi import MAX_TEMPO, MIN_TEMPO, write_midi
 from lstm_composer.render.output import prepared
@@ -38,18 +39,21 @@ class Written:
     audio_missing: str | None = None  # why no audio was rendered, when it was asked for and could not be
 
 
-def write_piece(events: Sequence[Event], report_json: str, files: PieceFiles) -> Written:
+def write_piece(events: Sequence[Event], report_json: str, files: PieceFiles, metre: Metre = Metre(4, 4),
+                key: int | None = None) -> Written:
     """The MIDI file, `<name>.report.json` and, as `files` asks, `<name>.musicxml`, `<name>.png`
     and `<name>.wav` (through FluidSynth: when it or a soundfont is missing, the rest is written
-    and `audio_missing` says what to install)."""
-    midi = write_midi(events, files.midi, tempo=files.tempo, program=files.program)
+    and `audio_missing` says what to install), in bars of `metre` from offset 0, with the key
+    signature of `key` (`form.KEY_NAMES`; None: the sheet music's is the key its notes fit best)."""
+    midi = write_midi(events, files.midi, tempo=files.tempo, program=files.program, metre=metre, key=key)
     report = prepared(midi.with_suffix(".report.json"))
     report.write_text(report_json)
     paths = [midi, report]
     if files.musicxml:
-        paths.append(write_musicxml(events, midi.with_suffix(".musicxml"), tempo=files.tempo, program=files.program))
+        paths.append(write_musicxml(events, midi.with_suffix(".musicxml"), tempo=files.tempo, program=files.program,
+                                    metre=metre, key=key))
     if files.piano_roll:
-        paths.append(plot_piano_roll(events, midi.with_suffix(".png")))
+        paths.append(plot_piano_roll(events, midi.with_suffix(".png"), metre))
     if files.audio:
         try:
             paths.append(write_audio(midi, midi.with_suffix(".wav")))

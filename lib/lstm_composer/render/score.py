@@ -1,8 +1,10 @@
-"""Events → sheet music a pianist can read: MusicXML on a grand staff in 4/4, written with music21.
+"""Events → sheet music a pianist can read: MusicXML on a grand staff, written with music21.
 
-Onsets and lengths go to a grid of 1/24 quarter (32nds and sextuplets), each beat in the
-plainest division that holds it; held notes become a second voice; dynamics marks follow
-each hand's loudness; the extremes of the piano go under octave lines.
+The piece's metre gives the bars and its key (the one asked for, or the best fit of its
+notes) the key signature, each pitch spelled in that key. Onsets and lengths go to a grid of
+1/24 quarter (32nds and sextuplets), each beat in the plainest division that holds it
+(`notation.py`); held notes become a second voice; dynamics marks follow each hand's
+loudness; the extremes of the piano go under octave lines.
 """
 from __future__ import annotations
 
@@ -11,13 +13,11 @@ from pathlib import Path
 from typing import Sequence
 
 from lstm_composer.events import Event
-from lstm_composer.render.output import BEATS_PER_MEASURE, MIDDLE_C, prepared
-from lstm_composer.tokens import note_name
+from lstm_composer.form import KEY_NAMES, key_scores, pitch_class_weights
+from lstm_composer.metre import Metre
+from lstm_composer.render.notation import GRID, beat_divisions, release_on_grid, written
+from lstm_composer.render.output import MIDDLE_C, prepared
 
-_GRID = 24  # score positions per quarter: 32nds (3) and sextuplets (4) both fit
-_MEASURE = BEATS_PER_MEASURE * _GRID  # a 4/4 bar in 1/24 quarters
-_DIVISIONS = (2, 4, 3, 8, 6, 12, 24)  # parts of a beat, the plainest first
-_TUPLET_DIVISIONS = (3, 6, 12, 24)  # written as triplets, sextuplets, 12- and 24-tuplets
 # Octave lines (`_octave_lines`), as MIDI pitches: notes beyond `beyond` need one, notes up to
 # `readable` can go under one, and a lone note or two up to `lone` keep their ledger lines.
 _OCTAVE_LINE = {"8va": (88, 76, 91), "8vb": (33, 45, 29)}  # E6, E5, G6; A1, A2, F1
@@ -57,9 +57,12 @@ def _dynamic_name(velocity: int) -> str:
     return min(_DYNAMICS, key=lambda level: abs(level[1] - velocity))[0]
 
 
-def write_musicxml(events: Sequence[Event], path: str | Path, tempo: float = 120.0, program: int = 0) -> Path:
-    """Sheet music a pianist can read: a grand staff in 4/4, split at middle C, except where a
-    chord would stretch one hand past an octave and another split would not.
+def write_musicxml(events: Sequence[Event], path: str | Path, tempo: float = 120.0, program: int = 0,
+                   metre: Metre = Metre(4, 4), key: int | None = None) -> Path:
+    """Sheet music a pianist can read: a grand staff in `metre` (offset 0 starts a bar) with the
+    signature of `key` (an index into `form.KEY_NAMES`; None: the key its notes fit best),
+    split at middle C, except where a chord would stretch one hand past an octave and another
+    split would not.
 
     Offsets and durations are first rounded to the nearest 1/24 quarter (32nds and
     sextuplets), so every rhythm can be written down; each beat is then written in the
@@ -67,11 +70,14 @@ def write_musicxml(events: Sequence[Event], path: str | Path, tempo: float = 120
     """
     from music21 import clef, dynamics, instrument, layout, metadata, stream, tempo as m21tempo
 
+    key = int(key_scores(pitch_class_weights(events)).argmax()) if key is None else key
     treble_notes, bass_notes = _staff_notes(events)
     end = max((start + length for start, length, _ in treble_notes + bass_notes), default=0)
-    measures = max(1, -(-end // _MEASURE))  # rounded up, at least one
-    treble = _staff(treble_notes, measures, clef.TrebleClef(), instrument.instrumentFromMidiProgram(program))
-    bass = _staff(bass_notes, measures, clef.BassClef(), instrument.instrumentFromMidiProgram(program))
+    bar_steps = metre.steps
+    measures = max(1, -(-end // bar_steps))  # rounded up, at least one
+    staves = [_staff(notes, measures, staff_clef, instrument.instrumentFromMidiProgram(program), metre, key)
+              for notes, staff_clef in ((treble_notes, clef.TrebleClef()), (bass_notes, clef.BassClef()))]
+    treble, bass = staves
 
     mark = m21tempo.MetronomeMark(number=tempo, referent=1.0)
     mark.placement = "above"
@@ -80,19 +86,19 @@ def write_musicxml(events: Sequence[Event], path: str | Path, tempo: float = 120
     # An event counts for each staff that holds one of its notes.
     struck = [{(start, pitch) for start, _, pitches in notes for pitch in pitches}
               for notes in (treble_notes, bass_notes)]
-    hands = [[e for e in events if any((round(e.offset * _GRID), pitch) in on_staff for pitch in e.pitches)]
+    hands = [[e for e in events if any((round(e.offset * GRID), pitch) in on_staff for pitch in e.pitches)]
              for on_staff in struck]
     for staff, hand in zip((treble, bass), hands):
         measures_of_staff = list(staff.getElementsByClass(stream.Measure))
         for offset, name in _dynamic_marks(hand):
-            number, at = divmod(round(offset * _GRID), _MEASURE)
+            number, at = divmod(round(offset * GRID), bar_steps)
             dynamic = dynamics.Dynamic(name)
             dynamic.placement = "below"
             # In a bar of two voices the mark goes into the voice that strikes a note there:
             # outside the voices it would be written at the bar's start, and in the middle
             # of a rest at the rest's end.
             bar = measures_of_staff[number]
-            at = Fraction(at, _GRID)
+            at = Fraction(at, GRID)
             holder = next((v for v in bar.voices if any(n.offset == at for n in v.notes)), bar)
             holder.insert(at, dynamic)
 
@@ -119,8 +125,8 @@ def _staff_notes(events: Sequence[Event]) -> tuple[list, list]:
     """
     held: dict[tuple[int, int], int] = {}  # (pitch, start) → end
     for event in events:
-        start = round(event.offset * _GRID)
-        end = max(start + 1, round((event.offset + event.duration) * _GRID))
+        start = round(event.offset * GRID)
+        end = max(start + 1, round((event.offset + event.duration) * GRID))
         for pitch in event.pitches:
             held[pitch, start] = max(end, held.get((pitch, start), end))
     staves: tuple[list, list] = ([], [])
@@ -135,13 +141,13 @@ def _staff_notes(events: Sequence[Event]) -> tuple[list, list]:
     for notes in staves:
         notes.sort()
     treble, bass = [], []
-    for notes, written in zip(staves, (treble, bass)):
-        onset_divisions = _beat_divisions({start for start, _, _ in notes})
+    for notes, staff in zip(staves, (treble, bass)):
+        onset_divisions = beat_divisions({start for start, _, _ in notes})
         chords: dict[tuple[int, int], set[int]] = {}
         for start, end, pitch in notes:
-            end = max(_release_on_grid(end, onset_divisions), _release_on_grid(start + 1, onset_divisions, up=True))
+            end = max(release_on_grid(end, onset_divisions), release_on_grid(start + 1, onset_divisions, up=True))
             chords.setdefault((start, end - start), set()).add(pitch)
-        written.extend(sorted((start, length, sorted(pitches)) for (start, length), pitches in chords.items()))
+        staff.extend(sorted((start, length, sorted(pitches)) for (start, length), pitches in chords.items()))
     return treble, bass
 
 
@@ -158,13 +164,6 @@ def _left_hand(pitches: list[int]) -> int:
     readable = [k for k in range(len(pitches) + 1)  # no more than two ledger lines between the staves
                 if (k == 0 or pitches[k - 1] <= _HIGHEST_BASS) and (k == len(pitches) or pitches[k] >= _LOWEST_TREBLE)]
     return min(readable, key=lambda k: (stretched(pitches[:k]) + stretched(pitches[k:]), abs(k - at_middle_c)))
-
-
-def _release_on_grid(end: int, onset_divisions: dict[int, int], up: bool = False) -> int:
-    """`end` rounded (or rounded `up`) to the grid of its beat's onsets, eighths or finer."""
-    beat, inside = divmod(end, _GRID)
-    unit = _GRID // max(2, onset_divisions.get(beat, 1))
-    return beat * _GRID + (inside + (unit - 1 if up else unit // 2)) // unit * unit
 
 
 def _voices(notes: list) -> list[list]:
@@ -185,10 +184,10 @@ def _voices(notes: list) -> list[list]:
         return voice[-1][0] + voice[-1][1] - start if voice else 0
 
     for start, length, pitches in notes:
-        if start in next_onset and 0 < start + length - next_onset[start] < _GRID:
+        if start in next_onset and 0 < start + length - next_onset[start] < GRID:
             length = next_onset[start] - start
         together = [v for v in voices if v and v[-1][0] == start]
-        close = [v for v in together if abs(v[-1][1] - length) < _GRID]
+        close = [v for v in together if abs(v[-1][1] - length) < GRID]
         if close or (together and all(overhang(v, start) > 0 for v in voices)):
             last = (close or together)[0][-1]
             last[1] = min(last[1], length)
@@ -202,19 +201,24 @@ def _voices(notes: list) -> list[list]:
     return [v for v in voices if v]
 
 
-def _staff(notes: list, measures: int, staff_clef, staff_instrument):
-    """One PartStaff in 4/4: measures of written notes and rests, tied across beats and bars."""
+def _staff(notes: list, measures: int, staff_clef, staff_instrument, metre: Metre, key: int):
+    """One PartStaff: measures of written notes and rests, tied across beats and bars."""
     from music21 import clef, meter, stream
+    from music21 import key as keys
     from music21.stream import makeNotation
 
-    voices = [_written(voice, measures) for voice in _voices(notes)] or [_written([], measures)]
+    spell = _speller(key)
+    voices = [written(voice, measures, metre.steps, spell) for voice in _voices(notes)] or [
+        written([], measures, metre.steps, spell)]
     staff = stream.PartStaff()
     for number in range(measures):
         measure = stream.Measure(number=number + 1)
         if number == 0:
             measure.insert(0, staff_instrument)
             measure.insert(0, staff_clef)
-            measure.insert(0, meter.TimeSignature(f"{BEATS_PER_MEASURE}/4"))
+            tonic, mode = KEY_NAMES[key].split()
+            measure.insert(0, keys.Key(tonic, mode))
+            measure.insert(0, meter.TimeSignature(str(metre)))
         held = [voice[number] for voice in voices if any(not e.isRest for e in voice[number])]
         if len(held) < 2:  # one voice in this bar reads better than two
             for element in (held[0] if held else voices[0][number]):
@@ -236,11 +240,40 @@ def _staff(notes: list, measures: int, staff_clef, staff_instrument):
     staff.makeNotation(inPlace=True)
     for voice in staff.recurse().getElementsByClass(stream.Voice):  # makeNotation brackets only unvoiced bars
         makeNotation.makeTupletBrackets(voice, inPlace=True)
-    _octave_lines(staff, treble=isinstance(staff_clef, clef.TrebleClef))
+    _octave_lines(staff, treble=isinstance(staff_clef, clef.TrebleClef), bar=float(metre.quarters))
     return staff
 
 
-def _octave_lines(staff, treble: bool) -> None:
+_SHARPS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_FLATS = ("C", "D-", "D", "E-", "E", "F", "G-", "G", "A-", "A", "B-", "B")
+
+
+def _speller(key: int):
+    """MIDI pitch → a music21 pitch spelled in `key`: the scale's own name for a pitch of its
+    scale (a minor key's raised sixth and seventh too), otherwise a sharp in a key of sharps
+    and a flat in a key of flats."""
+    from music21 import key as keys
+    from music21 import pitch
+
+    tonic, mode = KEY_NAMES[key].split()
+    signature = keys.Key(tonic, mode)
+    scale = {p.pitchClass: p.name for p in signature.pitches}
+    if mode == "minor":  # the raised sixth and seventh of melodic minor: B and C# in D minor
+        raised = (signature.pitchFromDegree(degree).transpose("A1") for degree in (6, 7))
+        scale.update({p.pitchClass: p.name for p in raised if p.pitchClass not in scale})
+    others = _FLATS if signature.sharps < 0 else _SHARPS
+
+    def spell(midi: int):
+        wanted = scale.get(midi % 12, others[midi % 12])
+        plain = pitch.Pitch(midi=midi)
+        if plain.name == wanted:
+            return plain
+        return next((p for p in plain.getAllCommonEnharmonics() if p.name == wanted), plain)
+
+    return spell
+
+
+def _octave_lines(staff, treble: bool, bar: float) -> None:
     """Write passages beyond three ledger lines an octave lower under an 8va line (from E6 up;
     an 8vb line from A1 down), one line per passage, whichever voice the notes are in.
 
@@ -277,7 +310,7 @@ def _octave_lines(staff, treble: bool) -> None:
         passage, carried, needing = [], [], []
 
     for offset, group in sorted(onsets.items()):  # group: the notes and chords struck at offset
-        if needing and offset - needing[-1] > BEATS_PER_MEASURE:
+        if needing and offset - needing[-1] > bar:
             close()
         fits = min(inner(element) for element in group) >= sign * readable
         if fits and max(inner(element) for element in group) >= sign * beyond:
@@ -303,94 +336,3 @@ def _mean_pitch(elements: list) -> float:
     return sum(pitches) / len(pitches)
 
 
-def _written(notes: list, measures: int) -> list[list]:
-    """One voice's notes as music21 notes, chords and rests, a list for each measure.
-
-    Gaps become rests. Notes are split, and tied, into values a pianist reads: no value
-    hides a beat boundary unless it starts on a beat of plain (non-tuplet) beats, and none
-    hides the middle of the bar unless it starts the bar.
-    """
-    from music21 import tie
-
-    spans: list[tuple[int, int, list[int] | None]] = []
-    time = 0
-    for start, length, pitches in notes:
-        if start > time:
-            spans.append((time, start, None))
-        spans.append((start, start + length, pitches))
-        time = start + length
-    spans.append((time, measures * _MEASURE, None))
-    divisions = _beat_divisions({point for start, end, _ in spans for point in (start, end)})
-
-    bars: list[list] = [[] for _ in range(measures)]
-    for start, end, pitches in spans:
-        pieces = []
-        at = start
-        while at < end:
-            length, division = _written_value(at, end, divisions, rest=pitches is None)
-            pieces.append((at, length, division))
-            at += length
-        for i, (at, length, division) in enumerate(pieces):
-            element = _element(pitches, length, division)
-            if pitches is not None and len(pieces) > 1:
-                element.tie = tie.Tie("start" if i == 0 else "stop" if i == len(pieces) - 1 else "continue")
-            element.offset = Fraction(at % _MEASURE, _GRID)
-            bars[at // _MEASURE].append(element)
-    return bars
-
-
-def _beat_divisions(points: set[int]) -> dict[int, int]:
-    """For each beat with a boundary inside it: the fewest equal parts that hold them all."""
-    inside_beats: dict[int, set[int]] = {}
-    for point in points:
-        beat, inside = divmod(point, _GRID)
-        if inside:
-            inside_beats.setdefault(beat, set()).add(inside)
-    return {beat: next(d for d in _DIVISIONS if all(p % (_GRID // d) == 0 for p in inside))
-            for beat, inside in inside_beats.items()}
-
-
-def _written_value(at: int, end: int, divisions: dict[int, int], rest: bool) -> tuple[int, int]:
-    """(length, beat division) of the next written value from `at` towards `end`, in 1/24 quarters."""
-    beat, inside = divmod(at, _GRID)
-    in_bar = at % _MEASURE
-    if inside == 0:
-        # Values longer than a beat start on a beat, cover only plain beats, and cross the
-        # middle of the bar only from its start; rests longer than a beat have no dots.
-        longer = (_MEASURE, 2 * _GRID) if rest else (_MEASURE, 3 * _GRID, 2 * _GRID, 3 * _GRID // 2)
-        for length in longer:
-            span_end = at + length
-            if (span_end <= end and in_bar + length <= _MEASURE
-                    and (in_bar == 0 or not in_bar < _MEASURE // 2 < in_bar + length)
-                    and all(divisions.get(b, 1) not in _TUPLET_DIVISIONS
-                            for b in range(beat, -(-span_end // _GRID)))):
-                return length, 1
-    division = divisions.get(beat, 1)
-    unit = _GRID // division
-    units = (min(end, (beat + 1) * _GRID) - at) // unit
-    written = max(n for n in (1, 2, 3, 4, 6, 8) if n <= units)  # plain or dotted values
-    return written * unit, division
-
-
-def _element(pitches: list[int] | None, length: int, division: int):
-    """A music21 note, chord or rest `length` 1/24 quarters long, in a beat of `division` parts."""
-    from music21 import chord, duration, note
-
-    tuplet = division in _TUPLET_DIVISIONS
-    # Three in the time of two: a tuplet's written values are 3/2 of what sounds.
-    plain = duration.Duration(Fraction(length * 3, _GRID * 2) if tuplet else Fraction(length, _GRID))
-    # Given by type and dots, the value is fixed: music21's makeNotation re-expresses values it
-    # inferred from a length, and joins tied tuplet values that fill a beat into one, even where
-    # one note stops and a new strike of its pitch starts (the strike would vanish).
-    written = duration.Duration(type=plain.type, dots=plain.dots)
-    if tuplet:
-        unit_type = duration.Duration(Fraction(3, division * 2)).type
-        written.appendTuplet(duration.Tuplet(division, division * 2 // 3, unit_type, unit_type))
-    if pitches is None:
-        element = note.Rest()
-    elif len(pitches) == 1:
-        element = note.Note(note_name(pitches[0]))
-    else:
-        element = chord.Chord([note_name(p) for p in pitches])
-    element.duration = written
-    return element
