@@ -22,7 +22,7 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
                         help="how strongly tokens that fit the key are preferred, for a model told its key (0: not)")
     parser.add_argument("--hold-key", action="store_true",
                         help="keep the key the piece starts in (default: change it as the corpus does)")
-    parser.add_argument("--reprise", type=float, default=0.5, metavar="SHARE",
+    parser.add_argument("--reprise", type=float, default=Form.share, metavar="SHARE",
                         help="share of two-bar windows that begin by playing an earlier one again (0: none)")
 
 

@@ -72,3 +72,27 @@ def test_the_classifier_scores_chance_on_two_halves_of_one_set_and_tells_differe
     assert cross_validated_auc(shifted, halves, groups) > 0.95
     assert auc(np.array([0.9, 0.8, 0.1]), np.array([1, 1, 0])) == 1.0
     assert auc(np.array([0.5, 0.5, 0.5, 0.5]), np.array([1, 0, 1, 0])) == 0.5
+
+
+def test_a_reprise_plays_an_earlier_bar_again_in_the_key_that_bar_was_in():
+    """Onsets on every quarter, a new key at every bar: each bar that picks up an earlier one
+    plays its positions again with their onset gaps, and goes on in the earlier bar's key."""
+    from lstm_composer.reprise import Form, Reprise
+
+    steps, phases, bar = np.array([0, 24, 48]), 24, 96  # onset-gap classes: 0, 1 and 2 quarters
+    plan = Reprise(Form(share=1.0, beats=2, bars=1), bar, steps, phases, np.random.default_rng(3))
+    time, key, told = 0, 0, []
+    for position in range(64):
+        row = plan.replay() or [position, 1]
+        time += int(steps[row[1]])
+        if time % bar == 0:
+            key = time // bar * 5 % 24  # the conductor's key changes with every bar
+        key = plan.add(row, time, key)
+        told.append(key)
+    echoes = np.array(plan.echoes)
+    assert (echoes >= 0).sum() >= 20
+    for i in np.flatnonzero(echoes >= 0):
+        source = echoes[i]
+        assert plan.rows[i][0] == plan.rows[source][0] and told[i] == told[source]
+        assert plan.onsets[i] % bar == plan.onsets[source] % bar  # the same place in its bar
+    assert any(told[i] != (plan.onsets[i] // bar * 5 % 24) for i in np.flatnonzero(echoes >= 0))

@@ -224,7 +224,7 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
             timing.advance(drawn[1])
             times.append(timing.time)
             if plan:
-                plan.add(drawn, timing.time)
+                timing.key = plan.add(drawn, timing.time, timing.key)
             drawn = drawn + timing.inputs()
         window.append(drawn)
         if sampling.refresh is not None and (i + 1) % sampling.refresh == 0:

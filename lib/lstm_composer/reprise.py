@@ -6,8 +6,8 @@ the network is not told its bars). When a window begins, it is chosen, with prob
 the piece's first (its theme). From the network's first onset in it, the earlier window's
 positions at the same places in the window are played again, for `Form.beats` quarters:
 token, onset gap, duration, velocity and bass, all through the network, which then goes on
-from them on its own. What comes back is the piece's own material, never the corpus's; the
-network's pointer head can carry the reprise on further.
+from them on its own, in the key the earlier window was in. What comes back is the piece's
+own material, never the corpus's; the network's pointer head can carry the reprise on further.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ SOURCES = (1, 2, 0)  # windows back (1: the one before), or 0: the piece's first
 
 @dataclass(frozen=True)
 class Form:
-    share: float = 0.5  # of the windows that begin by reprising an earlier one
+    share: float = 0.3  # of the windows that begin by reprising an earlier one
     beats: int = 4  # quarters of the earlier window played again, from where it is picked up
     bars: int = 2  # a window
 
@@ -44,6 +44,7 @@ class Reprise:
         self.replay_steps = form.beats * phases
         self.onsets: list[int] = []  # each generated position's onset
         self.rows: list[list[int]] = []  # and the position
+        self.keys: list[int | None] = []  # and the key it was in
         self.echoes: list[int] = []  # for each position, the one it played again, or -1
         self.playing = -1
         self.current = None  # the window the last onset is in
@@ -59,10 +60,14 @@ class Reprise:
         row = list(self.rows[self.playing])
         return row if gap is None else [row[0], gap] + row[2:]
 
-    def add(self, row: list[int], time: int) -> None:
-        """Record a position fed to the network (drawn or played again) and its onset."""
+    def add(self, row: list[int], time: int, key: int | None = None) -> int | None:
+        """Record a position fed to the network (drawn or played again), its onset and its key;
+        returns the key to go on in: a position played again is in the key it was in."""
+        if self.playing >= 0:
+            key = self.keys[self.playing]
         self.onsets.append(time)
         self.rows.append(row)
+        self.keys.append(key)
         self.echoes.append(self.playing)
         window = time // self.window_steps
         if window != self.current:
@@ -71,6 +76,7 @@ class Reprise:
             self.source = None if first else self._choose_source(window)
         if self.source is not None and not self.queue:
             self._pick_up(time)
+        return key
 
     def _choose_source(self, window: int) -> int | None:
         if self.rng.random() >= self.form.share:
