@@ -261,7 +261,7 @@ def test_the_score_and_the_midi_file_are_in_the_pieces_metre_and_key(tmp_path):
     events = [Event("D4", 0.0, 1.0, 80), Event("B-3", 1.0, 1.0, 80), Event("C#4", 2.0, 1.0, 80),
               Event("0.2.5", 3.0, 2.0, 80), Event("A3", 5.0, 1.0, 80)]  # two bars of 3/4
     score, treble, bass = read_musicxml(write_musicxml(events, tmp_path / "piece.musicxml", metre=Metre(3, 4),
-                                                       key=d_minor))
+                                                       keys=[(0, d_minor)]))
     assert [str(s.ratioString) for s in score.recurse().getElementsByClass(meter.TimeSignature)] == ["3/4", "3/4"]
     [signature, _] = score.recurse().getElementsByClass(key.KeySignature)
     assert signature.sharps == -1
@@ -271,7 +271,35 @@ def test_the_score_and_the_midi_file_are_in_the_pieces_metre_and_key(tmp_path):
     estimated = read_musicxml(write_musicxml(events, tmp_path / "guessed.musicxml"))[0]  # its notes' key
     assert [k.sharps for k in estimated.recurse().getElementsByClass(key.KeySignature)][0] == -1
 
-    midi = mido.MidiFile(write_midi(events, tmp_path / "piece.mid", metre=Metre(6, 8), key=d_minor))
+    midi = mido.MidiFile(write_midi(events, tmp_path / "piece.mid", metre=Metre(6, 8), keys=[(0, d_minor)]))
     meta = {message.type: message for message in midi.tracks[0] if message.is_meta}
     assert (meta["time_signature"].numerator, meta["time_signature"].denominator) == (6, 8)
     assert meta["key_signature"].key == "Dm"
+
+
+def test_a_piece_that_modulates_gets_a_new_key_signature_where_its_passage_begins(tmp_path):
+    """Eight bars of C major scales, then eight of E major: the key signatures of C and E major
+    (at bar 9, where the passage in E begins) in the MusicXML (music21) and the MIDI file
+    (mido), each note spelled in its bar's key."""
+    import mido
+    from music21 import key
+
+    from lstm_composer.render.piece import PieceFiles, write_piece
+    from lstm_composer.tokens import note_name
+
+    c_major, e_major = (0, 2, 4, 5, 7, 9, 11, 12), (4, 6, 8, 9, 11, 13, 15, 16)
+    events = [Event(note_name(60 + step), bar * 4 + i * 0.5, 0.5, 80)
+              for bar, scale in enumerate([c_major] * 8 + [e_major] * 8) for i, step in enumerate(scale)]
+    written = write_piece(events, "{}", PieceFiles(str(tmp_path / "piece.mid"), musicxml=True))
+    score, treble, _ = read_musicxml(written.paths[2])
+    signatures = [(s.measureNumber, s.sharps) for s in score.parts[0].recurse().getElementsByClass(key.KeySignature)]
+    assert signatures == [(1, 0), (9, 4)]
+    names = {p.name for n in treble.flatten().notes for p in n.pitches if n.measureNumber >= 9}
+    assert {"F#", "G#", "C#", "D#"} <= names and not names & {"G-", "A-", "D-", "E-"}
+    midi = mido.MidiFile(written.paths[0])
+    time, found = 0, []
+    for message in midi.tracks[0]:
+        time += message.time
+        if message.type == "key_signature":
+            found.append((time, message.key))
+    assert found == [(0, "C"), (32 * midi.ticks_per_beat, "E")]

@@ -27,6 +27,8 @@ WINDOW_BEATS = 8  # quarters per window: key, bars
 FIGURE_INTERVALS = 5  # a figure: this many intervals of the top voice
 GRID = 12  # onset positions per beat when windows are compared
 MIN_WINDOW_ONSETS = 3  # a window with fewer onsets has no key and no bars to compare
+PASSAGE_BEATS = 32  # quarters of a passage that has a key signature of its own (`passage_keys`)
+KEY_CHANGE_MARGIN = 0.2  # how much better its own key must fit it than the key before
 
 # Krumhansl and Kessler's probe-tone ratings, tonic first.
 MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
@@ -88,6 +90,29 @@ def window_key_labels(offsets: np.ndarray, durations: np.ndarray, note_tokens: n
 def transposed_key(key, semitones):
     """A key moved by `semitones`, its mode kept (numbers or arrays)."""
     return (key % 12 + semitones) % 12 + 12 * (key // 12)
+
+
+def passage_keys(onsets: Sequence[Onset], bar_quarters: float, quarters: float = PASSAGE_BEATS,
+                 margin: float = KEY_CHANGE_MARGIN) -> list[tuple[int, int]]:
+    """(bar, key) where the piece's key changes, the first at bar 0, for its key signatures:
+    each passage of whole bars (as many as make about `quarters` quarters, from offset 0) is in
+    the key its notes fit best where that key fits them better by more than `margin` (a
+    correlation) than the key before, and otherwise stays in that key."""
+    bars = max(1, round(quarters / bar_quarters))
+    passages: dict[int, list[Onset]] = {}
+    for onset in onsets:
+        passages.setdefault(int(onset.offset / (bar_quarters * bars) + 1e-9), []).append(onset)
+    changes: list[tuple[int, int]] = []
+    for number in sorted(passages):
+        if len(passages[number]) < MIN_WINDOW_ONSETS:
+            continue
+        scores = key_scores(pitch_class_weights(passages[number]))
+        best = int(np.argmax(scores))
+        if not changes:
+            changes.append((0, best))
+        elif best != changes[-1][1] and scores[best] - scores[changes[-1][1]] > margin:
+            changes.append((number * bars, best))
+    return changes or [(0, int(np.argmax(key_scores(pitch_class_weights(onsets)))))]
 
 
 def pitch_class_weights(onsets: Sequence[Onset]) -> np.ndarray:

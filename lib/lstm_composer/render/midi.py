@@ -17,9 +17,10 @@ MAX_TEMPO = 60_000_000.0  # one microsecond per quarter note
 
 
 def write_midi(events: Sequence[Event], path: str | Path, tempo: float = 120.0, program: int = 0,
-               metre: Metre = Metre(4, 4), key: int | None = None) -> Path:
+               metre: Metre = Metre(4, 4), keys: Sequence[tuple[int, int]] = ()) -> Path:
     """A one-track Standard MIDI File: GM `program` on channel 1, `tempo` in beats per minute,
-    the time signature of `metre` and, when given, the key signature of `key` (`form.KEY_NAMES`).
+    the time signature of `metre` and the key signatures of `keys` ((bar, key) where each
+    starts; a key is an index into `form.KEY_NAMES`).
 
     Notes may overlap (a long note under later ones). A pitch struck again while it still
     sounds is released at the new strike, as a piano key would be.
@@ -43,20 +44,17 @@ def write_midi(events: Sequence[Event], path: str | Path, tempo: float = 120.0, 
                 struck[-1][1] = start
             struck.append([start, end, event.velocity])
 
-    # (tick, order, bytes): at one tick, releases go before strikes.
+    # (tick, order, bytes): at one tick, a key signature goes first, then releases, then strikes.
     messages = [(start, 1, bytes((0x90 | channel, pitch, velocity)))
                 for pitch, struck in notes.items() for start, _, velocity in struck]
     messages += [(end, 0, bytes((0x80 | channel, pitch, 0)))
                  for pitch, struck in notes.items() for _, end, _ in struck]
+    messages += [(round(bar * metre.quarters * TICKS_PER_QUARTER), -1, _key_signature(key)) for bar, key in keys]
     messages.sort(key=lambda m: (m[0], m[1], m[2][1]))
     micros_per_quarter = round(60_000_000 / tempo)
     track = bytearray()
     track += variable_length(0) + b"\xff\x51\x03" + micros_per_quarter.to_bytes(3, "big")
     track += variable_length(0) + b"\xff\x58\x04" + bytes((metre.numerator, metre.denominator.bit_length() - 1, 24, 8))
-    if key is not None:  # sharps (negative: flats) of the major key with the same signature, and the mode
-        sharps = (key % 12 + 3 * (key // 12)) * 7 % 12
-        track += variable_length(0) + b"\xff\x59\x02" + bytes(((sharps - 12 if sharps > 6 else sharps) & 0xFF,
-                                                               key // 12))
     track += variable_length(0) + bytes((0xC0 | channel, program))
     tick = 0
     for at, _, message in messages:
@@ -69,3 +67,9 @@ def write_midi(events: Sequence[Event], path: str | Path, tempo: float = 120.0, 
     path = prepared(path)
     path.write_bytes(header + b"MTrk" + len(track).to_bytes(4, "big") + bytes(track))
     return path
+
+
+def _key_signature(key: int) -> bytes:
+    """The meta event: the sharps (negative: flats) of the major key with the same signature, and the mode."""
+    sharps = (key % 12 + 3 * (key // 12)) * 7 % 12
+    return b"\xff\x59\x02" + bytes(((sharps - 12 if sharps > 6 else sharps) & 0xFF, key // 12))

@@ -15,8 +15,9 @@ TUPLET_DIVISIONS = (3, 6, 12, 24)  # written as triplets, sextuplets, 12- and 24
 WHOLE_BAR_VALUES = (6 * GRID, 4 * GRID, 3 * GRID, 2 * GRID, 3 * GRID // 2)  # dotted whole .. dotted quarter
 
 
-def written(notes: list, measures: int, measure: int, spell: Callable[[int], str]) -> list[list]:
-    """One voice's notes as music21 notes, chords and rests, a list for each measure.
+def written(notes: list, measures: int, measure: int, spelling: Callable[[int], Callable]) -> list[list]:
+    """One voice's notes as music21 notes, chords and rests, a list for each measure, each
+    pitch spelled by `spelling(bar)` (MIDI pitch → music21 pitch).
 
     Gaps become rests. Notes are split, and tied, into values a pianist reads: no value
     hides a beat boundary unless it starts on a beat of plain (non-tuplet) beats, and none
@@ -43,7 +44,7 @@ def written(notes: list, measures: int, measure: int, spell: Callable[[int], str
             pieces.append((at, length, division))
             at += length
         for i, (at, length, division) in enumerate(pieces):
-            item = element(pitches, length, division, spell)
+            item = element(pitches, length, division, spelling(at // measure))
             if pitches is not None and len(pieces) > 1:
                 item.tie = tie.Tie("start" if i == 0 else "stop" if i == len(pieces) - 1 else "continue")
             item.offset = Fraction(at % measure, GRID)
@@ -94,7 +95,7 @@ def written_value(at: int, end: int, divisions: dict[int, int], rest: bool, meas
     return written * unit, division
 
 
-def element(pitches: list[int] | None, length: int, division: int, spell: Callable[[int], str]):
+def element(pitches: list[int] | None, length: int, division: int, spell: Callable):
     """A music21 note, chord or rest `length` 1/24 quarters long, in a beat of `division` parts."""
     from music21 import chord, duration, note
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from lstm_composer.events import Event
+from lstm_composer.form import passage_keys
 from lstm_composer.metre import Metre
 from lstm_composer.render.audio import AudioUnavailable, write_audio
 from lstm_composer.render.midi import MAX_TEMPO, MIN_TEMPO, write_midi
@@ -40,18 +41,20 @@ class Written:
 
 
 def write_piece(events: Sequence[Event], report_json: str, files: PieceFiles, metre: Metre = Metre(4, 4),
-                key: int | None = None) -> Written:
+                keys: Sequence[tuple[int, int]] | None = None) -> Written:
     """The MIDI file, `<name>.report.json` and, as `files` asks, `<name>.musicxml`, `<name>.png`
     and `<name>.wav` (through FluidSynth: when it or a soundfont is missing, the rest is written
     and `audio_missing` says what to install), in bars of `metre` from offset 0, with the key
-    signature of `key` (`form.KEY_NAMES`; None: the sheet music's is the key its notes fit best)."""
-    midi = write_midi(events, files.midi, tempo=files.tempo, program=files.program, metre=metre, key=key)
+    signatures of `keys` ((bar, key) where each starts, `form.KEY_NAMES`; None: the keys its
+    passages fit best, `form.passage_keys`)."""
+    keys = passage_keys(events, float(metre.quarters)) if keys is None else keys
+    midi = write_midi(events, files.midi, tempo=files.tempo, program=files.program, metre=metre, keys=keys)
     report = prepared(midi.with_suffix(".report.json"))
     report.write_text(report_json)
     paths = [midi, report]
     if files.musicxml:
         paths.append(write_musicxml(events, midi.with_suffix(".musicxml"), tempo=files.tempo, program=files.program,
-                                    metre=metre, key=key))
+                                    metre=metre, keys=keys))
     if files.piano_roll:
         paths.append(plot_piano_roll(events, midi.with_suffix(".png"), metre))
     if files.audio:

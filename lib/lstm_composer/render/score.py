@@ -1,8 +1,8 @@
 """Events → sheet music a pianist can read: MusicXML on a grand staff, written with music21.
 
-The piece's metre gives the bars and its key (the one asked for, or the best fit of its
-notes) the key signature, each pitch spelled in that key. Onsets and lengths go to a grid of
-1/24 quarter (32nds and sextuplets), each beat in the plainest division that holds it
+The piece's metre gives the bars and its keys (those asked for, or the best fit of its
+passages' notes) the key signatures, each pitch spelled in the key of its bar. Onsets and
+lengths go to a grid of 1/24 quarter (32nds and sextuplets), each beat in the plainest division that holds it
 (`notation.py`); held notes become a second voice; dynamics marks follow each hand's
 loudness; the extremes of the piano go under octave lines.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from lstm_composer.events import Event
-from lstm_composer.form import KEY_NAMES, key_scores, pitch_class_weights
+from lstm_composer.form import KEY_NAMES, passage_keys
 from lstm_composer.metre import Metre
 from lstm_composer.render.notation import GRID, beat_divisions, release_on_grid, written
 from lstm_composer.render.output import MIDDLE_C, prepared
@@ -58,9 +58,10 @@ def _dynamic_name(velocity: int) -> str:
 
 
 def write_musicxml(events: Sequence[Event], path: str | Path, tempo: float = 120.0, program: int = 0,
-                   metre: Metre = Metre(4, 4), key: int | None = None) -> Path:
+                   metre: Metre = Metre(4, 4), keys: Sequence[tuple[int, int]] | None = None) -> Path:
     """Sheet music a pianist can read: a grand staff in `metre` (offset 0 starts a bar) with the
-    signature of `key` (an index into `form.KEY_NAMES`; None: the key its notes fit best),
+    key signatures of `keys` ((bar, key) where each starts, the first at bar 0; a key is an
+    index into `form.KEY_NAMES`; None: the keys its passages fit best, `form.passage_keys`),
     split at middle C, except where a chord would stretch one hand past an octave and another
     split would not.
 
@@ -70,12 +71,15 @@ def write_musicxml(events: Sequence[Event], path: str | Path, tempo: float = 120
     """
     from music21 import clef, dynamics, instrument, layout, metadata, stream, tempo as m21tempo
 
-    key = int(key_scores(pitch_class_weights(events)).argmax()) if key is None else key
+    keys = passage_keys(events, float(metre.quarters)) if keys is None else keys
     treble_notes, bass_notes = _staff_notes(events)
     end = max((start + length for start, length, _ in treble_notes + bass_notes), default=0)
     bar_steps = metre.steps
     measures = max(1, -(-end // bar_steps))  # rounded up, at least one
-    staves = [_staff(notes, measures, staff_clef, instrument.instrumentFromMidiProgram(program), metre, key)
+    bar_keys = [dict(keys).get(0, keys[0][1])]  # the key of each bar
+    for number in range(1, measures):
+        bar_keys.append(dict(keys).get(number, bar_keys[-1]))
+    staves = [_staff(notes, measures, staff_clef, instrument.instrumentFromMidiProgram(program), metre, bar_keys)
               for notes, staff_clef in ((treble_notes, clef.TrebleClef()), (bass_notes, clef.BassClef()))]
     treble, bass = staves
 
@@ -201,24 +205,28 @@ def _voices(notes: list) -> list[list]:
     return [v for v in voices if v]
 
 
-def _staff(notes: list, measures: int, staff_clef, staff_instrument, metre: Metre, key: int):
-    """One PartStaff: measures of written notes and rests, tied across beats and bars."""
+def _staff(notes: list, measures: int, staff_clef, staff_instrument, metre: Metre, bar_keys: list[int]):
+    """One PartStaff: measures of written notes and rests, tied across beats and bars, each
+    bar in its key (`bar_keys`), with a key signature where it changes."""
     from music21 import clef, meter, stream
-    from music21 import key as keys
     from music21.stream import makeNotation
 
-    spell = _speller(key)
-    voices = [written(voice, measures, metre.steps, spell) for voice in _voices(notes)] or [
-        written([], measures, metre.steps, spell)]
+    spellers = {key: _speller(key) for key in set(bar_keys)}
+
+    def spelling(bar: int):
+        return spellers[bar_keys[min(bar, measures - 1)]]
+
+    voices = [written(voice, measures, metre.steps, spelling) for voice in _voices(notes)] or [
+        written([], measures, metre.steps, spelling)]
     staff = stream.PartStaff()
     for number in range(measures):
         measure = stream.Measure(number=number + 1)
         if number == 0:
             measure.insert(0, staff_instrument)
             measure.insert(0, staff_clef)
-            tonic, mode = KEY_NAMES[key].split()
-            measure.insert(0, keys.Key(tonic, mode))
             measure.insert(0, meter.TimeSignature(str(metre)))
+        if number == 0 or bar_keys[number] != bar_keys[number - 1]:
+            measure.insert(0, _signature(bar_keys[number]))
         held = [voice[number] for voice in voices if any(not e.isRest for e in voice[number])]
         if len(held) < 2:  # one voice in this bar reads better than two
             for element in (held[0] if held else voices[0][number]):
@@ -248,17 +256,21 @@ _SHARPS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _FLATS = ("C", "D-", "D", "E-", "E", "F", "G-", "G", "A-", "A", "B-", "B")
 
 
+def _signature(key: int):
+    from music21 import key as keys
+
+    return keys.Key(*KEY_NAMES[key].split())
+
+
 def _speller(key: int):
     """MIDI pitch → a music21 pitch spelled in `key`: the scale's own name for a pitch of its
     scale (a minor key's raised sixth and seventh too), otherwise a sharp in a key of sharps
     and a flat in a key of flats."""
-    from music21 import key as keys
     from music21 import pitch
 
-    tonic, mode = KEY_NAMES[key].split()
-    signature = keys.Key(tonic, mode)
+    signature = _signature(key)
     scale = {p.pitchClass: p.name for p in signature.pitches}
-    if mode == "minor":  # the raised sixth and seventh of melodic minor: B and C# in D minor
+    if signature.mode == "minor":  # the raised sixth and seventh of melodic minor: B and C# in D minor
         raised = (signature.pitchFromDegree(degree).transpose("A1") for degree in (6, 7))
         scale.update({p.pitchClass: p.name for p in raised if p.pitchClass not in scale})
     others = _FLATS if signature.sharps < 0 else _SHARPS
