@@ -19,11 +19,15 @@ def main() -> None:
     add_generation_flags(parser)
     parser.add_argument("--pieces", type=int, default=12, help="pieces to generate (seeds --seed, --seed + 1, ...)")
     args = parser.parse_args()
+    if args.pieces < 1:
+        parser.error(f"--pieces must be at least 1, got {args.pieces}")
     try:
         result = evaluate(args.model_dir, pieces=args.pieces, length=args.length, seed=args.seed,
                           sampling=sampling(args), form=form(args), modulate=not args.hold_key)
     except ValueError as error:
         sys.exit(f"evaluate: {error}")
+    except OSError as error:  # evaluation.json could not be written after all: a full disk
+        sys.exit(f"evaluate: cannot write {args.model_dir}/evaluation.json: {error}")
     print(summary(result))
     print(f"wrote {args.model_dir}/evaluation.json")
 

@@ -9,6 +9,7 @@ audio (WAV, through FluidSynth: `make audio-deps`).
 """
 import argparse
 import sys
+from pathlib import Path
 
 from generation_flags import add_generation_flags, form, sampling
 from lstm_composer.generate import GenerateConfig, compose
@@ -35,6 +36,9 @@ def main() -> None:
     if not MIN_TEMPO <= args.tempo <= MAX_TEMPO:
         parser.error(f"--tempo {args.tempo:g} is outside what a MIDI file can hold: from {MIN_TEMPO:.2f} BPM "
                      f"(its tempo event stores at most 16,777,215 microseconds per quarter note) to {MAX_TEMPO:,.0f}")
+    if Path(args.output).is_dir():
+        parser.error(f"--output {args.output} is a folder: name the MIDI file to write, such as "
+                     f"{Path(args.output) / 'piece.mid'}")
     files = PieceFiles(args.output, args.tempo, args.program, args.musicxml, args.plot, args.audio)
     try:
         piece = compose(GenerateConfig(model_dir=args.model_dir, length=args.length, seed=args.seed,
@@ -43,7 +47,10 @@ def main() -> None:
                                        modulate=not args.hold_key))
     except ValueError as error:  # a bad flag, a damaged model directory, an unusable primer
         sys.exit(f"generate: {error}")
-    written = write_piece(piece.events, piece.report.to_json(), files, piece.metre)
+    try:
+        written = write_piece(piece.events, piece.report.to_json(), files, piece.metre)
+    except OSError as error:  # a folder that is not there or read-only, a full disk
+        sys.exit(f"generate: cannot write {args.output}: {error}")
     print(piece.report.summary())
     paths = ", ".join(str(path.resolve()) for path in written.paths)
     if written.audio_missing:

@@ -3,10 +3,14 @@
     spark-submit jobs/parse.py --input midi_songs --output data/corpus
 """
 import argparse
+import re
+import sys
 
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 
 from lstm_composer.corpus import ParseConfig, parse_corpus
+from lstm_composer.locks import Busy
 from lstm_composer.tables import Corpus
 from lstm_composer.tokens import parse_onset_tolerance
 
@@ -24,14 +28,31 @@ def main() -> None:
     parser.add_argument("--driver-max-files", type=int, default=1000, metavar="N",
                         help="a re-run with at most N new files (64 MiB) parses them on the driver, without a "
                              "Spark job; 0: always a Spark job")
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="wait this long for another parse job writing the same --output (default: refuse)")
     args = parser.parse_args()
-    config = ParseConfig(input_path=args.input, output_path=args.output, max_bytes=args.max_bytes,
-                         file_timeout=args.file_timeout, onset_tolerance_ms=args.onset_tolerance,
-                         retry_failed=args.retry_failed, driver_max_files=args.driver_max_files)
+    if args.max_bytes < 1:
+        parser.error(f"--max-bytes must be at least 1, got {args.max_bytes}")
+    try:
+        config = ParseConfig(input_path=args.input, output_path=args.output, max_bytes=args.max_bytes,
+                             file_timeout=args.file_timeout, onset_tolerance_ms=args.onset_tolerance,
+                             retry_failed=args.retry_failed, driver_max_files=args.driver_max_files,
+                             lock_wait=args.wait)
+    except ValueError as error:
+        parser.error(str(error))
 
     spark = SparkSession.builder.appName("lstm-composer parse").getOrCreate()
-    summary = parse_corpus(spark, config)
-    spark.stop()
+    try:
+        summary = parse_corpus(spark, config)
+    except (ValueError, Busy) as error:  # nothing to parse, or another job writes the output
+        sys.exit(f"parse: {error}")
+    except OSError as error:  # the output cannot be written: a file, read-only, a full disk
+        sys.exit(f"parse: cannot write the tables in {args.output}: {error}. Nothing was committed.")
+    except Py4JJavaError as error:  # a Spark job failed: its deepest cause, where the JVM gives one
+        causes = re.findall(r"(?m)^Caused by: (.*)$", str(error.java_exception)) or [str(error.java_exception)]
+        sys.exit(f"parse: a Spark job failed: {causes[-1].strip()}. Nothing was committed.")
+    finally:
+        spark.stop()
     corpus = Corpus(config.output_path)
     print(f"parsed {summary}; tables in {corpus.pieces} and {corpus.notes}")
 

@@ -8,11 +8,12 @@ from dataclasses import replace
 
 from pyspark.sql import SparkSession
 
+from lstm_composer.locks import Busy
 from lstm_composer.presets import PRESETS, preset
 from lstm_composer.training import TrainConfig, TrainingStopped, train
 
 
-def main() -> None:
+def flags() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", required=True, help="output folder of jobs/parse.py")
     parser.add_argument("--model-dir", required=True, help="where config.json, vocab.json, model.keras, history.csv go")
@@ -28,7 +29,13 @@ def main() -> None:
     parser.add_argument("--progress-seconds", type=float, default=30.0,
                         help="rank 0 prints the step, speed and time left at least this often")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of pieces held out for validation")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --model-dir from its last checkpoint")
+    parser.add_argument("--resume", nargs="?", const="last", choices=["last", "best"],
+                        help="continue the run in --model-dir from its last checkpoint (or from its best: "
+                             "--resume best, when the last is damaged)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run that --model-dir holds (its model.keras, history, checkpoints)")
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="wait this long for another job writing --model-dir (default: refuse)")
     parser.add_argument("--steps-per-epoch", type=int, help="cap on batches per rank and epoch (smoke runs, benchmarks)")
     parser.add_argument("--val-steps", type=int, help="cap on validation batches per rank (the same ones each epoch)")
     parser.add_argument("--max-minutes", type=float, help="stop after the epoch in which this much time has passed")
@@ -37,6 +44,11 @@ def main() -> None:
     parser.add_argument("--slot-wait", type=float, default=60.0,
                         help="seconds to wait for executors offering --num-proc task slots before giving up")
     parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main() -> None:
+    parser = flags()
     args = parser.parse_args()
     if args.batch_size is not None and args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -50,7 +62,9 @@ def main() -> None:
             model = replace(model, rhythm=args.rhythm, phase=model.phase and args.rhythm == "beats")
         config = TrainConfig(corpus_path=args.corpus, model_dir=args.model_dir, model=model,
                              epochs=args.epochs, num_proc=args.num_proc, seed=args.seed,
-                             val_fraction=args.val_fraction, resume=args.resume, steps_per_epoch=args.steps_per_epoch,
+                             val_fraction=args.val_fraction, resume=args.resume is not None,
+                             resume_from=args.resume or "last", overwrite=args.overwrite, lock_wait=args.wait,
+                             steps_per_epoch=args.steps_per_epoch,
                              val_steps=args.val_steps, max_minutes=args.max_minutes, patience=args.patience,
                              slot_wait=args.slot_wait,
                              threads_per_rank=args.threads_per_rank, progress_seconds=args.progress_seconds)
@@ -60,11 +74,10 @@ def main() -> None:
     spark = SparkSession.builder.appName("lstm-composer train").getOrCreate()
     try:
         summary = train(spark, config)
-    except ValueError as error:  # a corpus or model directory that cannot be used: the message says why
+    except (ValueError, Busy, TrainingStopped) as error:  # the message says why, and what to do, on its last line
         sys.exit(f"train: {error}")
-    except TrainingStopped as error:
-        resume = " ".join(sys.argv if "--resume" in sys.argv else sys.argv + ["--resume"])
-        sys.exit(f"train: {error}.\nContinue from the last saved epoch with the same spark-submit options and: {resume}")
+    except OSError as error:  # the model directory cannot be written: read-only, a full disk
+        sys.exit(f"train: cannot write {args.model_dir}: {error}")
     finally:
         spark.stop()
     print(f"trained {summary.epochs} epochs with {summary.ranks} Horovod ranks on {summary.train_windows} windows "

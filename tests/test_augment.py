@@ -11,7 +11,7 @@ from lstm_composer.expression import Expression
 from lstm_composer.form import KEY_NAMES, transposed_key
 from lstm_composer.metre import bar_beat
 from lstm_composer.presets import preset
-from lstm_composer.tables import Corpus, read_token_stream
+from lstm_composer.tables import Corpus, notes_summary, read_token_stream
 from lstm_composer.tokens import Vocabulary, note_name, token_for, transpose_token, with_transpositions
 from lstm_composer.rank import rank_datasets
 from lstm_composer.training import TrainConfig, prepare_run
@@ -121,9 +121,10 @@ def test_a_rank_transposes_its_training_windows_and_never_its_validation_windows
 
 def test_a_runs_vocabulary_holds_every_transposition_its_training_makes(tmp_path):
     write_notes(tmp_path / "corpus")
-    config = TrainConfig(str(tmp_path / "corpus"), str(tmp_path / "model"), preset("fast"), epochs=1, num_proc=1)
+    config = TrainConfig(str(tmp_path / "corpus"), str(tmp_path / "model"), replace(preset("fast"), batch_size=1),
+                         epochs=1, num_proc=1)
     run = prepare_run(config)
-    vocabulary, first_epoch, counts = run.vocabulary, run.first_epoch, run.counts
+    vocabulary, first_epoch, counts = run.vocabulary, run.first_epoch, notes_summary(run.corpus)[1]  # the model's copy
     corpus = {token_for(pitches) for onsets in PIECES.values() for pitches in onsets}
     moved = {transpose_token(token, shift) for token in corpus for shift in range(-5, 7)} - {None}
     assert set(vocabulary.tokens) == moved and (first_epoch, counts) == (0, {"low": 7, "mid": 11})

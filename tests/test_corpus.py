@@ -1,5 +1,6 @@
 import collections
 import os
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -314,8 +315,42 @@ def test_a_file_deleted_after_the_listing_becomes_an_error_row(spark, tmp_path, 
     assert (summary.files, summary.known, summary.parsed, summary.failed) == (3, 1, 1, 1), summary
     rows = {row["path"].rsplit("/", 1)[1]: row for row in read_rows(output / "pieces")}
     assert rows["gone.mid"]["status"] == "error"
-    assert "read" in rows["gone.mid"]["error"], rows["gone.mid"]["error"]
+    assert "could not be read" in rows["gone.mid"]["error"] and "does not exist" in rows["gone.mid"]["error"]
     assert (rows["chords.mid"]["status"], rows["chords.mid"]["n_tokens"]) == ("ok", 2)
+    assert "1 failed: their reasons are in the pieces table" in str(summary)
+
+    monkeypatch.undo()
+    (songs / "gone.mid").write_bytes(midi_file(melody([70, 72])))  # back: the next run reads it, no flag needed
+    again = parse_corpus(spark, config)
+    assert (again.known, again.parsed, again.failed) == (2, 1, 0), again
+
+
+def test_a_name_spark_cannot_take_is_parsed_with_the_others(spark, tmp_path):
+    songs = write_songs(tmp_path, {"x:y.mid": MELODY, "chords.mid": CHORDS, "sub/a:b:c.midi": midi_file(melody([70]))})
+    output = tmp_path / "corpus"
+    summary = parse_corpus(spark, ParseConfig(str(songs), str(output)))
+    assert (summary.files, summary.parsed, summary.failed) == (3, 3, 0), summary
+    assert {row["path"].rsplit("/", 1)[1]: row["status"] for row in read_rows(output / "pieces")} == {
+        "x:y.mid": "ok", "chords.mid": "ok", "a:b:c.midi": "ok"}
+    assert len(notes_by_piece(output)[piece_id(MELODY)]) == 4
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "--input {} does not exist"),
+    ("a file", "--input {} is a file: give the folder"),
+    ("empty", "--input {} holds no .mid or .midi file")])
+def test_an_input_with_nothing_to_parse_is_an_error_naming_it(spark, tmp_path, case, message):
+    from lstm_composer.corpus import ParseInputError
+
+    given = tmp_path / "songs"
+    if case == "a file":
+        given.write_bytes(MELODY)
+    elif case == "empty":
+        (given / "sub").mkdir(parents=True)
+        (given / "notes.txt").write_text("no MIDI here")
+    with pytest.raises(ParseInputError, match=re.escape(message.format(given))):
+        parse_corpus(spark, ParseConfig(str(given), str(tmp_path / "corpus")))
+    assert not (tmp_path / "corpus").exists()
 
 
 def test_run_ids_sort_in_the_order_the_runs_began():

@@ -89,7 +89,8 @@ def test_parse_train_generate(tmp_path):
     assert re.search(r"\[0\]<stdout>:\d+/\d+ - .* - loss: .* - val_loss: ", out)  # rank 0's progress line
     model_dir = tmp_path / "models" / "run1"
     assert sorted(p.name for p in model_dir.iterdir()) == [
-        "checkpoints", "config.json", "history.csv", "logs", "loss.png", "model.keras", "vocab.json", "voicings.json"]
+        "checkpoints", "config.json", "corpus", "history.csv", "logs", "loss.png", "model.keras", "vocab.json",
+        "voicings.json"]
     history = ModelDir(str(model_dir)).history()
     assert len(history) == 1
     assert {"loss", "val_loss", "accuracy", "val_accuracy", "sequences_per_second", "seconds"} <= set(history[0])
@@ -139,7 +140,8 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(spark, tmp_path):
     refused = subprocess.run(["spark-submit", "--master", "local[2]", *TRAIN], cwd=tmp_path, env=ENV,
                              capture_output=True, text=True, timeout=600)
     assert refused.returncode == 1, refused.stdout + refused.stderr
-    assert "already holds a training run: pass --resume" in refused.stdout  # spark-submit merges the two
+    assert re.search(r"already holds a training run \(model\.keras, history\.csv, config\.json, .*\): pass --resume",
+                     refused.stdout)  # spark-submit merges the two
 
     out = run("spark-submit", "--master", "local[2]", *TRAIN, "--resume", cwd=tmp_path)
     assert f"trained {7 - killed_after} epochs" in out

@@ -18,17 +18,21 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from urllib.parse import urlparse
 
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from pyspark.accumulators import AccumulatorParam
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lstm_composer import storage
-from lstm_composer.midi_files import (FILE_OPEN_COST, NOT_RETURNED, Unread, content_ids, listing, qualified,
+from lstm_composer.locks import Lock
+from lstm_composer.midi_files import (FILE_OPEN_COST, Unread, content_ids, listing, qualified,
                                       read_on_driver, read_with_spark)
 from lstm_composer.piece import PieceRow, parse_piece, piece_id
-from lstm_composer.tables import (NOTES_SCHEMA, Corpus, notes_batch, read_recorded, write_notes,
+from lstm_composer.tables import (NOTES_SCHEMA, Corpus, notes_batch, read_recorded, write_notes, write_parquet,
                                   write_pieces)
 
 MIB = 1 << 20
@@ -36,6 +40,7 @@ FILES_PER_ARROW_BATCH = 32  # bounds an executor's memory: at most this many fil
 STAGING_PREFIX = "_staging-"  # a run's output before its commit; readers skip names starting with _
 NOTES_ROW_GROUP_BYTES = 8 * MIB  # a rank reading a range of pieces skips the others' row groups
 DRIVER_MAX_BYTES = 64 * MIB  # the most new content a re-run parses on the driver (`driver_max_files`)
+UNREAD_PREFIX = "path-"  # the piece id of a file whose bytes could not be read: named by its path
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class ParseConfig:
     # a session spend about five seconds starting up, about what the driver takes to parse a
     # thousand files. 0: always a Spark job.
     driver_max_files: int = 1000
+    lock_wait: float = 0.0  # seconds to wait for another parse job writing the same output
 
     def __post_init__(self) -> None:
         if not self.input_path or not self.output_path:
@@ -80,8 +86,11 @@ class ParseSummary:
 
     def __str__(self) -> str:
         grouped = f"; {self.grouped} with onsets grouped in real time" if self.grouped else ""
+        failed = (f" ({self.failed} failed: their reasons are in the pieces table's `error` column; files that "
+                  f"could not be read are tried again by the next run, the others with --retry-failed)"
+                  if self.failed else "")
         return (f"{self.files} files: {self.parsed} parsed, {self.empty} empty, {self.failed} failed, "
-                f"{self.known} already parsed, {self.duplicates} duplicates; {self.tokens} tokens{grouped}")
+                f"{self.known} already parsed, {self.duplicates} duplicates; {self.tokens} tokens{grouped}{failed}")
 
 
 def spark_schema(schema) -> T.StructType:
@@ -154,6 +163,26 @@ def discard_uncommitted(corpus: Corpus) -> None:
                 storage.delete(storage.join(table, name))
 
 
+def staged(table: str, run: str) -> str:
+    """Where a run writes its rows of `table` before the commit."""
+    return storage.join(table, STAGING_PREFIX + run)
+
+
+def drop_notes(folder: str, pieces: set[str]) -> None:
+    """Rewrite the staged notes in `folder` without those of `pieces`."""
+    filesystem, path = storage.resolve(folder)
+    kept = ds.dataset(path, filesystem=filesystem, format="parquet").to_table(
+        filter=~pc.field("piece_id").isin(sorted(pieces)))
+    storage.delete(folder)
+    if kept.num_rows:
+        write_parquet(kept.sort_by([("piece_id", "ascending"), ("position", "ascending")]), folder)
+
+
+def spark_can_read(path: str) -> bool:
+    """Hadoop takes a colon in a file's name for a URI scheme, and Spark's whole read fails."""
+    return ":" not in urlparse(path).path
+
+
 def _size(n_bytes: int) -> str:
     return f"{n_bytes / MIB:.1f} MiB" if n_bytes >= MIB else f"{n_bytes} bytes"
 
@@ -175,7 +204,7 @@ def plan(entries: list[tuple[str, int, str | Unread | None]], known: dict[str, s
     for path, size, pid in entries:
         reason = None
         if isinstance(pid, Unread):  # listed, but its bytes never came: named by path
-            pid, reason = "path-" + hashlib.sha256(path.encode()).hexdigest()[:11], pid.reason
+            pid, reason = UNREAD_PREFIX + hashlib.sha256(path.encode()).hexdigest()[:11], pid.reason
         elif pid is None:  # over the size limit: named by path and size instead of content
             pid = "size-" + hashlib.sha256(f"{path}:{size}".encode()).hexdigest()[:11]
             reason = f"file is {_size(size)}, over the {_size(max_bytes)} limit (--max-bytes)"
@@ -200,6 +229,10 @@ def task_bytes(spark: SparkSession, sizes: dict[str, int]) -> int:
     return min(max(total // (4 * spark.sparkContext.defaultParallelism), MIB), 64 * MIB)
 
 
+class ParseInputError(ValueError):
+    """The input holds nothing to parse; the message names the path."""
+
+
 def parse_corpus(spark: SparkSession, config: ParseConfig) -> ParseSummary:
     """Parse every MIDI file under the input not seen before; add them to `pieces` and `notes`.
 
@@ -209,44 +242,74 @@ def parse_corpus(spark: SparkSession, config: ParseConfig) -> ParseSummary:
     folders: notes first, pieces last. A run is in the tables once its pieces folder is;
     whatever a killed run left is removed by the next one, which parses its files again.
     (Staging names start with `_`, which Spark and pyarrow readers skip.) One parse job at a
-    time per output.
+    time per output holds its lock (`locks.Lock`); another waits `config.lock_wait` seconds for
+    it, then is refused.
     """
     corpus = Corpus(qualified(spark, config.output_path))
-    discard_uncommitted(corpus)
-    run = new_run_id()
-    staged_notes = storage.join(corpus.notes, STAGING_PREFIX + run)
     entries = listing(spark, config.input_path)
-    seen = read_recorded(corpus, config.retry_failed)
-    new = [entry for entry in entries if entry not in seen.files]
-    readable = {path: size for path, size, _ in new if 0 < size <= config.max_bytes}
-    every_readable = len(readable) == sum(1 for _, size, _ in entries if 0 < size <= config.max_bytes)
-    on_driver = bool(seen.files) and len(readable) <= config.driver_max_files and \
-        sum(readable.values()) <= DRIVER_MAX_BYTES  # a small re-run: no Spark job
-    if on_driver:
-        contents, hashed = read_on_driver(readable)
-    else:
-        files = read_with_spark(spark, config.input_path, config.max_bytes, readable, every_readable) \
-            if readable else None
-        hashed = content_ids(files) if readable else {}
-    decided = plan([(path, size, piece_id(b"") if size == 0 else None if size > config.max_bytes
-                     else hashed.get(path, NOT_RETURNED)) for path, size, _ in new], seen.contents, config.max_bytes)
-    if not decided.to_parse:
-        parsed = []
-    elif on_driver:
-        parsed = parse_on_driver({path: contents[path] for path in decided.to_parse}, config, staged_notes)
-    else:
-        parsed = parse_with_spark(spark, files, decided.to_parse, len(readable), config, staged_notes)
-    parsed = {row.path: row for row in parsed}  # by path: drops rows a task run twice sent twice
-    file_columns = {path: (size, datetime.fromtimestamp(modified / 1000, timezone.utc)) for path, size, modified in new}
-    rows = sorted((row._replace(**dict(zip(("size", "modified"), file_columns.get(row.path, (None, None)))))
-                   for row in decided.rows + list(parsed.values())), key=lambda row: row.path)
-    if rows:
-        commit(corpus, run, rows, staged_notes)
+    if not entries:
+        raise ParseInputError(nothing_to_parse(qualified(spark, config.input_path), config.input_path))
+    with Lock(corpus.root, "parse", config.lock_wait) as lock:
+        discard_uncommitted(corpus)
+        run = new_run_id()
+        seen = read_recorded(corpus, config.retry_failed)
+        new = [entry for entry in entries if entry not in seen.files]
+        every = not seen.files.intersection(entries)
+        rows, duplicates = parse_new(spark, config, staged(corpus.notes, run), new, every, seen.contents)
+        if rows:
+            lock.check()
+            commit(corpus, run, rows)
     statuses = [row.status for row in rows]
     return ParseSummary(files=len(entries), parsed=statuses.count("ok"), empty=statuses.count("empty"),
                         failed=statuses.count("error"), known=len(entries) - len(new),
-                        duplicates=decided.duplicates, tokens=sum(row.n_tokens for row in rows),
+                        duplicates=duplicates, tokens=sum(row.n_tokens for row in rows),
                         grouped=sum(1 for row in rows if row.onset_tolerance_ms))
+
+
+def nothing_to_parse(root: str, given: str) -> str:
+    if not storage.exists(root):
+        return f"--input {given} does not exist"
+    if storage.is_file(root):
+        return f"--input {given} is a file: give the folder (or bucket prefix) that holds the MIDI files"
+    return f"--input {given} holds no .mid or .midi file (searched recursively; names starting with _ or . are skipped)"
+
+
+def parse_new(spark: SparkSession, config: ParseConfig, staged_notes: str, new: list[tuple[str, int, int]],
+              every: bool, known: dict[str, str]) -> tuple[list[PieceRow], int]:
+    """The `pieces` rows of the `new` files (their notes staged in `staged_notes`), and how many
+    of them were duplicates of each other or of `known` content. `every`: no file under the
+    input was seen before. Files Spark cannot take or did not return (a name with a colon, a
+    file that vanished or may not be read) are read on the driver, which parses them or records
+    the true reason."""
+    readable = {path: size for path, size, _ in new if 0 < size <= config.max_bytes}
+    on_driver = not every and len(readable) <= config.driver_max_files and \
+        sum(readable.values()) <= DRIVER_MAX_BYTES  # a small re-run: no Spark job
+    by_spark = {} if on_driver else {path: size for path, size in readable.items() if spark_can_read(path)}
+    files, hashed = None, {}
+    if by_spark:
+        files = read_with_spark(spark, config.input_path, config.max_bytes, by_spark,
+                                every and len(by_spark) == len(readable))
+        hashed = content_ids(files)
+    contents, driver_hashed = read_on_driver({path: size for path, size in readable.items() if path not in hashed})
+    hashed.update(driver_hashed)
+    decided = plan([(path, size, piece_id(b"") if size == 0 else None if size > config.max_bytes
+                     else hashed[path]) for path, size, _ in new], known, config.max_bytes)
+    spark_part = {path: size for path, size in decided.to_parse.items() if path not in contents}
+    parsed = parse_with_spark(spark, files, spark_part, len(by_spark), config, staged_notes) if spark_part else []
+    driver_part = {path: contents[path] for path in decided.to_parse if path in contents}
+    parsed += parse_on_driver(driver_part, config, staged_notes) if driver_part else []
+    parsed = {row.path: row for row in parsed}  # by path: drops rows a task run twice sent twice
+    file_columns = {path: (size, datetime.fromtimestamp(modified / 1000, timezone.utc)) for path, size, modified in new}
+    rows = [row if unreadable(row) else row._replace(**dict(zip(("size", "modified"),
+                                                                file_columns.get(row.path, (None, None)))))
+            for row in decided.rows + list(parsed.values())]
+    return sorted(rows, key=lambda row: row.path), decided.duplicates
+
+
+def unreadable(row: PieceRow) -> bool:
+    """A file whose bytes never came is recorded without its size and time, so that the next
+    run tries it again (a permission put right changes neither)."""
+    return row.status == "error" and row.piece_id.startswith(UNREAD_PREFIX)
 
 
 def parse_with_spark(spark: SparkSession, files: DataFrame, to_parse: dict[str, int], read: int,
@@ -268,10 +331,20 @@ def parse_with_spark(spark: SparkSession, files: DataFrame, to_parse: dict[str, 
     return pieces.value
 
 
-def commit(corpus: Corpus, run: str, rows: list[PieceRow], staged_notes: str) -> None:
+def commit(corpus: Corpus, run: str, rows: list[PieceRow]) -> None:
     """The run's `pieces` rows staged, then both tables' staging folders renamed to `run=<id>`:
-    notes first, pieces last (the commit)."""
-    staged_pieces = storage.join(corpus.pieces, STAGING_PREFIX + run)
+    notes first, pieces last (the commit). Content another job committed meanwhile (two jobs
+    that bypassed the lock) is left out, so that no piece is stored twice."""
+    staged_notes = staged(corpus.notes, run)
+    committed = read_recorded(corpus).contents
+    ours = {row.piece_id for row in rows if row.status == "ok"}
+    taken = ours & committed.keys()
+    if taken:
+        rows = [PieceRow.duplicate(row.piece_id, row.path, committed[row.piece_id])._replace(
+                    size=row.size, modified=row.modified) if row.piece_id in taken and row.status == "ok" else row
+                for row in rows]
+        drop_notes(staged_notes, taken)
+    staged_pieces = staged(corpus.pieces, run)
     write_pieces(rows, staged_pieces)
     if storage.exists(staged_notes):
         storage.rename(staged_notes, storage.join(corpus.notes, f"run={run}"))

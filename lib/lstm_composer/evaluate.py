@@ -44,8 +44,11 @@ def evaluate(model_dir: str, pieces: int = 12, length: int = 500, seed: int = 0,
     """Scores, baselines, context curve and statistics, the generated pieces drawn from seeds
     `seed`, `seed + 1`, ... as `GenerateConfig` says with `sampling`, `form` and `modulate`;
     saved as evaluation.json."""
+    if pieces < 1:
+        raise ValueError(f"pieces must be at least 1, got {pieces}: the generated pieces are half of what is judged")
     directory = ModelDir(model_dir)
     model = directory.load()
+    directory.check_writable()  # evaluation.json goes there at the end
     if not model.held_out:
         raise ValueError(f"{model_dir} held out no pieces (--val-fraction 0): nothing to evaluate")
     stream = model.tokens()

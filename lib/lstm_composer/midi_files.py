@@ -30,10 +30,6 @@ class Unread:
     reason: str
 
 
-NOT_RETURNED = Unread("listed, but not returned when Spark read the files (deleted or renamed since the "
-                  "listing, or a name Spark's binaryFile source cannot take)")
-
-
 def list_midi_files(spark: SparkSession, input_path: str) -> DataFrame:
     """All `.mid`/`.midi` files (any case) under `input_path`, recursively: path, length,
     modification time, content.
@@ -71,6 +67,8 @@ def listing(spark: SparkSession, input_path: str) -> list[tuple[str, int, int]]:
     filesystem, base = storage.resolve(root)
     base = base.rstrip("/")
     entries, below, file = [], len(base) + 1, fs.FileType.File
+    if filesystem.get_file_info(base).type == file:  # not a folder: nothing under it
+        return []
     for info in filesystem.get_file_info(fs.FileSelector(base, recursive=True, allow_not_found=True)):
         path = info.path  # one property read each: on a million files they add up
         if _LISTED.fullmatch(path, below) and info.type == file:

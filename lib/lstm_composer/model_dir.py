@@ -9,6 +9,9 @@
     evaluation.json    what `jobs/evaluate.py` measured
     logs/              TensorBoard
     checkpoints/       last.json and best.json point at epoch-NNNN/ (weights and optimizer)
+    corpus/            the corpus as training found it (its notes and pieces tables, copied): what
+                       a resumed run trains on and what generation and evaluation read, so the
+                       model keeps working when its corpus grows, moves or is deleted
 
 `ModelDir` owns every one of these: nobody else builds their paths or reads them. The
 directory is any location `storage` knows (a local path, s3://, gs://, hdfs://). Every file is
@@ -30,7 +33,7 @@ from lstm_composer import storage
 from lstm_composer.expression import Expression
 from lstm_composer.presets import ModelConfig
 from lstm_composer.storage import Workspace
-from lstm_composer.tables import Corpus, TokenStream, piece_values, read_token_stream
+from lstm_composer.tables import Corpus, TokenStream, copy_corpus, piece_values, read_token_stream
 from lstm_composer.tokens import Vocabulary
 from lstm_composer.voicing import Voicings
 
@@ -43,6 +46,10 @@ LOSS_PLOT = "loss.png"
 EVALUATION_FILE = "evaluation.json"
 LOGS_DIR = "logs"
 CHECKPOINTS_DIR = "checkpoints"
+CORPUS_DIR = "corpus"
+CORPUS_COPYING = "_corpus-copying"  # the copy before it is complete
+RUN_FILES = (MODEL_FILE, HISTORY_FILE, CONFIG_FILE, VOCAB_FILE, VOICINGS_FILE, CHECKPOINTS_DIR, LOSS_PLOT,
+             EVALUATION_FILE, LOGS_DIR, CORPUS_DIR, CORPUS_COPYING)
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_token_loss",
                    "sequences_per_second", "seconds")
 
@@ -123,13 +130,41 @@ class ModelDir:
     def write_settings(self, settings: RunSettings) -> None:
         self.write_text(CONFIG_FILE, settings.to_json())
 
+    def run_files(self) -> list[str]:
+        """The names of a run's files and folders that the directory holds."""
+        return [name for name in RUN_FILES if storage.exists(self.file(name))]
+
+    def clear(self) -> None:
+        """Delete every file of a run (before a new run replaces it)."""
+        for name in RUN_FILES:
+            storage.delete(self.file(name))
+
     def vocabulary(self) -> Vocabulary:
-        return Vocabulary.from_dict(self.read_json(VOCAB_FILE))
+        values = self.read_json(VOCAB_FILE)
+        if not (isinstance(values, dict) and isinstance(values.get("tokens"), list)
+                and all(isinstance(token, str) for token in values["tokens"])):
+            raise ModelDirError(f"{self.file(VOCAB_FILE)} is not a vocabulary (an object with a list of token "
+                                f"strings, \"tokens\"): it was changed by hand or comes from elsewhere")
+        return Vocabulary.from_dict(values)
 
     def expression(self) -> Expression | None:
         """An expressive model's class values, saved beside its vocabulary."""
         values = self.read_json(VOCAB_FILE).get("expression")
-        return Expression.from_dict(values) if values else None
+        try:
+            return Expression.from_dict(values) if values else None
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelDirError(f"{self.file(VOCAB_FILE)} has expression classes of the wrong shape "
+                                f"({type(error).__name__}: {error})") from None
+
+    def check_writable(self) -> None:
+        """A `ModelDirError` now, rather than after minutes of work, when nothing can be written here."""
+        probe = self.file(f"_probe-{os.getpid()}")
+        try:
+            storage.write_text(probe, "")
+            storage.delete(probe)
+        except OSError as error:
+            raise ModelDirError(f"cannot write in {self.uri} ({error}): make it writable, or copy the model "
+                                f"directory somewhere that is") from None
 
     def write_vocabulary(self, vocabulary: Vocabulary, expression: Expression | None = None) -> None:
         values = json.loads(vocabulary.to_json())
@@ -181,6 +216,25 @@ class ModelDir:
             if old.startswith("epoch-") and old not in kept:
                 storage.delete(self.file(CHECKPOINTS_DIR, old))
                 workspace.forget(CHECKPOINTS_DIR, old)
+
+    def keep_corpus(self, source: Corpus) -> Corpus:
+        """Copy the corpus into the directory (whole, or not at all); its copy."""
+        copying = Corpus(self.file(CORPUS_COPYING))
+        storage.delete(copying.root)
+        copy_corpus(source, copying)
+        storage.rename(copying.root, self.file(CORPUS_DIR))
+        return Corpus(self.file(CORPUS_DIR))
+
+    def corpus(self, settings: RunSettings) -> Corpus:
+        """The directory's copy of its corpus; for a model trained before copies were kept, the
+        corpus where it was."""
+        kept = Corpus(self.file(CORPUS_DIR))
+        return kept if storage.exists(kept.notes) else Corpus(settings.corpus_path)
+
+    def point_last_at(self, which: str) -> None:
+        """Make the `which` checkpoint the last one, the one a resumed run goes on from."""
+        if which != "last":
+            storage.write_text(self._pointer("last"), storage.read_text(self._pointer(which)))
 
     def trim_history(self, epochs: int) -> None:
         """Keep the history rows of the first `epochs` epochs: a run killed after writing an
@@ -263,7 +317,7 @@ class ModelDir:
         if settings.model.expressive and expression is None:
             raise ModelDirError(f"{self.file(VOCAB_FILE)} has no expression classes, which the "
                                 f"{settings.model.name} model needs")
-        return TrainedModel(network=network, settings=settings, vocabulary=vocabulary,
+        return TrainedModel(network=network, settings=settings, corpus=self.corpus(settings), vocabulary=vocabulary,
                             expression=expression if settings.model.expressive else None, voicings=self.voicings())
 
 
@@ -274,6 +328,7 @@ class TrainedModel:
 
     network: object
     settings: RunSettings
+    corpus: Corpus  # the model directory's copy (`ModelDir.corpus`)
     vocabulary: Vocabulary
     expression: Expression | None  # an expressive model's class values
     voicings: Voicings = field(default_factory=Voicings)
@@ -285,10 +340,6 @@ class TrainedModel:
     @property
     def held_out(self) -> tuple[str, ...]:
         return self.settings.held_out
-
-    @property
-    def corpus(self) -> Corpus:
-        return Corpus(self.settings.corpus_path)
 
     def tokens(self) -> TokenStream:
         """The corpus's tokens, read once per loaded model."""

@@ -10,6 +10,7 @@ below Python (TensorFlow's C++ logs) still takes Horovod's way. Rank 0's progres
 from __future__ import annotations
 
 import io
+import re
 import secrets
 import socket
 import sys
@@ -25,11 +26,34 @@ class RelayAddress(NamedTuple):
     key: str
 
 
+FAILED = re.compile(r"^\[\d+\]<stderr>:rank (\S+) failed \((\w+)\): (.*)$")
+
+
+class Failure(NamedTuple):
+    """A rank's last words (`failure_line`), as the relay heard them."""
+
+    rank: str
+    kind: str  # what can help: rank.failure_kind
+    message: str
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def failure_line(rank, kind: str, error: BaseException) -> str:
+    """The line a failing rank prints last: its exception's type and message, on one line."""
+    return f"rank {rank} failed ({kind}): {type(error).__name__}: {' '.join(str(error).split()) or '(no message)'}"
+
+
 class ConsoleRelay:
     """On the driver: accepts the ranks' connections on `host` and writes every line they send
-    to `out` (the console) at once, whole lines only, until `close`."""
+    to `out` (the console) at once, whole lines only, until `close`. The ranks' failure lines
+    are kept in `failures`, in the order they came."""
 
     def __init__(self, host: str, out: TextIO | None = None):
+        self.failures: list[Failure] = []
         self._out = out or sys.stdout
         self._server = socket.create_server((host, 0))
         self._server.settimeout(0.5)
@@ -54,12 +78,17 @@ class ConsoleRelay:
             if lines.readline().rstrip("\n") != self.address.key:
                 return
             for line in lines:
+                failed = FAILED.match(line.rstrip("\n"))
                 with self._lock:
+                    if failed:
+                        self.failures.append(Failure(*failed.groups()))
                     self._out.write(line if line.endswith("\n") else line + "\n")
                     self._out.flush()
 
     def close(self) -> None:
-        """Stop accepting; wait a little for the lines of ranks that have ended."""
+        """Stop accepting; wait a little for the lines of ranks that have ended. Once is enough."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._acceptor.join()
         for reader in self._readers:

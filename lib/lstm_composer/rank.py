@@ -10,6 +10,8 @@ Horovod are imported inside the functions, so the driver can import this module 
 """
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from dataclasses import dataclass, replace
 
@@ -20,7 +22,7 @@ from lstm_composer.expression import Expression
 from lstm_composer.hardware import training_precision
 from lstm_composer.model_dir import LOGS_DIR, ModelDir, ModelDirError
 from lstm_composer.presets import ModelConfig
-from lstm_composer.progress import RelayAddress, send_output_to_driver
+from lstm_composer.progress import RelayAddress, failure_line, first_line, send_output_to_driver
 from lstm_composer.shards import ShardPlan
 from lstm_composer.tables import Corpus, Shard, TokenStream, read_token_stream
 from lstm_composer.tokens import Vocabulary
@@ -124,8 +126,33 @@ def rank_datasets(model_config: ModelConfig, vocabulary: Vocabulary, training: t
     }
 
 
+class CheckpointDamaged(ModelDirError):
+    """The checkpoint a resumed run starts from cannot be read into the network."""
+
+
 def train_rank(task: RankTask) -> dict:
-    """What each Horovod rank runs, on an executor. Returns a small summary to the driver."""
+    """What each Horovod rank runs, on an executor. Returns a small summary to the driver; when
+    the rank fails, its last line on the driver's console says why (`progress.failure_line`)."""
+    try:
+        return _train_rank(task)
+    except BaseException as error:
+        print(failure_line(os.environ.get("HOROVOD_RANK", "?"), failure_kind(error), error),
+              file=sys.stderr, flush=True)
+        raise
+
+
+def failure_kind(error: BaseException) -> str:
+    """What can help after `error`: see `training.advice`."""
+    if isinstance(error, CheckpointDamaged):
+        return "checkpoint"
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC or "No space left on device" in str(error):
+        return "disk"  # TensorFlow's writers say it in their own errors
+    if isinstance(error, ValueError):  # the corpus or the model directory cannot be used as they are
+        return "setup"
+    return "error"
+
+
+def _train_rank(task: RankTask) -> dict:
     import resource
 
     import horovod.tensorflow.keras as hvd
@@ -293,8 +320,8 @@ def restore(state, optimizer, model, workspace: storage.Workspace | None, carrie
                 state = training_state(model, optimizer)
             state.read(prefix).assert_existing_objects_matched()
         except Exception as error:
-            raise ModelDirError(f"{last.prefix}.* cannot be restored into this network "
-                                f"({type(error).__name__}: {str(error)[:200]})") from None
+            raise CheckpointDamaged(f"the checkpoint of epoch {last.epoch + 1}, {last.prefix}.*, cannot be restored "
+                                    f"into this network ({type(error).__name__}: {first_line(error)[:200]})") from None
         best = directory.checkpoint("best")
         best_val_loss = float(best.metrics.get("monitored", float("inf"))) if best else float("inf")
     broadcast_variables(model.variables + optimizer.variables() + list(carried), root_rank=0)

@@ -67,6 +67,18 @@ class ShardPlan:
     def shard(self, rank: int) -> Shard:
         return Shard(self.bounds[rank], self.bounds[rank + 1])
 
+    def training_windows(self, counts: dict[str, int], sequence_length: int, dense: bool) -> list[int]:
+        """Each rank's training windows, as `dataset.window_starts` (or `dense_window_starts`)
+        will cut them from pieces of `counts` tokens."""
+        held_out = set(self.held_out)
+
+        def windows(n: int) -> int:
+            return (-(-(n - 1) // sequence_length) if n >= 2 else 0) if dense else max(n - sequence_length, 0)
+
+        return [sum(windows(n) for piece, n in counts.items() if piece not in held_out
+                    and (first is None or piece >= first) and (end is None or piece < end))
+                for first, end in zip(self.bounds[:-1], self.bounds[1:])]
+
 
 def plan_shards(counts: dict[str, int], held_out: tuple[str, ...], ranks: int, sequence_length: int) -> ShardPlan:
     """Whole pieces per rank, balanced by tokens (`shard_bounds`), and how the held-out pieces

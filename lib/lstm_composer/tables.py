@@ -214,6 +214,15 @@ def _bars_by_piece(corpus: Corpus, offsets: np.ndarray, bounds: np.ndarray,
     return bars, positions
 
 
+def copy_corpus(source: Corpus, target: Corpus) -> None:
+    """Every committed file of both tables, byte for byte (names starting with _ or . are a
+    run's staging or a lock, not data)."""
+    for table, into in ((source.notes, target.notes), (source.pieces, target.pieces)):
+        for relative in storage.files_under(table):
+            if not relative.startswith(("_", ".")):
+                storage.write_bytes(storage.join(into, relative), storage.read_bytes(storage.join(table, relative)))
+
+
 def read_played(corpus: Corpus) -> dict[str, list[Token]]:
     """Every piece of the notes table as its rows, in order, by piece id."""
     filesystem, path = storage.resolve(corpus.notes)

@@ -1,12 +1,14 @@
 """Data-parallel training with Horovod on Spark: the driver's side.
 
-The driver reads the vocabulary and each piece's token count from the notes table, holds
-out a seeded share of the pieces, cuts the pieces into one range per rank
-(`tables.plan_shards`), and writes `config.json`, `vocab.json` and `voicings.json`
-(`prepare_run`); it checks that the cluster has a task slot for every rank, then
-`horovod.spark.run` starts one rank per Spark task, each running `rank.train_rank` on a
-`RankTask` of plain values. A run that was killed continues from its last checkpoint with
-`resume`. When a rank fails, `stopped_message` says which and what is saved.
+The driver takes the model directory's lock (one writer at a time), checks that the cluster
+has a task slot for every rank, reads the vocabulary and each piece's token count from the
+notes table, holds out a seeded share of the pieces, cuts the pieces into one range per rank
+(`shards.plan_shards`) and checks that each rank has a batch to train on; only then does it
+write `config.json`, `vocab.json` and `voicings.json` (`prepare_run`). A directory that holds
+a run is trained over only with `resume` or `overwrite`. `horovod.spark.run` starts one rank
+per Spark task, each running `rank.train_rank` on a `RankTask` of plain values. A run that was
+killed continues from its last checkpoint with `resume`. When a rank fails, `stopped_message`
+says which, what is saved, and on its last line the rank's own reason with advice that fits.
 """
 from __future__ import annotations
 
@@ -19,11 +21,12 @@ from typing import NamedTuple
 
 from lstm_composer import storage
 from lstm_composer.expression import Expression
-from lstm_composer.model_dir import CONFIG_FILE, ModelDir, ModelDirError, RunSettings
+from lstm_composer.model_dir import CONFIG_FILE, MODEL_FILE, ModelDir, ModelDirError, RunSettings
 from lstm_composer.presets import ModelConfig
-from lstm_composer.progress import ConsoleRelay
+from lstm_composer.locks import Lock
+from lstm_composer.progress import ConsoleRelay, Failure, first_line
 from lstm_composer.rank import RankTask, train_rank
-from lstm_composer.shards import hold_out, plan_shards
+from lstm_composer.shards import ShardPlan, hold_out, plan_shards
 from lstm_composer.tables import Corpus, notes_summary, notes_voicings
 from lstm_composer.tokens import Vocabulary, with_transpositions
 
@@ -38,6 +41,9 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.1
     resume: bool = False
+    resume_from: str = "last"  # the checkpoint a resumed run goes on from: "last", or "best" when last is damaged
+    overwrite: bool = False  # a new run may replace whatever run the model directory holds
+    lock_wait: float = 0.0  # seconds to wait for another job writing the model directory
     threads_per_rank: int | None = None  # TensorFlow threads per rank; default: spark.task.cpus
     steps_per_epoch: int | None = None  # at most this many batches per rank and epoch
     val_steps: int | None = None  # at most this many validation batches per rank (the same ones each epoch)
@@ -51,6 +57,11 @@ class TrainConfig:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         if self.num_proc < 1:
             raise ValueError(f"num_proc must be at least 1, got {self.num_proc}")
+        if self.resume_from not in ("last", "best"):
+            raise ValueError(f"resume_from must be 'last' or 'best', got {self.resume_from!r}")
+        if self.resume and self.overwrite:
+            raise ValueError("--resume continues the run in the model directory and --overwrite replaces it: "
+                             "choose one")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.threads_per_rank is not None and self.threads_per_rank < 1:
@@ -86,36 +97,74 @@ class PreparedRun(NamedTuple):
     expression: Expression | None  # an expressive model's class values
     held_out: tuple[str, ...]
     first_epoch: int
-    counts: dict[str, int]  # each piece's tokens
+    shards: ShardPlan
+    corpus: Corpus  # what the ranks read: the model directory's copy
 
 
 def prepare_run(config: TrainConfig) -> PreparedRun:
     """Write config.json, vocab.json and voicings.json for a new run, or check them for a
-    resumed one (on the driver, through `storage`)."""
+    resumed one (on the driver, through `storage`). Everything is checked before anything
+    is written: a run refused here leaves the model directory as it was."""
     directory = ModelDir(config.model_dir)
     if config.resume:
-        saved = directory.settings()
-        if saved.model != config.model:
-            raise ModelDirError(f"{directory.file(CONFIG_FILE)} was written for preset {saved.model.name!r} with "
-                                f"other settings: resume with the same preset")
-        last = directory.checkpoint("last")
-        first_epoch = last.epoch + 1 if last else 0
-        directory.trim_history(first_epoch)
-        directory.write_settings(replace(saved, epochs=config.epochs))
-        return PreparedRun(directory.vocabulary(), directory.expression(), saved.held_out, first_epoch,
-                           notes_summary(config.corpus)[1])
-    if directory.checkpoint("last") is not None:
-        raise ModelDirError(f"{config.model_dir} already holds a training run: pass --resume to continue it, "
-                            f"or choose another --model-dir")
+        return prepare_resume(config, directory)
+    held = directory.run_files()
+    if held and not config.overwrite:
+        raise ModelDirError(f"{config.model_dir} already holds a training run ({', '.join(held)}): pass --resume to "
+                            f"continue it, --overwrite to replace it, or choose another --model-dir")
+    if not storage.exists(config.corpus.notes):
+        raise ValueError(f"--corpus {config.corpus_path} holds no notes table: parse MIDI files into it first "
+                         f"(jobs/parse.py --output {config.corpus_path})")
     corpus_tokens, counts = notes_summary(config.corpus)
     vocabulary = Vocabulary(with_transpositions(corpus_tokens.tokens, config.model.transpose))
     held_out = hold_out(sorted(counts), config.val_fraction, config.seed)
-    directory.write_settings(RunSettings(config.model, config.corpus_path, config.epochs, config.num_proc,
-                                         config.seed, config.val_fraction, held_out))
+    shards = rank_shards(config, counts, held_out)
     expression = Expression.for_rhythm(config.model.rhythm) if config.model.expressive else None
-    directory.write_vocabulary(vocabulary, expression)
-    directory.write_voicings(notes_voicings(config.corpus))
-    return PreparedRun(vocabulary, expression, held_out, 0, counts)
+    directory.clear()
+    try:
+        directory.write_settings(RunSettings(config.model, config.corpus_path, config.epochs, config.num_proc,
+                                             config.seed, config.val_fraction, held_out))
+        directory.write_vocabulary(vocabulary, expression)
+        directory.write_voicings(notes_voicings(config.corpus))
+        corpus = directory.keep_corpus(config.corpus)
+    except OSError:  # a full disk, say: leave no part of a run behind
+        directory.clear()
+        raise
+    return PreparedRun(vocabulary, expression, held_out, 0, shards, corpus)
+
+
+def prepare_resume(config: TrainConfig, directory: ModelDir) -> PreparedRun:
+    """A resumed run: its settings checked, from the `config.resume_from` checkpoint (which
+    becomes `last`), the history trimmed to it, on the corpus the run began with."""
+    saved = directory.settings()
+    if saved.model != config.model:
+        raise ModelDirError(f"{directory.file(CONFIG_FILE)} was written for preset {saved.model.name!r} with "
+                            f"other settings: resume with the same preset")
+    start = directory.checkpoint(config.resume_from)
+    if start is None and (config.resume_from == "best" or storage.exists(directory.file(MODEL_FILE))):
+        raise ModelDirError(f"{config.model_dir} holds no {config.resume_from} checkpoint to resume from: train "
+                            f"without --resume and with --overwrite to start again, or choose another --model-dir")
+    corpus = directory.corpus(saved)  # as the run found it, however the corpus has changed since
+    shards = rank_shards(config, notes_summary(corpus)[1], saved.held_out)
+    if config.resume_from == "best":
+        directory.point_last_at("best")
+    first_epoch = start.epoch + 1 if start else 0
+    directory.trim_history(first_epoch)
+    directory.write_settings(replace(saved, epochs=config.epochs))
+    return PreparedRun(directory.vocabulary(), directory.expression(), saved.held_out, first_epoch, shards, corpus)
+
+
+def rank_shards(config: TrainConfig, counts: dict[str, int], held_out: tuple[str, ...]) -> ShardPlan:
+    """Each rank's pieces; refused when a rank would have no batch to train on."""
+    model = config.model
+    # A dense model learns from any piece of two tokens or more; the paper's from pieces longer than a window.
+    shards = plan_shards(counts, held_out, config.num_proc, 1 if model.dense_targets else model.sequence_length)
+    windows = shards.training_windows(counts, model.sequence_length, model.dense_targets)
+    if min(windows) < model.batch_size:
+        raise ValueError(
+            f"the ranks' shards give {windows} training windows of {model.sequence_length} tokens, and every rank "
+            f"needs batch_size {model.batch_size}: add MIDI files, lower --num-proc or choose a smaller preset")
+    return shards
 
 
 def task_slots(spark, needed: int, wait: float) -> int:
@@ -145,50 +194,83 @@ def check_task_slots(spark, config: TrainConfig) -> None:
 
 
 class TrainingStopped(RuntimeError):
-    """Training ended early; the message names the cause and what is saved."""
+    """Training ended early. The message's last line is the failing rank's own exception
+    message, where it told the driver, with advice that fits it."""
 
 
-def stopped_message(error: Exception, config: TrainConfig) -> str:
-    """Which rank Horovod lost and what the model directory holds, from Horovod's error.
+def stopped_message(error: Exception, config: TrainConfig, failures: list[Failure] = ()) -> str:
+    """Which rank Horovod lost, what the model directory holds, and on the last line why the
+    rank failed and what to do about it.
 
     Horovod names only the first rank it saw stop. A rank that loses a peer stops too, with an
-    error of its own, and may be seen first: a rank that exited with a plain code may have
-    stopped because another was lost, and the message says so."""
+    error of its own, and may be seen first; so the cause is the first failure line a rank sent
+    (`rank.train_rank`) that is not about a lost peer, and without one the message says that the
+    rank named may not be the one that failed."""
     lost = re.search(r"Process name: (\d+)\s+Exit code: (-?\d+)", str(error))
     if lost:
         code = int(lost[2])
         signal_number = -code if code < 0 else code - 128 if code > 128 else None  # a shell reports 128 + N
         how = f"was killed (signal {signal_number})" if signal_number else f"exited with code {code}"
-        cause = f"Horovod rank {lost[1]} stopped first: its process {how}, and Horovod stopped the other ranks"
-        if not signal_number:
-            cause += " (a rank also stops when it loses another, which may be the one that failed: see its log)"
+        stopped = f"Horovod rank {lost[1]} stopped first: its process {how}, and Horovod stopped the other ranks"
+        if not signal_number and not failures:
+            stopped += " (a rank also stops when it loses another, which may be the one that failed: see its log)"
     else:
-        cause = f"Horovod failed: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}"
-    last = ModelDir(config.model_dir).checkpoint("last")
+        stopped = f"Horovod failed: {first_line(error)}"
+    directory = ModelDir(config.model_dir)
+    last = directory.checkpoint("last")
     saved = (f"epochs 1 to {last.epoch + 1} are saved in {config.model_dir}" if last
              else f"no epoch finished, nothing is saved in {config.model_dir}")
-    return f"{cause}; {saved}"
+    causes = [f for f in failures if not LOST_PEER.search(f.message)] or list(failures)
+    if not causes:
+        return f"{stopped}; {saved}.\n{advice('error', directory)}"
+    cause = causes[0]
+    return f"{stopped}; {saved}.\nrank {cause.rank} failed: {cause.message.rstrip('.')}. {advice(cause.kind, directory)}"
+
+
+LOST_PEER = re.compile(r"(?i)horovod|gloo|connection (reset|closed)|broken pipe|peer")
+
+
+def advice(kind: str, directory: ModelDir) -> str:
+    """What to do after a failure of `kind` (`rank.failure_kind`)."""
+    if kind == "setup":
+        return "Resuming would fail the same way: mend the corpus or the model directory first."
+    if kind == "checkpoint":
+        best = directory.checkpoint("best")
+        last = directory.checkpoint("last")
+        if best and last and best.directory != last.directory:
+            return (f"Go on from the best epoch ({best.epoch + 1}) instead, with the same command and --resume best, "
+                    f"or start again with --overwrite.")
+        return "No other checkpoint is kept: start again with --overwrite (model.keras is replaced)."
+    if kind == "disk":
+        return f"Free some space where {directory.uri} lies, then run the same command with --resume."
+    return "Continue from the last saved epoch: run the same command with --resume."
 
 
 def train(spark, config: TrainConfig) -> TrainSummary:
-    """Train on `config.num_proc` Horovod ranks, from scratch or from the last checkpoint."""
-    import horovod.spark
-
+    """Train on `config.num_proc` Horovod ranks, from scratch or from the last checkpoint,
+    holding the model directory's lock (`locks.Lock`) throughout."""
     # Each rank is one Spark task and owns the task's cores.
     threads = config.threads_per_rank or int(spark.sparkContext.getConf().get("spark.task.cpus", "1"))
     config = replace(config, corpus_path=storage.absolute(config.corpus_path),
                      model_dir=storage.absolute(config.model_dir), threads_per_rank=threads)
-    check_task_slots(spark, config)
-    run = prepare_run(config)
-    # A dense model learns from any piece of two tokens or more; the paper's from pieces longer than a window.
-    shortest = 1 if config.model.dense_targets else config.model.sequence_length
-    shards = plan_shards(run.counts, run.held_out, config.num_proc, shortest)
+    if storage.is_file(config.model_dir):
+        raise ModelDirError(f"--model-dir {config.model_dir} is a file: give a folder (new, or a run's to resume)")
+    with Lock(config.model_dir, "train", config.lock_wait):
+        check_task_slots(spark, config)
+        return train_ranks(spark, config, prepare_run(config))
+
+
+def train_ranks(spark, config: TrainConfig, run: PreparedRun) -> TrainSummary:
+    """Start the ranks through Horovod on Spark and wait for them."""
+    import horovod.spark
+
     local = spark.sparkContext.master.startswith("local")
     driver_host = "127.0.0.1" if local else spark.sparkContext.getConf().get("spark.driver.host")
     relay = ConsoleRelay(driver_host)  # the ranks' lines, on this console as they print them
-    task = RankTask(config.model, config.corpus_path, config.model_dir, tuple(run.vocabulary.tokens), run.expression,
-                    shards, run.first_epoch, config.epochs, config.seed, threads, config.steps_per_epoch,
-                    config.val_steps, config.max_minutes, config.patience, config.progress_seconds, relay.address)
+    task = RankTask(config.model, run.corpus.root, config.model_dir, tuple(run.vocabulary.tokens), run.expression,
+                    run.shards, run.first_epoch, config.epochs, config.seed, config.threads_per_rank,
+                    config.steps_per_epoch, config.val_steps, config.max_minutes, config.patience,
+                    config.progress_seconds, relay.address)
     try:
         results = horovod.spark.run(
             train_rank, args=(task,), num_proc=config.num_proc, use_gloo=True, nics=["lo"] if local else None,
@@ -198,7 +280,8 @@ def train(spark, config: TrainConfig) -> TrainSummary:
                  "PYTHONUNBUFFERED": "1"},
             stdout=sys.stdout, stderr=sys.stderr)
     except Exception as error:  # a rank or its executor died: Horovod stops the others
-        raise TrainingStopped(stopped_message(error, config)) from error
+        relay.close()  # the failing rank's last lines in first
+        raise TrainingStopped(stopped_message(error, config, relay.failures)) from error
     finally:
         relay.close()
     results = sorted(results, key=lambda r: r["rank"])
