@@ -34,6 +34,9 @@ def flags() -> argparse.ArgumentParser:
                              "--resume best, when the last is damaged)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run that --model-dir holds (its model.keras, history, checkpoints)")
+    parser.add_argument("--update-corpus", action="store_true",
+                        help="with --resume: train on from --corpus as it is now (new pieces included; pieces with "
+                             "tokens the model does not know are left out), not from the copy the run began with")
     parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                         help="wait this long for another job writing --model-dir (default: refuse)")
     parser.add_argument("--steps-per-epoch", type=int, help="cap on batches per rank and epoch (smoke runs, benchmarks)")
@@ -63,7 +66,8 @@ def main() -> None:
         config = TrainConfig(corpus_path=args.corpus, model_dir=args.model_dir, model=model,
                              epochs=args.epochs, num_proc=args.num_proc, seed=args.seed,
                              val_fraction=args.val_fraction, resume=args.resume is not None,
-                             resume_from=args.resume or "last", overwrite=args.overwrite, lock_wait=args.wait,
+                             resume_from=args.resume or "last", overwrite=args.overwrite,
+                             update_corpus=args.update_corpus, lock_wait=args.wait,
                              steps_per_epoch=args.steps_per_epoch,
                              val_steps=args.val_steps, max_minutes=args.max_minutes, patience=args.patience,
                              slot_wait=args.slot_wait,
@@ -82,7 +86,9 @@ def main() -> None:
         spark.stop()
     print(f"trained {summary.epochs} epochs with {summary.ranks} Horovod ranks on {summary.train_windows} windows "
           f"({summary.val_windows} held out), vocabulary {summary.vocab_size}; "
-          f"best validation loss {summary.best_val_loss:.4f}; model in {summary.model_dir}")
+          f"best validation loss {summary.best_val_loss:.4f}; model in {summary.model_dir}"
+          + (f"; {len(summary.left_out)} pieces of the corpus left out, holding tokens the model does not know "
+             f"(train a new model to learn them)" if summary.left_out else ""))
 
 
 if __name__ == "__main__":

@@ -90,3 +90,23 @@ def test_each_failure_gets_the_advice_that_fits_it():
     assert failure_kind(CheckpointDamaged("the checkpoint of epoch 3 cannot be restored")) == "checkpoint"
     assert failure_kind(ValueError("the notes table has tokens outside the vocabulary")) == "setup"
     assert failure_kind(RuntimeError("Gloo: connection closed by peer")) == "error"
+
+
+def test_a_resumed_run_goes_on_from_a_grown_corpus_leaving_out_what_it_cannot_read(spark, tmp_path):
+    import pyarrow.parquet as pq
+
+    from lstm_composer.piece import piece_id
+    from midi_bytes import melody
+
+    config = trained_run(spark, tmp_path, epochs=1)
+    known = midi_file(melody([60, 64, 65, 67, 65, 64] * 5))  # notes the three songs have (D4 is not among them)
+    cluster = midi_file(chords([[60, 61, 62, 63, 64, 65, 66]] * 4))  # a chord none was trained on
+    (tmp_path / "songs" / "known.mid").write_bytes(known)
+    (tmp_path / "songs" / "cluster.mid").write_bytes(cluster)
+    assert parse_corpus(spark, ParseConfig(str(tmp_path / "songs"), config.corpus_path)).parsed == 2
+
+    summary = train(spark, replace(config, epochs=2, resume=True, update_corpus=True))
+    assert summary.epochs == 1 and summary.left_out == (piece_id(cluster),)
+    kept = set(pq.read_table(tmp_path / "model" / "corpus" / "notes", columns=["piece_id"])["piece_id"].to_pylist())
+    assert piece_id(known) in kept and piece_id(cluster) not in kept
+    assert [int(row["epoch"]) for row in ModelDir(config.model_dir).history()] == [0, 1]

@@ -217,13 +217,15 @@ class ModelDir:
                 storage.delete(self.file(CHECKPOINTS_DIR, old))
                 workspace.forget(CHECKPOINTS_DIR, old)
 
-    def keep_corpus(self, source: Corpus) -> Corpus:
-        """Copy the corpus into the directory (whole, or not at all); its copy."""
+    def keep_corpus(self, source: Corpus, known: Vocabulary | None = None) -> tuple[Corpus, list[str]]:
+        """Copy the corpus into the directory (whole, or not at all), in place of the copy it
+        had; with `known`, without the pieces that hold other tokens. (Its copy, those pieces.)"""
         copying = Corpus(self.file(CORPUS_COPYING))
         storage.delete(copying.root)
-        copy_corpus(source, copying)
+        left_out = copy_corpus(source, copying, known)
+        storage.delete(self.file(CORPUS_DIR))
         storage.rename(copying.root, self.file(CORPUS_DIR))
-        return Corpus(self.file(CORPUS_DIR))
+        return Corpus(self.file(CORPUS_DIR)), left_out
 
     def corpus(self, settings: RunSettings) -> Corpus:
         """The directory's copy of its corpus; for a model trained before copies were kept, the

@@ -214,13 +214,35 @@ def _bars_by_piece(corpus: Corpus, offsets: np.ndarray, bounds: np.ndarray,
     return bars, positions
 
 
-def copy_corpus(source: Corpus, target: Corpus) -> None:
+def copy_corpus(source: Corpus, target: Corpus, known: Vocabulary | None = None) -> list[str]:
     """Every committed file of both tables, byte for byte (names starting with _ or . are a
-    run's staging or a lock, not data)."""
+    run's staging or a lock, not data); with `known`, the notes of the pieces whose tokens are all
+    in it, file by file. Returns the pieces left out."""
+    unknown = sorted(pieces_outside(source, known)) if known is not None else []
     for table, into in ((source.notes, target.notes), (source.pieces, target.pieces)):
         for relative in storage.files_under(table):
-            if not relative.startswith(("_", ".")):
+            if relative.startswith(("_", ".")):
+                continue
+            if table == source.notes and unknown and relative.endswith(".parquet"):
+                filesystem, path = storage.resolve(storage.join(table, relative))
+                kept = pq.read_table(path, filesystem=filesystem)
+                kept = kept.filter(pc.invert(pc.is_in(kept["piece_id"], pa.array(unknown))))
+                write_parquet(kept, storage.parent(storage.join(into, relative)), name=storage.name(relative))
+            else:
                 storage.write_bytes(storage.join(into, relative), storage.read_bytes(storage.join(table, relative)))
+    return unknown
+
+
+def pieces_outside(corpus: Corpus, known: Vocabulary) -> set[str]:
+    """The pieces of the notes table with a token `known` lacks (streamed a batch at a time)."""
+    filesystem, path = storage.resolve(corpus.notes)
+    table = ds.dataset(path, filesystem=filesystem, format="parquet", partitioning="hive")
+    tokens = pa.array(known.tokens)
+    outside: set[str] = set()
+    for batch in table.to_batches(columns=["piece_id", "token"], batch_size=1 << 20):
+        strangers = pc.invert(pc.is_in(batch.column("token"), tokens))
+        outside.update(pc.filter(batch.column("piece_id"), strangers).to_pylist())
+    return outside
 
 
 def read_played(corpus: Corpus) -> dict[str, list[Token]]:
@@ -311,11 +333,11 @@ def read_recorded(corpus: Corpus, retry_failed: bool = False) -> Recorded:
     return Recorded(files, contents)
 
 
-def write_parquet(table: pa.Table, folder: str, **options) -> None:
-    """An Arrow table as the one Parquet file of `folder` (any location `storage` knows)."""
+def write_parquet(table: pa.Table, folder: str, name: str = "part-00000.parquet", **options) -> None:
+    """An Arrow table as a Parquet file of `folder` (any location `storage` knows)."""
     filesystem, path = storage.resolve(folder)
     filesystem.create_dir(path, recursive=True)
-    pq.write_table(table, f"{path}/part-00000.parquet", filesystem=filesystem, **options)
+    pq.write_table(table, f"{path}/{name}", filesystem=filesystem, **options)
 
 
 def write_notes(notes: pa.RecordBatch, folder: str) -> None:

@@ -43,6 +43,9 @@ class TrainConfig:
     resume: bool = False
     resume_from: str = "last"  # the checkpoint a resumed run goes on from: "last", or "best" when last is damaged
     overwrite: bool = False  # a new run may replace whatever run the model directory holds
+    # A resumed run trains on from the corpus at `corpus_path` as it is now (grown by a re-parse),
+    # not from the copy it began with; pieces with tokens the model does not know are left out.
+    update_corpus: bool = False
     lock_wait: float = 0.0  # seconds to wait for another job writing the model directory
     threads_per_rank: int | None = None  # TensorFlow threads per rank; default: spark.task.cpus
     steps_per_epoch: int | None = None  # at most this many batches per rank and epoch
@@ -59,6 +62,8 @@ class TrainConfig:
             raise ValueError(f"num_proc must be at least 1, got {self.num_proc}")
         if self.resume_from not in ("last", "best"):
             raise ValueError(f"resume_from must be 'last' or 'best', got {self.resume_from!r}")
+        if self.update_corpus and not self.resume:
+            raise ValueError("--update-corpus goes with --resume: a new run reads the corpus as it is anyway")
         if self.resume and self.overwrite:
             raise ValueError("--resume continues the run in the model directory and --overwrite replaces it: "
                              "choose one")
@@ -88,6 +93,7 @@ class TrainSummary:
     val_windows: int
     rank_token_bytes: tuple[int, ...] = ()  # per rank: memory its token data took (Arrow's peak while reading + arrays)
     rank_peak_rss: tuple[int, ...] = ()  # per rank: the process's peak resident memory
+    left_out: tuple[str, ...] = ()  # pieces of an updated corpus with tokens the model does not know
 
 
 class PreparedRun(NamedTuple):
@@ -99,6 +105,7 @@ class PreparedRun(NamedTuple):
     first_epoch: int
     shards: ShardPlan
     corpus: Corpus  # what the ranks read: the model directory's copy
+    left_out: tuple[str, ...] = ()  # pieces of an updated corpus with tokens the model does not know
 
 
 def prepare_run(config: TrainConfig) -> PreparedRun:
@@ -126,7 +133,7 @@ def prepare_run(config: TrainConfig) -> PreparedRun:
                                              config.seed, config.val_fraction, held_out))
         directory.write_vocabulary(vocabulary, expression)
         directory.write_voicings(notes_voicings(config.corpus))
-        corpus = directory.keep_corpus(config.corpus)
+        corpus, _ = directory.keep_corpus(config.corpus)
     except OSError:  # a full disk, say: leave no part of a run behind
         directory.clear()
         raise
@@ -144,14 +151,19 @@ def prepare_resume(config: TrainConfig, directory: ModelDir) -> PreparedRun:
     if start is None and (config.resume_from == "best" or storage.exists(directory.file(MODEL_FILE))):
         raise ModelDirError(f"{config.model_dir} holds no {config.resume_from} checkpoint to resume from: train "
                             f"without --resume and with --overwrite to start again, or choose another --model-dir")
-    corpus = directory.corpus(saved)  # as the run found it, however the corpus has changed since
+    vocabulary, left_out = directory.vocabulary(), []
+    if config.update_corpus:  # the corpus as it is now, without pieces of tokens the model never saw
+        corpus, left_out = directory.keep_corpus(config.corpus, vocabulary)
+    else:
+        corpus = directory.corpus(saved)  # as the run found it, however the corpus has changed since
     shards = rank_shards(config, notes_summary(corpus)[1], saved.held_out)
     if config.resume_from == "best":
         directory.point_last_at("best")
     first_epoch = start.epoch + 1 if start else 0
     directory.trim_history(first_epoch)
     directory.write_settings(replace(saved, epochs=config.epochs))
-    return PreparedRun(directory.vocabulary(), directory.expression(), saved.held_out, first_epoch, shards, corpus)
+    return PreparedRun(vocabulary, directory.expression(), saved.held_out, first_epoch, shards, corpus,
+                       tuple(left_out))
 
 
 def rank_shards(config: TrainConfig, counts: dict[str, int], held_out: tuple[str, ...]) -> ShardPlan:
@@ -290,4 +302,4 @@ def train_ranks(spark, config: TrainConfig, run: PreparedRun) -> TrainSummary:
                         best_val_loss=rank0["best_val_loss"], vocab_size=len(run.vocabulary),
                         train_windows=rank0["train_windows"], val_windows=rank0["val_windows"],
                         rank_token_bytes=tuple(r["token_bytes"] for r in results),
-                        rank_peak_rss=tuple(r["peak_rss"] for r in results))
+                        rank_peak_rss=tuple(r["peak_rss"] for r in results), left_out=run.left_out)
