@@ -12,17 +12,35 @@ import sys
 from pathlib import Path
 
 from generation_flags import add_generation_flags, form, sampling
+from lstm_composer.form import parse_key
 from lstm_composer.generate import GenerateConfig, compose
 from lstm_composer.render import MAX_TEMPO, MIN_TEMPO, PieceFiles, write_piece
 from lstm_composer.tokens import parse_onset_tolerance
+
+
+def parse_key_flag(text: str) -> int:
+    try:
+        return parse_key(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_generation_flags(parser)
     parser.add_argument("--primer", help="a MIDI file to continue (default: a random training window)")
+    parser.add_argument("--key", type=parse_key_flag, metavar='"D minor"',
+                        help="the key of the piece, any of the 24 (a training window moved into it, the key held, "
+                             "its signature in the score); default: as the network goes, the signature from the notes")
     parser.add_argument("--onset-tolerance", type=parse_onset_tolerance, default=None, metavar="MS|auto",
                         help="how the primer's notes form tokens, as in jobs/parse.py (default: auto)")
+    parser.add_argument("--bars", type=int,
+                        help="a piece of this many bars (in place of --length) whose last bar holds the tonic chord, "
+                             "the tonic in the bass")
+    parser.add_argument("--density", type=lambda text: text if text in ("low", "medium", "high") else float(text),
+                        metavar="D|low|medium|high",
+                        help="onsets per quarter note to keep to, or the training pieces' lower quartile, median "
+                             "or upper quartile (a model with a rhythm head)")
     parser.add_argument("--max-copy", type=int, help="resample while a longer run is copied from one corpus piece")
     parser.add_argument("--tempo", type=float, default=120.0, help="beats per minute")
     parser.add_argument("--program", type=int, default=0, help="General MIDI instrument, 0-127 (0: piano)")
@@ -44,11 +62,13 @@ def main() -> None:
         piece = compose(GenerateConfig(model_dir=args.model_dir, length=args.length, seed=args.seed,
                                        sampling=sampling(args), primer_path=args.primer, max_copy=args.max_copy,
                                        onset_tolerance_ms=args.onset_tolerance, tempo=args.tempo, form=form(args),
-                                       modulate=not args.hold_key))
+                                       modulate=not args.hold_key, key=args.key, density=args.density,
+                                       bars=args.bars))
     except ValueError as error:  # a bad flag, a damaged model directory, an unusable primer
         sys.exit(f"generate: {error}")
     try:
-        written = write_piece(piece.events, piece.report.to_json(), files, piece.metre)
+        written = write_piece(piece.events, piece.report.to_json(), files, piece.metre,
+                              None if args.key is None else [(0, args.key)])
     except OSError as error:  # a folder that is not there or read-only, a full disk
         sys.exit(f"generate: cannot write {args.output}: {error}")
     print(piece.report.summary())

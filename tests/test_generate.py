@@ -271,8 +271,7 @@ def expressive_config():
 def expressive_model_dir(tmp_path, steps: list[float], config, first_offset: float = 0.0):
     """A randomised expressive network and a corpus of two 80-token pieces whose onset gaps and
     durations are drawn from `steps`, the first onset `first_offset` quarters in."""
-    from lstm_composer.expression import Expression
-    from lstm_composer.model import build_model
+    from networks import expressive_model_dir_with
 
     rng = np.random.default_rng(6)
     rows = []
@@ -283,18 +282,7 @@ def expressive_model_dir(tmp_path, steps: list[float], config, first_offset: flo
                          float(rng.choice(steps)), int(rng.integers(20, 120))))
             offset += float(rng.choice(steps))
     names = ("piece_id", "position", "token", "offset", "duration", "velocity")
-    (tmp_path / "corpus/notes").mkdir(parents=True)
-    pq.write_table(pa.table({name: list(column) for name, column in zip(names, zip(*rows))}),
-                   tmp_path / "corpus/notes/part-0.parquet")
-    vocabulary, expression = Vocabulary(TOKENS), Expression()
-    model_dir = tmp_path / "model"
-    model_dir.mkdir()
-    network = randomised(build_model(config, len(vocabulary), expression_sizes=expression.sizes()), seed=7)
-    network.save(model_dir / "model.keras")
-    ModelDir(str(model_dir)).write_vocabulary(vocabulary, expression)
-    (model_dir / "config.json").write_text(json.dumps({"model": config.to_dict(),
-                                                      "corpus_path": str(tmp_path / "corpus")}))
-    return model_dir, expression
+    return expressive_model_dir_with(tmp_path, config, TOKENS, rows, names)
 
 
 def test_an_expressive_model_writes_its_own_rhythm_and_dynamics(tmp_path):

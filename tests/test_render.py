@@ -202,6 +202,17 @@ def test_musicxml_puts_a_high_passage_under_one_octave_line_and_leaves_a_lone_hi
         [72, 88, 72, 74, 88, 86, 89, 84, 91, 88, 67, 72, 76])
 
 
+def test_musicxml_puts_even_a_lone_note_beyond_three_ledger_lines_under_an_octave_line(tmp_path):
+    from music21 import converter, spanner
+
+    events = [Event(token, 0.5 * i, 0.5, 80) for i, token in enumerate(["C5", "G6", "C5", "D5"])]  # G6: four lines up
+    events.append(Event("F1", 4.0, 1.0, 80))  # four lines down
+    score = converter.parse(write_musicxml(events, tmp_path / "lone.musicxml"))
+    lines = score.spannerBundle.getByClass(spanner.Ottava)
+    assert sorted((line.type, [p.midi for n in line.getSpannedElements() for p in n.pitches]) for line in lines) == [
+        ("8va", [91]), ("8vb", [29])]  # as they sound
+
+
 def test_piano_roll_is_a_png_of_a_sensible_size(tmp_path):
     data = plot_piano_roll(PIECE, tmp_path / "roll.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -87,6 +87,20 @@ def window_key_labels(offsets: np.ndarray, durations: np.ndarray, note_tokens: n
     return np.maximum(keys, 0)[token_window].astype(np.int32)
 
 
+_TONICS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+
+
+def parse_key(text: str) -> int:
+    """"D minor", "Bb major", "F# minor", "E- major" → the key's number (`KEY_NAMES`)."""
+    words = text.replace("♯", "#").replace("♭", "b").split()
+    tonic = words[0] if len(words) == 2 else ""
+    if len(words) != 2 or words[1].lower() not in ("major", "minor") or tonic[:1].upper() not in _TONICS \
+            or any(sign not in "#b-" for sign in tonic[1:]):
+        raise ValueError(f"a key is a tonic and major or minor, such as \"D minor\" or \"Bb major\", not {text!r}")
+    pitch_class = _TONICS[tonic[0].upper()] + tonic.count("#") - tonic.count("b") - tonic.count("-")
+    return pitch_class % 12 + 12 * (words[1].lower() == "minor")
+
+
 def transposed_key(key, semitones):
     """A key moved by `semitones`, its mode kept (numbers or arrays)."""
     return (key % 12 + semitones) % 12 + 12 * (key // 12)

@@ -1,23 +1,26 @@
 """Generation from a trained model directory, locally, without Spark.
 
-`compose` reads as its steps: a primer (`primers`), the network decoded step by step
+`compose` reads as its steps: the musician's controls made concrete for the model (`for_model`:
+a key, a number of bars, a density), a primer (`primers`), the network decoded step by step
 (`decoder.Decoder`: the primer goes in once, then one position per step with the LSTM states
 carried along, instead of a whole window through Keras for every token as the paper did; every
 `Sampling.refresh` positions the state is rebuilt from the last window, so that it never holds
 much more than the network trained on), each position drawn by the sampling rules
 (`sampling`) from a seeded generator, so the same seed gives the same piece; then the tokens
 voiced and played (`voicing.voice_tokens`, `events.play`), and a report of what was copied from
-the corpus and whether it loops (`originality`). `render.write_piece` writes the files.
+the corpus and whether it loops (`originality`); a piece of so many bars gets its ending
+(`ending.with_ending`). `render.write_piece` writes the files.
 """
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
 
 from lstm_composer.conductor import Conductor, KeyChanges
+from lstm_composer.ending import with_ending
 from lstm_composer.events import Event, fixed_step, play
 from lstm_composer.metre import Metre
 from lstm_composer.model_dir import ModelDir, TrainedModel
@@ -25,7 +28,10 @@ from lstm_composer.originality import CopiedRun, Report, longest_copy, longest_c
 from lstm_composer.primers import GenerationError, Primer, primer_from_corpus, primer_from_file
 from lstm_composer.render.midi import MAX_TEMPO, MIN_TEMPO
 from lstm_composer.reprise import Form, Reprise
-from lstm_composer.sampling import BeatClock, LoopGuard, Sampling, in_key, key_fit, sample, toward_density
+from lstm_composer.sampling import (BeatClock, LoopGuard, Sampling, in_key, in_scale, key_fit, sample, scale_mask,
+                                   toward_density)
+from lstm_composer.statistics import DENSITY_LEVELS, density_levels
+from lstm_composer.tables import read_played
 from lstm_composer.tokens import Vocabulary
 from lstm_composer.voicing import allowed_basses, voice_tokens
 
@@ -48,7 +54,9 @@ class GenerateConfig:
     modulate: bool = True  # a network told its key: change it as the corpus does (False: hold the primer's)
     # Onsets per quarter to keep to, for a network told where in the beat it is; None: wherever
     # the network goes.
-    density: float | None = None
+    density: float | str | None = None  # or "low", "medium", "high": the training pieces' quartiles
+    key: int | None = None  # the key the piece is in (`form.KEY_NAMES`): a training window moved into it, held
+    bars: int | None = None  # a piece of this many bars that ends on its tonic (`ending.py`), in place of `length`
 
     def __post_init__(self) -> None:
         if not MIN_TEMPO <= self.tempo <= MAX_TEMPO:
@@ -59,7 +67,19 @@ class GenerateConfig:
             raise ValueError(f"max_copy must be at least 1, got {self.max_copy}")
         if self.max_tries < 1:
             raise ValueError(f"max_tries must be at least 1, got {self.max_tries}")
-        if self.density is not None and not 0 < self.density <= 16:
+        if self.bars is not None and (self.bars < 2 or self.primer_path):
+            raise ValueError(f"bars must be at least 2 (the last holds the final chord), and a piece of so many bars "
+                             f"starts from a training window, not a --primer file; got {self.bars}"
+                             + (" with a primer" if self.primer_path else ""))
+        if self.key is not None and self.primer_path:
+            raise ValueError("--key moves a training window into the key; a --primer file keeps its own: "
+                             "transpose the file, or leave out one of the two")
+        if self.key is not None and not 0 <= self.key < 24:
+            raise ValueError(f"key must be one of the 24 (0-23), got {self.key}")
+        if isinstance(self.density, str) and self.density not in DENSITY_LEVELS:
+            raise ValueError(f"density is a number of onsets per quarter or one of {', '.join(DENSITY_LEVELS)}, "
+                             f"got {self.density!r}")
+        if isinstance(self.density, (int, float)) and not 0 < self.density <= 16:
             raise ValueError(f"density must be above 0 and at most 16 onsets per quarter, got {self.density}")
 
 
@@ -79,16 +99,37 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
     from lstm_composer.decoder import Decoder
 
     model = model or ModelDir(config.model_dir).load()
+    config = for_model(config, model)
     rng = np.random.default_rng(config.seed)
     voicing_rng = np.random.default_rng([config.seed, 1])  # voicings do not change what is drawn
     primer = choose_primer(config, model, rng)
     decoder = Decoder(model.network, model.config, len(model.vocabulary))
     generated, echoes, times, copy, tries = draw(config, model, decoder, primer, rng)
     shown, events = perform(config, model, primer, generated, echoes, times, voicing_rng)
+    metre = primer.last.metre if primer.last else Metre(4, 4)
+    if config.bars:
+        events = with_ending(events, float(metre.quarters), config.bars, config.key)
     report = describe(config, primer, generated, events[len(shown):], copy, tries)
-    tokens = model.vocabulary.decode(generated[:, 0])
+    tokens = [e.token for e in events[len(shown):]] if config.bars else model.vocabulary.decode(generated[:, 0])
     return Composition(tokens=[e.token for e in shown] + tokens, events=events, primer_length=len(shown),
-                       report=report, metre=primer.last.metre if primer.last else Metre(4, 4))
+                       report=report, metre=metre)
+
+
+def for_model(config: GenerateConfig, model: TrainedModel) -> GenerateConfig:
+    """The musician's controls made concrete for `model`: refused where it cannot honour them, the
+    scale kept for a key asked for, a named density as the corpus's rate."""
+    if config.bars is not None and not model.config.metre:
+        raise GenerationError(f"--bars needs a model told where its bars fall (small, expressive); "
+                              f"{model.config.name} is not")
+    if config.density is not None and not model.config.expressive:
+        raise GenerationError(f"--density needs a model with a rhythm head; {model.config.name} writes every token "
+                              f"half a beat apart")
+    if config.key is not None:  # a key asked for: held, and its scale kept
+        config = replace(config, sampling=replace(config.sampling, in_scale=True))
+    if isinstance(config.density, str):
+        training = (tokens for piece, tokens in read_played(model.corpus).items() if piece not in model.held_out)
+        config = replace(config, density=density_levels(training)[config.density])
+    return config
 
 
 def choose_primer(config: GenerateConfig, model: TrainedModel, rng: np.random.Generator) -> Primer:
@@ -97,7 +138,7 @@ def choose_primer(config: GenerateConfig, model: TrainedModel, rng: np.random.Ge
         return primer_from_file(config.primer_path, model.vocabulary, model.expression, config.onset_tolerance_ms,
                                 config.tempo, model.config)
     return primer_from_corpus(model.tokens(), model.vocabulary, model.config, rng, model.held_out,
-                              model.time_signatures() if model.config.metre else None)
+                              model.time_signatures() if model.config.metre else None, config.key)
 
 
 def start_conductor(config: GenerateConfig, model: TrainedModel, primer: Primer, rng: np.random.Generator,
@@ -106,7 +147,7 @@ def start_conductor(config: GenerateConfig, model: TrainedModel, primer: Primer,
     (time counted from that bar's start) or only in the beat; the key it holds or changes."""
     last, changes = primer.last, None
     key = last.key if model.config.key else None
-    if key is not None and config.modulate:
+    if key is not None and config.modulate and config.key is None:  # a key asked for is held
         stream = model.tokens()
         training = stream.rows(set(stream.piece_ids) - set(model.held_out))
         pieces = [(stream.bounds[i], stream.bounds[i + 1]) for i in training]
@@ -138,8 +179,9 @@ def draw(config: GenerateConfig, model: TrainedModel, decoder, primer: Primer,
         if clock and config.form:
             bar = primer.last.metre.steps if model.config.metre else 4 * len(clock.grid)
             plan = Reprise(config.form, bar, clock.steps, len(clock.grid), rng)
-        generated, times = continuation(decoder, primed, config.length, rng, config.sampling, vocabulary, positions,
-                                        clock, plan, timing, config.density)
+        length = config.length if config.bars is None else config.bars * primer.last.metre.steps  # at most
+        generated, times = continuation(decoder, primed, length, rng, config.sampling, vocabulary, positions,
+                                        clock, plan, timing, config.density, config.bars)
         copy = longest_copy(generated[:, 0], stream)
         if config.max_copy is None or copy.length <= config.max_copy:
             return generated, plan.echoes if plan else [-1] * len(generated), times, copy, tries
@@ -190,7 +232,8 @@ def describe(config: GenerateConfig, primer: Primer, generated: np.ndarray, even
 def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
                  sampling: Sampling, vocabulary: Vocabulary | None = None, primer: np.ndarray | None = None,
                  clock: BeatClock | None = None, plan: Reprise | None = None,
-                 timing: Conductor | None = None, density: float | None = None) -> tuple[np.ndarray, list[int]]:
+                 timing: Conductor | None = None, density: float | None = None,
+                 bars: int | None = None) -> tuple[np.ndarray, list[int]]:
     """((length, heads) ids, the time of each onset) drawn one position at a time after a primed
     (probabilities, state) pair: the token, and for an expressive model its onset gap, duration
     and velocity classes, and its bass when the network has a bass head (drawn after the token,
@@ -200,7 +243,8 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
     told where in the beat each onset falls, keeps the onsets on the grid; `timing` tells the
     network where each falls and in which key (`conductor.Conductor`), and keeps to `density`
     onsets per quarter (`sampling.toward_density`). `plan` has some windows begin by playing an
-    earlier one again (`reprise.Reprise`)."""
+    earlier one again (`reprise.Reprise`). With `bars`, it stops at the first onset in the last
+    of that many bars from the first onset's bar (`timing` knows the bars)."""
     probabilities, state = primed
     generated = np.empty((length, len(probabilities) + (decoder.bass_head is not None)), dtype=np.int32)
     primer = () if primer is None else primer
@@ -213,6 +257,9 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
             if timing is not None and timing.key is not None and sampling.key_weight:
                 probabilities = [in_key(probabilities[0], key_fit(tuple(vocabulary.tokens))[timing.key],
                                         sampling.key_weight)] + list(probabilities[1:])
+            if timing is not None and timing.key is not None and sampling.in_scale:
+                probabilities = [in_scale(probabilities[0], scale_mask(tuple(vocabulary.tokens))[timing.key])] \
+                    + list(probabilities[1:])
             if timing is not None and density:
                 probabilities = [probabilities[0], toward_density(probabilities[1], clock.steps, len(clock.grid),
                                                                   timing.density(), density)] + list(probabilities[2:])
@@ -225,6 +272,8 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
             times.append(timing.time)
             if plan:
                 timing.key = plan.add(drawn, timing.time, timing.key)
+            if bars and times[-1] - times[0] + times[0] % timing.metre.steps >= (bars - 1) * timing.metre.steps:
+                return generated[:i + 1], times
             drawn = drawn + timing.inputs()
         window.append(drawn)
         if sampling.refresh is not None and (i + 1) % sampling.refresh == 0:

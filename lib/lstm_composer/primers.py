@@ -10,12 +10,12 @@ from lstm_composer import storage
 from lstm_composer.dataset import window_starts
 from lstm_composer.events import Event
 from lstm_composer.expression import Expression, beat_phase
-from lstm_composer.form import window_key_labels
+from lstm_composer.form import KEY_NAMES, transposed_key, window_key_labels
 from lstm_composer.metre import Metre, bar_beat, bar_positions, metre_at, metre_of_bar, phrase_bar
 from lstm_composer.piece import parse_piece
 from lstm_composer.presets import ModelConfig
 from lstm_composer.tables import TokenStream
-from lstm_composer.tokens import Vocabulary
+from lstm_composer.tokens import Vocabulary, transpose_token
 
 
 class GenerationError(ValueError):
@@ -108,24 +108,58 @@ def _file_attributes(kept: list, config: ModelConfig | None, expression: Express
 
 def primer_from_corpus(stream: TokenStream, vocabulary: Vocabulary, config: ModelConfig,
                        rng: np.random.Generator, held_out: tuple[str, ...] = (),
-                       time_signatures: dict[str, list] | None = None) -> Primer:
+                       time_signatures: dict[str, list] | None = None, key: int | None = None) -> Primer:
     """A window of `sequence_length` tokens drawn by `rng` from the training pieces, as the
     paper did: never from the pieces the training run held out (`held_out`), which evaluation
     keeps for comparing generated pieces with music the network never saw. `time_signatures`:
-    each piece's, for a network told where in its bar each onset falls."""
+    each piece's, for a network told where in its bar each onset falls. With `key`, a window
+    that ends in a key of its mode (major, minor), transposed into `key`."""
     length = config.sequence_length
     starts = window_starts(stream, length, set(stream.piece_ids) - set(held_out))
     if not len(starts):
         raise GenerationError(f"no training piece of the corpus is longer than {length} tokens")
-    start = int(starts[rng.integers(len(starts))])
+    if key is None:
+        start, shift = int(starts[rng.integers(len(starts))]), 0
+        tokens = vocabulary.decode(stream.ids[start:start + length])
+    else:
+        start, shift, tokens = window_in_key(stream, vocabulary, starts, length, key, rng)
     piece = int(np.searchsorted(stream.bounds, start, side="right")) - 1
-    classes = stream.attributes(config)[start:start + length, 1:] if config.expressive else None
+    classes = transposed_attributes(stream.attributes(config)[start:start + length], config, shift)[:, 1:] \
+        if config.expressive else None
     end, last = start + length - 1, None
     if stream.phase is not None:
         bar = int(stream.bar[end]) if stream.bar is not None else 0
         last = Placement(int(stream.phase[end]), bar, int(stream.bar_position[end]) if stream.bar is not None else 0,
                          metre_of_bar((time_signatures or {}).get(stream.piece_ids[piece]), bar),
-                         int(stream.key[end]) if stream.key is not None else 0)
-    return Primer("training window", vocabulary.decode(stream.ids[start:start + length]),
-                  {"piece_id": stream.piece_ids[piece], "position": start - int(stream.bounds[piece])}, classes,
-                  last=last)
+                         int(transposed_key(stream.key[end], shift)) if stream.key is not None else 0)
+    return Primer("training window", tokens, {"piece_id": stream.piece_ids[piece],
+                                              "position": start - int(stream.bounds[piece]), "transposed": shift},
+                  classes, last=last)
+
+
+def window_in_key(stream: TokenStream, vocabulary: Vocabulary, starts: np.ndarray, length: int, key: int,
+                  rng: np.random.Generator) -> tuple[int, int, list[str]]:
+    """(start, semitones, tokens): a window that ends in a key of `key`'s mode, drawn by `rng`,
+    and its tokens moved by the semitones (-6 to 5) that bring that key to `key`."""
+    if stream.key is None:
+        raise GenerationError("this model was not told its key (a preset without the key input): --key needs "
+                              "one that was, such as small or expressive")
+    starts = starts[stream.key[starts + length - 1] // 12 == key // 12]
+    for start in rng.permutation(starts)[:64]:
+        shift = (key % 12 - int(stream.key[start + length - 1]) + 6) % 12 - 6
+        tokens = [transpose_token(token, shift) for token in vocabulary.decode(stream.ids[start:start + length])]
+        if all(token in vocabulary.index for token in tokens):
+            return int(start), shift, tokens
+    raise GenerationError(f"no training window moves into {KEY_NAMES[key]} with tokens the model knows")
+
+
+def transposed_attributes(rows: np.ndarray, config: ModelConfig, shift: int) -> np.ndarray:
+    """A window's attribute rows (`TokenStream.attributes`) with its bass and key moved by `shift`
+    semitones (the token column is left as it was)."""
+    rows = rows.copy()
+    names = config.attributes
+    if "bass" in names:
+        rows[:, names.index("bass")] += shift
+    if "key" in names:
+        rows[:, names.index("key")] = transposed_key(rows[:, names.index("key")], shift)
+    return rows

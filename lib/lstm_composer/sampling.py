@@ -14,7 +14,7 @@ from lstm_composer.form import KEY_PROFILES
 from lstm_composer.tokens import token_pitches
 
 LOOP_PERIOD = 8  # patterns of up to this many tokens count as loops
-DENSITY_STRENGTH = 2.0  # how firmly generation keeps to a density of onsets (`toward_density`)
+DENSITY_STRENGTH = 4.0  # how firmly generation keeps to a density of onsets (`toward_density`)
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ class Sampling:
     # how well its pitch classes fit the key, by the key's profile (`key_fit`)), so that the
     # piece keeps to its key as the corpus's passages do. 0: the network's probabilities as they are.
     key_weight: float = 0.4
+    # Only tokens whose pitch classes all belong to the key's scale (a minor key's natural,
+    # harmonic and melodic forms together): for a piece asked for in a key (`--key`).
+    in_scale: bool = False
 
     @property
     def plain(self) -> "Sampling":
@@ -120,6 +123,23 @@ def key_fit(tokens: tuple[str, ...]) -> np.ndarray:
     standardised Krumhansl-Kessler profile over them (`form.KEY_PROFILES`)."""
     classes = [sorted({p % 12 for p in token_pitches(token)}) for token in tokens]
     return np.array([[KEY_PROFILES[key][pcs].mean() for pcs in classes] for key in range(len(KEY_PROFILES))])
+
+
+SCALES = ({0, 2, 4, 5, 7, 9, 11}, {0, 2, 3, 5, 7, 8, 9, 10, 11})  # above the tonic: major; minor, all three forms
+
+
+@lru_cache(maxsize=4)
+def scale_mask(tokens: tuple[str, ...]) -> np.ndarray:
+    """(24 keys, tokens) bool: whether all of a token's pitch classes lie in the key's scale."""
+    classes = [{p % 12 for p in token_pitches(token)} for token in tokens]
+    return np.array([[all((pc - key % 12) % 12 in SCALES[key // 12] for pc in pcs) for pcs in classes]
+                     for key in range(24)])
+
+
+def in_scale(probabilities: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """The token probabilities of the tokens `allowed` (a row of `scale_mask`) only, unless none of them is likely."""
+    kept = probabilities * allowed
+    return kept / kept.sum() if kept.sum() > 0 else probabilities
 
 
 def in_key(probabilities: np.ndarray, fit: np.ndarray, weight: float) -> np.ndarray:

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Sequence
 
 from lstm_composer.events import Event
+from lstm_composer.form import KEY_NAMES
 from lstm_composer.metre import Metre
 from lstm_composer.midi import variable_length
 from lstm_composer.render.output import prepared
@@ -72,4 +73,6 @@ def write_midi(events: Sequence[Event], path: str | Path, tempo: float = 120.0, 
 def _key_signature(key: int) -> bytes:
     """The meta event: the sharps (negative: flats) of the major key with the same signature, and the mode."""
     sharps = (key % 12 + 3 * (key // 12)) * 7 % 12
-    return b"\xff\x59\x02" + bytes(((sharps - 12 if sharps > 6 else sharps) & 0xFF, key // 12))
+    if sharps > 6 or sharps == 6 and "-" in KEY_NAMES[key]:  # six: F# major, but E- minor (as the score spells them)
+        sharps -= 12
+    return b"\xff\x59\x02" + bytes((sharps & 0xFF, key // 12))

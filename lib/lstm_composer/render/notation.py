@@ -90,8 +90,11 @@ def written_value(at: int, end: int, divisions: dict[int, int], rest: bool, meas
                 return length, 1
     division = divisions.get(beat, 1)
     unit = GRID // division
-    units = (min(end, (beat + 1) * GRID) - at) // unit
-    written = max(n for n in (1, 2, 3, 4, 6, 8) if n <= units)  # plain or dotted values
+    span = min(end, (beat + 1) * GRID) - at
+    if span < unit:  # shorter than one part of the beat's division (a note ended at a bar line inside the beat)
+        division = next(d for d in DIVISIONS if span % (GRID // d) == 0 and at % (GRID // d) == 0)
+        unit = GRID // division
+    written = max(n for n in (1, 2, 3, 4, 6, 8) if n <= span // unit)  # plain or dotted values
     return written * unit, division
 
 

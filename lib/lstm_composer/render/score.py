@@ -19,8 +19,9 @@ from lstm_composer.render.notation import GRID, beat_divisions, release_on_grid,
 from lstm_composer.render.output import MIDDLE_C, prepared
 
 # Octave lines (`_octave_lines`), as MIDI pitches: notes beyond `beyond` need one, notes up to
-# `readable` can go under one, and a lone note or two up to `lone` keep their ledger lines.
-_OCTAVE_LINE = {"8va": (88, 76, 91), "8vb": (33, 45, 29)}  # E6, E5, G6; A1, A2, F1
+# `readable` can go under one, and a lone note or two up to `lone` keep their ledger lines
+# (three at most: more than three, and a line is written even over one note).
+_OCTAVE_LINE = {"8va": (88, 76, 88), "8vb": (33, 45, 33)}  # E6, E5, E6; A1, A2, A1
 _OCTAVE_RUN = 3  # onsets that need the line: fewer, within `lone`, keep their ledger lines
 # Velocities a MIDI player gives each dynamic mark, softest first.
 _DYNAMICS = (("ppp", 16), ("pp", 33), ("p", 49), ("mp", 64), ("mf", 80), ("f", 96), ("ff", 112), ("fff", 127))
@@ -291,8 +292,8 @@ def _octave_lines(staff, treble: bool, bar: float) -> None:
 
     A line carries on over notes that read as well an octave off (from E5 up, from A2 down)
     for up to a bar between the notes that need it, so that a passage around the line's
-    threshold gets one line, not one per note; a lone note or two that need no more than four
-    ledger lines (up to G6, down to F1) keep them. Everything that starts under a line is
+    threshold gets one line, not one per note; a lone note or two that need no more than three
+    ledger lines (up to E6, down to A1) keep them. Everything that starts under a line is
     written an octave off, as the line says it sounds. (MuseScore 3 labels a 15ma line "8",
     so there is none: the top of the piano still gets its ledger lines under 8va.)
     """

@@ -1,0 +1,93 @@
+"""How playable a score reads: MusicXML files (ours, or real pieces written by the same code)
+measured with music21.
+
+    python bench/score_check.py output/generated.musicxml ...
+    python bench/score_check.py --midi ../shared/midi/piano-midi/midis/.../piece.mid:3 ...
+
+Per file: notes written beyond three ledger lines outside an octave line (8va, 8vb), dynamics
+marks per bar, and accidentals per written note. `--midi FILE:N` writes a MIDI file's notes as
+a score first (bars of N quarters, the key signatures of its passages), as a real piece's
+page to compare with.
+"""
+import argparse
+import re
+import tempfile
+from pathlib import Path
+
+import mido
+
+
+def diatonic(pitch) -> int:
+    return pitch.diatonicNoteNum  # C4 = 29, one step per letter name
+
+
+def beyond_three_ledger_lines(score) -> tuple[int, int]:
+    """(notes more than three ledger lines off their staff and under no octave line, notes)."""
+    from music21 import pitch as m21pitch, spanner
+
+    treble_top, treble_bottom = diatonic(m21pitch.Pitch("F5")), diatonic(m21pitch.Pitch("E4"))
+    bass_top, bass_bottom = diatonic(m21pitch.Pitch("A3")), diatonic(m21pitch.Pitch("G2"))
+    under_line = {id(element) for line in score.recurse().getElementsByClass(spanner.Ottava)
+                  for element in line.getSpannedElements()}
+    far = total = 0
+    for part, (top, bottom) in zip(score.parts, ((treble_top, treble_bottom), (bass_top, bass_bottom))):
+        for element in part.recurse().notes:
+            for written in element.pitches:
+                total += 1
+                steps = max(diatonic(written) - top, bottom - diatonic(written), 0)
+                if steps // 2 > 3 and id(element) not in under_line:
+                    far += 1
+    return far, total
+
+
+def measure(path: Path) -> str:
+    from music21 import converter
+
+    score = converter.parse(str(path))
+    far, notes = beyond_three_ledger_lines(score)
+    bars = max(len(part.getElementsByClass("Measure")) for part in score.parts)
+    marks = len(list(score.recurse().getElementsByClass("Dynamic")))
+    xml = path.read_text()
+    written = len(re.findall(r"<note\b(?:(?!</note>).)*<pitch>", xml, re.S))
+    accidentals = len(re.findall(r"<accidental\b", xml))
+    return (f"{path.name}: {bars} bars, {notes} notes; beyond three ledger lines outside an octave line: {far}; "
+            f"dynamics marks per bar {marks / bars:.2f}; accidentals per note {accidentals / written:.3f}")
+
+
+def midi_events(path: str):
+    from lstm_composer.events import Event
+    from lstm_composer.tokens import note_name
+
+    midi, tick, sounding, events = mido.MidiFile(path), 0, {}, []
+    for message in mido.merge_tracks(midi.tracks):
+        tick += message.time
+        if message.type == "note_on" and message.velocity:
+            sounding[message.note] = (tick, message.velocity)
+        elif message.type in ("note_on", "note_off") and message.note in sounding:
+            start, velocity = sounding.pop(message.note)
+            if tick > start:
+                events.append(Event(note_name(message.note), start / midi.ticks_per_beat,
+                                    (tick - start) / midi.ticks_per_beat, velocity, (message.note,)))
+    return sorted(events, key=lambda event: event.offset)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scores", nargs="*", type=Path, help="MusicXML files")
+    parser.add_argument("--midi", nargs="*", default=[], metavar="FILE:N", help="MIDI files to write as scores first")
+    args = parser.parse_args()
+    for score in args.scores:
+        print(measure(score), flush=True)
+    from lstm_composer.metre import Metre
+    from lstm_composer.render.score import write_musicxml
+
+    with tempfile.TemporaryDirectory() as scratch:
+        for given in args.midi:
+            path, quarters = given.rsplit(":", 1)
+            out = Path(scratch) / (Path(path).stem + ".musicxml")
+            write_musicxml(midi_events(path), str(out), metre=Metre(int(quarters), 4))
+            print(measure(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()

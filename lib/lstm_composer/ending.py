@@ -1,0 +1,43 @@
+"""How a piece of a given number of bars ends: on its tonic, held.
+
+`with_ending` keeps the bars before the last, ends every note that would sound into the last bar
+at its bar line, and gives the last bar to one chord held throughout: the key's tonic in the
+bass, the triad and the tonic's octave above. The key is the one asked for (`--key`) or the one
+that fits the piece's notes best (Krumhansl-Kessler, `form.key_scores`).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from lstm_composer.events import Event
+from lstm_composer.form import key_scores, pitch_class_weights
+from lstm_composer.tokens import token_for
+
+THIRDS = (4, 3)  # above the tonic: major, minor
+BASS_OCTAVE, CHORD_OCTAVE = 36, 48  # the tonic in the bass from C2 to B2, the triad from C3 to B3 up
+
+
+def piece_key(events: Sequence[Event]) -> int:
+    """The key (`form.KEY_NAMES`) that fits the notes best."""
+    return int(np.argmax(key_scores(pitch_class_weights(events))))
+
+
+def tonic_chord(key: int) -> tuple[int, ...]:
+    """The last chord: the tonic in the bass, then the triad and the tonic an octave above its root."""
+    root = CHORD_OCTAVE + key % 12
+    return BASS_OCTAVE + key % 12, root, root + THIRDS[key // 12], root + 7, root + 12
+
+
+def with_ending(events: Sequence[Event], bar_quarters: float, bars: int, key: int | None = None) -> list[Event]:
+    """`bars` bars from offset 0: the events of the first `bars - 1`, none sounding past them, and
+    the tonic chord held through the last, as loud as the bar before it on average."""
+    last_bar = (bars - 1) * bar_quarters
+    kept = [Event(e.token, e.offset, min(e.duration, last_bar - e.offset), e.velocity, e.voiced)
+            for e in events if e.offset < last_bar]
+    key = piece_key(kept or events) if key is None else key
+    before = [e.velocity for e in kept if e.offset >= last_bar - bar_quarters] or [e.velocity for e in events] or [64]
+    chord = tonic_chord(key)
+    return kept + [Event(token_for(sorted({p for p in chord})), last_bar, bar_quarters, int(np.median(before)),
+                         chord)]

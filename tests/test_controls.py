@@ -1,0 +1,121 @@
+"""The musician's controls of jobs/generate.py on tiny data: a key, a density. Each test fails
+when its control is ignored; what is written is read back with music21 or mido."""
+from dataclasses import replace
+
+import mido
+import numpy as np
+import pytest
+
+from lstm_composer.form import KEY_NAMES, parse_key
+from lstm_composer.generate import GenerateConfig, compose
+from lstm_composer.presets import PRESETS
+from lstm_composer.render import PieceFiles, write_piece
+from lstm_composer.tokens import note_name
+
+tf = pytest.importorskip("tensorflow")
+
+PIECE_PITCHES = list(range(55, 80))  # what the corpus plays, G3..G5
+VOCABULARY = [note_name(p) for p in range(43, 92)]  # room for every transposition of -6..6
+
+
+def keyed_model_dir(tmp_path, metre: bool = False):
+    """A randomised network told its beat phase and key, and a corpus of two pieces of single
+    notes, 120 in sixteenths and 40 in quarters; its vocabulary holds every transposition of them."""
+    from networks import expressive_model_dir_with
+
+    config = replace(PRESETS["expressive"], sequence_length=12, lstm_units=(16, 16), dense_units=16, embedding_dim=6,
+                     precision="float32", bass=False, pointer=False, dense_targets=False, phase=True, metre=metre,
+                     key=True, transpose=(0, 0))
+    rng = np.random.default_rng(3)
+    places = [(piece, step, position) for piece, step, count in (("a", 0.25, 120), ("b", 1.0, 40))
+              for position in range(count)]  # one busy piece, one calm
+    pitches = rng.choice(PIECE_PITCHES, len(places)).tolist()
+    rows = [(piece, position, note_name(pitch), [pitch], position * step, step, int(rng.integers(40, 100)), 0)
+            for (piece, step, position), pitch in zip(places, pitches)]
+    names = ("piece_id", "position", "token", "pitches", "offset", "duration", "velocity", "program")
+    model_dir, _ = expressive_model_dir_with(tmp_path, config, VOCABULARY, rows, names)
+    return str(model_dir)
+
+
+def test_parse_key_reads_the_24_keys_as_musicians_write_them():
+    assert [KEY_NAMES[parse_key(text)] for text in ("D minor", "Bb major", "F# minor", "e- MAJOR", "C♯ minor")] == [
+        "D minor", "B- major", "F# minor", "E- major", "C# minor"]
+    for wrong in ("H major", "D", "D dorian", "Dx minor"):
+        with pytest.raises(ValueError, match="a key is a tonic and major or minor"):
+            parse_key(wrong)
+
+
+def sounding_classes(path) -> set[int]:
+    """The pitch classes of a MIDI file's note-ons, read with mido."""
+    return {m.note % 12 for track in mido.MidiFile(str(path)).tracks for m in track
+            if m.type == "note_on" and m.velocity}
+
+
+SCALE = {"F# major": {6, 8, 10, 11, 1, 3, 5}, "E- minor": {3, 5, 6, 8, 10, 11, 0, 1, 2}}  # minor: all three forms
+
+
+@pytest.mark.parametrize("name", ["F# major", "E- minor"])
+def test_a_piece_asked_for_in_a_key_keeps_to_its_scale_and_says_so(tmp_path, name):
+    model_dir, key = keyed_model_dir(tmp_path), parse_key(name)
+    piece = compose(GenerateConfig(model_dir, length=200, seed=2, key=key))
+    path = tmp_path / "piece.mid"
+    write_piece(piece.events[piece.primer_length:], piece.report.to_json(), PieceFiles(str(path), musicxml=True),
+                piece.metre, [(0, key)])
+
+    assert sounding_classes(path) <= SCALE[name]
+    assert [m.key for m in mido.MidiFile(str(path)).tracks[0] if m.type == "key_signature"] == [
+        {"F# major": "F#", "E- minor": "Ebm"}[name]]
+    from music21 import converter
+
+    assert converter.parse(str(path.with_suffix(".musicxml"))).recurse().getElementsByClass("KeySignature")[0].sharps \
+        == {"F# major": 6, "E- minor": -6}[name]
+    free = compose(GenerateConfig(model_dir, length=200, seed=2))
+    write_piece(free.events, free.report.to_json(), PieceFiles(str(tmp_path / "free.mid")), free.metre)
+    assert not sounding_classes(tmp_path / "free.mid") <= SCALE[name]  # without the key, notes off the scale
+
+
+def test_key_and_a_primer_file_are_refused_together(tmp_path):
+    with pytest.raises(ValueError, match="--key moves a training window into the key"):
+        GenerateConfig(str(tmp_path), key=3, primer_path="mine.mid")
+
+
+def test_density_by_name_keeps_to_the_corpus_quartiles(tmp_path):
+    model_dir = keyed_model_dir(tmp_path)
+
+    def rate(density):
+        events = compose(GenerateConfig(model_dir, length=300, seed=5, density=density)).events
+        return (len(events) - 1) / (events[-1].offset - events[0].offset)
+
+    low, high = rate("low"), rate("high")
+    assert low < high, (low, high)
+    with pytest.raises(ValueError, match="density is a number of onsets per quarter or one of low, medium, high"):
+        GenerateConfig(model_dir, density="busy")
+
+
+def test_a_piece_of_n_bars_has_n_bars_and_ends_held_on_its_tonic(tmp_path):
+    from music21 import converter
+
+    from lstm_composer.ending import piece_key
+
+    model_dir = keyed_model_dir(tmp_path, metre=True)
+    piece = compose(GenerateConfig(model_dir, bars=6, seed=1))
+    path = tmp_path / "piece.mid"
+    write_piece(piece.events, piece.report.to_json(), PieceFiles(str(path), musicxml=True), piece.metre)
+
+    score = converter.parse(str(path.with_suffix(".musicxml")))
+    assert [len(part.getElementsByClass("Measure")) for part in score.parts] == [6, 6]
+    bar = piece.metre.quarters
+    assert max(e.offset + e.duration for e in piece.events) == pytest.approx(6 * bar)  # nothing cut, nothing after
+    last = piece.events[-1]
+    assert (last.offset, last.duration) == (5 * bar, bar)  # held through the last bar
+    key = piece_key(piece.events[:-1])
+    assert min(last.pitches) % 12 == key % 12
+    heard = mido.MidiFile(str(path))  # the MIDI file too: its lowest last note is that tonic
+    notes, tick = [], 0
+    for message in mido.merge_tracks(heard.tracks):
+        tick += message.time
+        if message.type == "note_on" and message.velocity:
+            notes.append((tick, message.note))
+    assert min(note for t, note in notes if t == notes[-1][0]) % 12 == key % 12
+    free = compose(GenerateConfig(model_dir, length=60, seed=1))
+    assert free.events[-1].duration < bar  # without --bars, no held chord at the end
