@@ -27,15 +27,20 @@ def beyond_three_ledger_lines(score) -> tuple[int, int]:
 
     treble_top, treble_bottom = diatonic(m21pitch.Pitch("F5")), diatonic(m21pitch.Pitch("E4"))
     bass_top, bass_bottom = diatonic(m21pitch.Pitch("A3")), diatonic(m21pitch.Pitch("G2"))
-    under_line = {id(element) for line in score.recurse().getElementsByClass(spanner.Ottava)
-                  for element in line.getSpannedElements()}
     far = total = 0
     for part, (top, bottom) in zip(score.parts, ((treble_top, treble_bottom), (bass_top, bass_bottom))):
-        for element in part.recurse().notes:
+        # An octave line covers the time from its first note's onset to its last note's end.
+        notes = list(part.recurse().notes)
+        offsets = {id(element): element.getOffsetInHierarchy(part) for element in notes}
+        lines = [(min(offsets[id(e)] for e in spanned), max(offsets[id(e)] + e.quarterLength for e in spanned))
+                 for spanned in (line.getSpannedElements() for line in score.recurse().getElementsByClass(
+                     spanner.Ottava)) if spanned and all(id(e) in offsets for e in spanned)]
+        for element in notes:
+            at = offsets[id(element)]
             for written in element.pitches:
                 total += 1
                 steps = max(diatonic(written) - top, bottom - diatonic(written), 0)
-                if steps // 2 > 3 and id(element) not in under_line:
+                if steps // 2 > 3 and not any(start <= at < end for start, end in lines):
                     far += 1
     return far, total
 

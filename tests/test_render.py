@@ -213,6 +213,16 @@ def test_musicxml_puts_even_a_lone_note_beyond_three_ledger_lines_under_an_octav
         ("8va", [91]), ("8vb", [29])]  # as they sound
 
 
+def test_musicxml_puts_a_chord_reaching_beyond_three_ledger_lines_under_an_octave_line_whole(tmp_path):
+    from music21 import converter, spanner
+
+    events = [Event("C5", 0.0, 1.0, 80), Event("A4", 1.0, 1.0, 80, (69, 93)), Event("C5", 2.0, 2.0, 80)]  # A4 with A6
+    score = converter.parse(write_musicxml(events, tmp_path / "reach.musicxml"))
+    lines = score.spannerBundle.getByClass(spanner.Ottava)
+    assert [(line.type, [p.midi for n in line.getSpannedElements() for p in n.pitches]) for line in lines] == [
+        ("8va", [69, 93])]  # as they sound; written A3 and A5
+
+
 def test_piano_roll_is_a_png_of_a_sensible_size(tmp_path):
     data = plot_piano_roll(PIECE, tmp_path / "roll.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -22,6 +22,10 @@ from lstm_composer.render.output import MIDDLE_C, prepared
 # `readable` can go under one, and a lone note or two up to `lone` keep their ledger lines
 # (three at most: more than three, and a line is written even over one note).
 _OCTAVE_LINE = {"8va": (88, 76, 88), "8vb": (33, 45, 33)}  # E6, E5, E6; A1, A2, A1
+# A chord that reaches beyond three ledger lines from notes inside the staff goes under the line
+# whole when its lowest note, written an octave off, needs at most three ledger lines on the
+# other side of the staff (F4 up: F3 written; G3 down: G4 written).
+_OCTAVE_REACH = {"8va": 65, "8vb": 55}
 _OCTAVE_RUN = 3  # onsets that need the line: fewer, within `lone`, keep their ledger lines
 # Velocities a MIDI player gives each dynamic mark, softest first.
 _DYNAMICS = (("ppp", 16), ("pp", 33), ("p", 49), ("mp", 64), ("mf", 80), ("f", 96), ("ff", 112), ("fff", 127))
@@ -300,6 +304,7 @@ def _octave_lines(staff, treble: bool, bar: float) -> None:
     from music21 import spanner
 
     beyond, readable, lone = _OCTAVE_LINE["8va" if treble else "8vb"]
+    reach = _OCTAVE_REACH["8va" if treble else "8vb"]
     sign = 1 if treble else -1  # higher is further out on the treble staff, lower on the bass staff
     onsets: dict[float, list] = {}  # the staff's notes and chords (of any voice) by offset
     for element in staff.flatten().notes:
@@ -326,7 +331,8 @@ def _octave_lines(staff, treble: bool, bar: float) -> None:
         if needing and offset - needing[-1] > bar:
             close()
         fits = min(inner(element) for element in group) >= sign * readable
-        if fits and max(inner(element) for element in group) >= sign * beyond:
+        reaching = outer(group) > sign * lone and min(inner(element) for element in group) >= sign * reach
+        if fits and max(inner(element) for element in group) >= sign * beyond or reaching:
             passage += carried + [group]
             carried = []
             needing.append(offset)
