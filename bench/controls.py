@@ -22,8 +22,6 @@ from lstm_composer.form import KEY_NAMES, parse_key
 from lstm_composer.generate import GenerateConfig, compose
 from lstm_composer.model_dir import ModelDir
 from lstm_composer.render import PieceFiles, write_piece
-from lstm_composer.statistics import density_levels
-from lstm_composer.tables import read_played
 
 
 def written(piece, path: Path, keys=None) -> Path:
@@ -40,6 +38,16 @@ def music21_keys(path: Path) -> tuple[int, int]:
                  for found in (score.analyze("key"), score.analyze("KrumhanslSchmuckler")))
 
 
+def note_ons(path: Path) -> tuple[list[tuple[int, int]], int]:
+    """(tick, MIDI note) of every note-on of the file, read with mido, and its ticks per quarter."""
+    midi, tick, notes = mido.MidiFile(str(path)), 0, []
+    for message in mido.merge_tracks(midi.tracks):
+        tick += message.time
+        if message.type == "note_on" and message.velocity:
+            notes.append((tick, message.note))
+    return notes, midi.ticks_per_beat
+
+
 def bars_and_tonic_ending(path: Path) -> tuple[int, bool]:
     """The bars of the MusicXML file beside `path` (music21), and whether the last onset's lowest
     MIDI note (mido) is the tonic of the key music21 finds in the score."""
@@ -47,25 +55,16 @@ def bars_and_tonic_ending(path: Path) -> tuple[int, bool]:
 
     score = converter.parse(str(path.with_suffix(".musicxml")))
     tonic = score.analyze("KrumhanslSchmuckler").tonic.pitchClass
-    notes, tick = [], 0
-    for message in mido.merge_tracks(mido.MidiFile(str(path)).tracks):
-        tick += message.time
-        if message.type == "note_on" and message.velocity:
-            notes.append((tick, message.note))
+    notes, _ = note_ons(path)
     lowest = min(note for when, note in notes if when == notes[-1][0])
     return max(len(part.getElementsByClass("Measure")) for part in score.parts), lowest % 12 == tonic
 
 
 def onsets_per_quarter(path: Path) -> float:
-    """Distinct note-on times per quarter note from the first onset to the last, read with mido."""
-    midi = mido.MidiFile(str(path))
-    onsets, tick = set(), 0
-    for message in mido.merge_tracks(midi.tracks):
-        tick += message.time
-        if message.type == "note_on" and message.velocity:
-            onsets.add(tick)
-    span = (max(onsets) - min(onsets)) / midi.ticks_per_beat
-    return (len(onsets) - 1) / span
+    """Distinct note-on times per quarter note from the first onset to the last."""
+    notes, ticks_per_quarter = note_ons(path)
+    onsets = {tick for tick, _ in notes}
+    return (len(onsets) - 1) / ((max(onsets) - min(onsets)) / ticks_per_quarter)
 
 
 def main() -> None:
@@ -96,8 +95,7 @@ def main() -> None:
             ended.append(bars_and_tonic_ending(path))
         print(f"--bars {args.bars}: music21 counts {', '.join(str(bars) for bars, _ in ended)} bars; the last chord's "
               f"bass is the tonic in {sum(tonic for _, tonic in ended)} of {len(ended)}", flush=True)
-        levels = density_levels(tokens for piece, tokens in read_played(model.corpus).items()
-                                if piece not in model.held_out)
+        levels = model.density_levels()
         for asked in [*levels, *args.rates]:
             rate = levels.get(asked, asked)
             measured = [onsets_per_quarter(written(compose(GenerateConfig(args.model_dir, args.length, seed,

@@ -324,3 +324,18 @@ def test_a_piece_that_modulates_gets_a_new_key_signature_where_its_passage_begin
         if message.type == "key_signature":
             found.append((time, message.key))
     assert found == [(0, "C"), (32 * midi.ticks_per_beat, "E")]
+
+
+def test_the_midi_file_and_the_score_spell_every_key_signature_alike(tmp_path):
+    import mido
+    from music21 import converter
+
+    from lstm_composer.form import KEY_NAMES
+
+    for key, name in enumerate(KEY_NAMES):
+        events = fixed_step(["C4", "E4"])
+        midi = mido.MidiFile(write_midi(events, tmp_path / f"{key}.mid", keys=[(0, key)]))
+        written = [m.key for m in midi.tracks[0] if m.type == "key_signature"]
+        score = converter.parse(write_musicxml(events, tmp_path / f"{key}.musicxml", keys=[(0, key)]))
+        sharps = score.recurse().getElementsByClass("KeySignature")[0].sharps
+        assert written == [mido.midifiles.meta._key_signature_decode[(sharps, int(name.endswith("minor")))]], name

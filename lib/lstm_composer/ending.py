@@ -39,5 +39,4 @@ def with_ending(events: Sequence[Event], bar_quarters: float, bars: int, key: in
     key = piece_key(kept or events) if key is None else key
     before = [e.velocity for e in kept if e.offset >= last_bar - bar_quarters] or [e.velocity for e in events] or [64]
     chord = tonic_chord(key)
-    return kept + [Event(token_for(sorted({p for p in chord})), last_bar, bar_quarters, int(np.median(before)),
-                         chord)]
+    return kept + [Event(token_for(chord), last_bar, bar_quarters, int(np.median(before)), chord)]

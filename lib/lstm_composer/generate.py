@@ -30,8 +30,7 @@ from lstm_composer.render.midi import MAX_TEMPO, MIN_TEMPO
 from lstm_composer.reprise import Form, Reprise
 from lstm_composer.sampling import (BeatClock, LoopGuard, Sampling, in_key, in_scale, key_fit, sample, scale_mask,
                                    toward_density)
-from lstm_composer.statistics import DENSITY_LEVELS, density_levels
-from lstm_composer.tables import read_played
+from lstm_composer.statistics import DENSITY_LEVELS
 from lstm_composer.tokens import Vocabulary
 from lstm_composer.voicing import allowed_basses, voice_tokens
 
@@ -127,8 +126,7 @@ def for_model(config: GenerateConfig, model: TrainedModel) -> GenerateConfig:
     if config.key is not None:  # a key asked for: held, and its scale kept
         config = replace(config, sampling=replace(config.sampling, in_scale=True))
     if isinstance(config.density, str):
-        training = (tokens for piece, tokens in read_played(model.corpus).items() if piece not in model.held_out)
-        config = replace(config, density=density_levels(training)[config.density])
+        config = replace(config, density=model.density_levels()[config.density])
     return config
 
 
@@ -251,15 +249,16 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
     loops = LoopGuard(sampling.loop_limit, [int(row[0]) for row in primer])
     window = deque(primer, maxlen=decoder.config.sequence_length)  # what a rebuilt state starts from
     times = []
+    keyed = timing is not None and timing.key is not None
+    fit = key_fit(tuple(vocabulary.tokens)) if keyed and sampling.key_weight else None  # (keys, tokens), once
+    allowed = scale_mask(tuple(vocabulary.tokens)) if keyed and sampling.in_scale else None
     for i in range(length):
         drawn = plan.replay() if plan else None
         if drawn is None:
-            if timing is not None and timing.key is not None and sampling.key_weight:
-                probabilities = [in_key(probabilities[0], key_fit(tuple(vocabulary.tokens))[timing.key],
-                                        sampling.key_weight)] + list(probabilities[1:])
-            if timing is not None and timing.key is not None and sampling.in_scale:
-                probabilities = [in_scale(probabilities[0], scale_mask(tuple(vocabulary.tokens))[timing.key])] \
-                    + list(probabilities[1:])
+            if fit is not None:
+                probabilities = [in_key(probabilities[0], fit[timing.key], sampling.key_weight)] + list(probabilities[1:])
+            if allowed is not None:
+                probabilities = [in_scale(probabilities[0], allowed[timing.key])] + list(probabilities[1:])
             if timing is not None and density:
                 probabilities = [probabilities[0], toward_density(probabilities[1], clock.steps, len(clock.grid),
                                                                   timing.density(), density)] + list(probabilities[2:])

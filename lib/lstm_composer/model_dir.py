@@ -32,8 +32,10 @@ from functools import cached_property
 from lstm_composer import storage
 from lstm_composer.expression import Expression
 from lstm_composer.presets import ModelConfig
+from lstm_composer.statistics import density_levels
 from lstm_composer.storage import Workspace
-from lstm_composer.tables import Corpus, TokenStream, copy_corpus, piece_values, read_token_stream
+from lstm_composer.tables import (Corpus, TokenStream, copy_corpus, piece_values, read_played,
+                                  read_token_stream)
 from lstm_composer.tokens import Vocabulary
 from lstm_composer.voicing import Voicings
 
@@ -355,6 +357,15 @@ class TrainedModel:
     def time_signatures(self) -> dict[str, list[tuple[float, str]]]:
         """Each corpus piece's time signatures (offset, "3/4"), read once per loaded model."""
         return self._time_signatures
+
+    @cached_property
+    def _density_levels(self) -> dict[str, float]:
+        return density_levels(tokens for piece, tokens in read_played(self.corpus).items()
+                              if piece not in self.held_out)
+
+    def density_levels(self) -> dict[str, float]:
+        """The training pieces' onsets per quarter named low, medium and high, read once per loaded model."""
+        return self._density_levels
 
     @cached_property
     def _tokens(self) -> TokenStream:

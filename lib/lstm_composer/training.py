@@ -210,6 +210,9 @@ class TrainingStopped(RuntimeError):
     message, where it told the driver, with advice that fits it."""
 
 
+LOST_PEER = re.compile(r"(?i)horovod|gloo|connection (reset|closed)|broken pipe|peer")  # a rank stopped by another's loss
+
+
 def stopped_message(error: Exception, config: TrainConfig, failures: list[Failure] = ()) -> str:
     """Which rank Horovod lost, what the model directory holds, and on the last line why the
     rank failed and what to do about it.
@@ -238,8 +241,6 @@ def stopped_message(error: Exception, config: TrainConfig, failures: list[Failur
     cause = causes[0]
     return f"{stopped}; {saved}.\nrank {cause.rank} failed: {cause.message.rstrip('.')}. {advice(cause.kind, directory)}"
 
-
-LOST_PEER = re.compile(r"(?i)horovod|gloo|connection (reset|closed)|broken pipe|peer")
 
 
 def advice(kind: str, directory: ModelDir) -> str:

@@ -73,6 +73,7 @@ def write_midi(events: Sequence[Event], path: str | Path, tempo: float = 120.0, 
 def _key_signature(key: int) -> bytes:
     """The meta event: the sharps (negative: flats) of the major key with the same signature, and the mode."""
     sharps = (key % 12 + 3 * (key // 12)) * 7 % 12
-    if sharps > 6 or sharps == 6 and "-" in KEY_NAMES[key]:  # six: F# major, but E- minor (as the score spells them)
+    tonic = KEY_NAMES[key].split()[0]
+    if "-" in tonic or "#" not in tonic and sharps > 6:  # as the score spells it: C# major 7 sharps, E- minor 6 flats
         sharps -= 12
     return b"\xff\x59\x02" + bytes((sharps & 0xFF, key // 12))
