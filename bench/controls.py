@@ -9,7 +9,12 @@ Krumhansl-Schmuckler's. --density: for each of low, medium and high (the trainin
 quartiles of onsets per quarter) and --rates, the onsets per quarter mido counts in each file
 against the rate asked for (within 20% is the goal). --bars: pieces of --bars bars; the bars
 music21 counts in each MusicXML file, and whether the lowest note of the last chord mido reads
-in the MIDI file is the tonic of the key music21 finds (Krumhansl-Schmuckler).
+in the MIDI file is the tonic of the key music21 finds (Krumhansl-Schmuckler). --redo: bars
+--redo-bars of each of --pieces MIDI files of --redo-from (files the model never trained on, by
+default piano-midi's, sorted by name, those with fewer bars left out) written anew; whether
+the other bars are the file's note for note, as mido reads both files and a piano plays them
+(one strike per key and onset, the loudest and longest; a key struck again released there),
+and the network's loss on the kept bars after the new passage against after the file's own.
 """
 import argparse
 import statistics
@@ -20,7 +25,8 @@ import mido
 
 from lstm_composer.form import KEY_NAMES, parse_key
 from lstm_composer.generate import GenerateConfig, compose
-from lstm_composer.model_dir import ModelDir
+from lstm_composer.model_dir import ModelDir, TrainedModel
+from lstm_composer.redo import Bars
 from lstm_composer.render import PieceFiles, write_piece
 
 
@@ -67,6 +73,86 @@ def onsets_per_quarter(path: Path) -> float:
     return (len(onsets) - 1) / ((max(onsets) - min(onsets)) / ticks_per_quarter)
 
 
+def as_played(path: Path) -> tuple[list[tuple[int, int, int, int]], list[tuple[float, float]]]:
+    """((onset, pitch, length, velocity) in 480ths of a quarter, as a piano plays the file's
+    notes: read with mido track by track, a note-on paired with the first open note-off of its
+    channel and pitch, a note still sounding at its track's end released there), and the file's
+    (offset, bar length) time signatures in quarters."""
+    midi = mido.MidiFile(str(path))
+    tpq, notes, signatures = midi.ticks_per_beat, [], []
+    for track in midi.tracks:
+        tick, sounding = 0, {}
+        for message in track:
+            tick += message.time
+            if message.type == "time_signature":
+                signatures.append((tick / tpq, 4 * message.numerator / message.denominator))
+            elif message.type == "note_on" and message.velocity:
+                sounding.setdefault((message.channel, message.note), []).append((tick, message.velocity))
+            elif message.type in ("note_on", "note_off") and sounding.get((message.channel, message.note)):
+                start, velocity = sounding[(message.channel, message.note)].pop(0)
+                notes.append((start, message.note, tick, velocity))
+        notes += [(start, note, tick, velocity) for (_, note), held in sounding.items() for start, velocity in held]
+    strikes = {}
+    for start, pitch, end, velocity in notes:
+        start, end = round(start * 480 / tpq), round(end * 480 / tpq)
+        louder, longer = strikes.get((start, pitch), (0, 0))
+        strikes[(start, pitch)] = (max(velocity, louder), max(end, longer))
+    played = []
+    for (start, pitch), (velocity, end) in sorted(strikes.items(), key=lambda item: (item[0][1], item[0][0])):
+        if played and played[-1][1] == pitch and played[-1][0] + played[-1][2] > start:
+            played[-1] = (played[-1][0], pitch, start - played[-1][0], played[-1][3])
+        played.append((start, pitch, end - start, velocity))
+    return sorted(played), sorted(signatures) or [(0.0, 4.0)]
+
+
+def bar_start(signatures: list[tuple[float, float]], bar: int) -> float:
+    """Where bar `bar` (from 1) begins, in quarters."""
+    at, number = 0.0, 1
+    for i, (offset, length) in enumerate(signatures):
+        until = signatures[i + 1][0] if i + 1 < len(signatures) else float("inf")
+        while at < until - 1e-9:
+            if number == bar:
+                return at
+            at, number = at + length, number + 1
+    return at
+
+
+def redo_files(folder: str, model: TrainedModel, count: int, bars: Bars) -> list[Path]:
+    """`count` MIDI files of `folder` that the model never trained on and that go on past `bars`."""
+    from lstm_composer.piece import piece_id
+
+    trained = set(model.tokens().piece_ids) - set(model.held_out)
+    chosen = []
+    for path in sorted(Path(folder).rglob("*.mid")):
+        if piece_id(path.read_bytes()) in trained:
+            continue
+        notes, signatures = as_played(path)
+        if notes and notes[-1][0] >= bar_start(signatures, bars.last + 2) * 480:
+            chosen.append(path)
+        if len(chosen) == count:
+            break
+    return chosen
+
+
+def redo_figures(args, model, scratch: Path) -> None:
+    bars = Bars.parse(args.redo_bars)
+    identical, ratios = [], []
+    for seed, source in enumerate(redo_files(args.redo_from, model, args.pieces, bars)):
+        piece = compose(GenerateConfig(args.model_dir, seed=seed, primer_path=str(source), redo=bars), model)
+        path = written(piece, scratch / f"redo-{seed}.mid")
+        (before, signatures), (after, _) = as_played(source), as_played(path)
+        start, end = (480 * bar_start(signatures, bar) for bar in (bars.first, bars.last + 1))
+        outside = [[n for n in notes if not start <= n[0] < end] for notes in (before, after)]
+        identical.append(outside[0] == outside[1])
+        ratios.append(piece.report.primer["kept_loss"] / piece.report.primer["kept_loss_after_original"])
+        print(f"--redo {bars} of {source.name}: kept bars identical {identical[-1]}, loss on them "
+              f"{piece.report.primer['kept_loss']:.3f} (after the file's own bars "
+              f"{piece.report.primer['kept_loss_after_original']:.3f})", flush=True)
+    print(f"--redo {bars}: kept bars identical in {sum(identical)} of {len(identical)}; loss on them after the new "
+          f"passage / after the file's: median {statistics.median(ratios):.3f}, range {min(ratios):.3f}-"
+          f"{max(ratios):.3f}, within 10% in {sum(r <= 1.1 for r in ratios)} of {len(ratios)}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", required=True)
@@ -75,11 +161,17 @@ def main() -> None:
     parser.add_argument("--keys", nargs="*", default=["F# major", "Eb minor"])
     parser.add_argument("--rates", nargs="*", type=float, default=[])
     parser.add_argument("--bars", type=int, default=16)
+    parser.add_argument("--redo-from", default="../shared/midi/piano-midi")
+    parser.add_argument("--redo-bars", default="5-8")
+    parser.add_argument("--only", choices=["key", "bars", "density", "redo"], nargs="*",
+                        default=["key", "bars", "density", "redo"])
     args = parser.parse_args()
     model = ModelDir(args.model_dir).load()
     seeds = range(args.pieces)
     with tempfile.TemporaryDirectory() as scratch:
-        for name in args.keys:
+        if "redo" in args.only:
+            redo_figures(args, model, Path(scratch))
+        for name in args.keys if "key" in args.only else []:
             key = parse_key(name)
             found = [music21_keys(written(compose(GenerateConfig(args.model_dir, args.length, seed, key=key), model),
                                           Path(scratch) / f"key-{seed}.mid", [(0, key)])) for seed in seeds]
@@ -88,15 +180,16 @@ def main() -> None:
                       f"{sum(k == key for k in keys)} of {len(keys)} (found: {', '.join(KEY_NAMES[k] for k in keys)})",
                       flush=True)
         ended = []
-        for seed in seeds:
+        for seed in seeds if "bars" in args.only else []:
             path = Path(scratch) / f"bars-{seed}.mid"
             piece = compose(GenerateConfig(args.model_dir, seed=seed, bars=args.bars), model)
             write_piece(piece.events, piece.report.to_json(), PieceFiles(str(path), musicxml=True), piece.metre)
             ended.append(bars_and_tonic_ending(path))
-        print(f"--bars {args.bars}: music21 counts {', '.join(str(bars) for bars, _ in ended)} bars; the last chord's "
-              f"bass is the tonic in {sum(tonic for _, tonic in ended)} of {len(ended)}", flush=True)
+        if ended:
+            print(f"--bars {args.bars}: music21 counts {', '.join(str(bars) for bars, _ in ended)} bars; the last chord's "
+                  f"bass is the tonic in {sum(tonic for _, tonic in ended)} of {len(ended)}", flush=True)
         levels = model.density_levels()
-        for asked in [*levels, *args.rates]:
+        for asked in [*levels, *args.rates] if "density" in args.only else []:
             rate = levels.get(asked, asked)
             measured = [onsets_per_quarter(written(compose(GenerateConfig(args.model_dir, args.length, seed,
                                                                           density=asked), model),

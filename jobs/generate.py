@@ -14,22 +14,32 @@ from pathlib import Path
 from generation_flags import add_generation_flags, form, sampling
 from lstm_composer.form import parse_key
 from lstm_composer.generate import GenerateConfig, compose
+from lstm_composer.redo import CANDIDATES, Bars
 from lstm_composer.render import MAX_TEMPO, MIN_TEMPO, PieceFiles, write_piece
 from lstm_composer.tokens import parse_onset_tolerance
 
 
-def parse_key_flag(text: str) -> int:
-    try:
-        return parse_key(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+def flag_type(parse):
+    """An argparse type from a parser whose ValueError says what is wrong with the text."""
+    def read(text: str):
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return read
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_generation_flags(parser)
     parser.add_argument("--primer", help="a MIDI file to continue (default: a random training window)")
-    parser.add_argument("--key", type=parse_key_flag, metavar='"D minor"',
+    parser.add_argument("--keep-primer", action="store_true",
+                        help="start the output with the primer file's own notes (default: only what follows them)")
+    parser.add_argument("--redo", type=flag_type(Bars.parse), metavar="BARS",
+                        help="with --primer: write bars such as 5-8 of the file anew and keep the rest note for note")
+    parser.add_argument("--candidates", type=int, default=CANDIDATES,
+                        help="passages drawn for --redo; the one the network finds joins the kept bars best is kept")
+    parser.add_argument("--key", type=flag_type(parse_key), metavar='"D minor"',
                         help="the key of the piece, any of the 24 (a training window moved into it, the key held, "
                              "its signature in the score); default: as the network goes, the signature from the notes")
     parser.add_argument("--onset-tolerance", type=parse_onset_tolerance, default=None, metavar="MS|auto",
@@ -63,7 +73,8 @@ def main() -> None:
                                        sampling=sampling(args), primer_path=args.primer, max_copy=args.max_copy,
                                        onset_tolerance_ms=args.onset_tolerance, tempo=args.tempo, form=form(args),
                                        modulate=not args.hold_key, key=args.key, density=args.density,
-                                       bars=args.bars))
+                                       bars=args.bars, keep_primer=args.keep_primer, redo=args.redo,
+                                       candidates=args.candidates))
     except ValueError as error:  # a bad flag, a damaged model directory, an unusable primer
         sys.exit(f"generate: {error}")
     try:

@@ -119,3 +119,81 @@ def test_a_piece_of_n_bars_has_n_bars_and_ends_held_on_its_tonic(tmp_path):
     assert min(note for t, note in notes if t == notes[-1][0]) % 12 == key % 12
     free = compose(GenerateConfig(model_dir, length=60, seed=1))
     assert free.events[-1].duration < bar  # without --bars, no held chord at the end
+
+
+def eight_bars(path, first_velocity: int = 30) -> list[tuple[float, int, float, int]]:
+    """A MIDI file of eight 4/4 bars of quarter notes in the corpus's range, each louder than the
+    last, a two-note chord on every bar's first beat; its (onset, pitch, duration, velocity) notes."""
+    from midi_bytes import midi_file, off, on, time_signature, track
+
+    notes, events = [], [(0, time_signature(4, 4))]
+    for beat in range(32):
+        pitches = [PIECE_PITCHES[beat * 7 % len(PIECE_PITCHES)]] + ([PIECE_PITCHES[-1]] if beat % 4 == 0 else [])
+        velocity = first_velocity + beat * 2
+        events += [(0, on(p, velocity)) for p in pitches]
+        events += [(480 if i == 0 else 0, off(p)) for i, p in enumerate(pitches)]
+        notes += [(float(beat), p, 1.0, velocity) for p in pitches]
+    path.write_bytes(midi_file(track(*events)))
+    return sorted(notes)
+
+
+def played(path) -> list[tuple[float, int, float, int]]:
+    from readers import read_midi_with_mido
+
+    return sorted((onset, pitch, duration, velocity) for onset, pitch, duration, velocity, _ in
+                  read_midi_with_mido(path).notes)
+
+
+def test_redo_writes_the_bars_anew_and_keeps_the_rest_note_for_note(tmp_path):
+    from lstm_composer.redo import Bars
+
+    model_dir, primer = keyed_model_dir(tmp_path, metre=True), tmp_path / "mine.mid"
+    original = eight_bars(primer)
+    piece = compose(GenerateConfig(model_dir, primer_path=str(primer), redo=Bars(3, 5), seed=4))
+    path = tmp_path / "redone.mid"
+    write_piece(piece.events, piece.report.to_json(), PieceFiles(str(path)), piece.metre)
+
+    notes = played(path)
+    kept = [n for n in notes if not 8 <= n[0] < 20]
+    assert kept == [n for n in original if not 8 <= n[0] < 20]  # bars 1-2 and 6-8 as they were
+    new = [n for n in notes if 8 <= n[0] < 20]
+    assert new and new != [n for n in original if 8 <= n[0] < 20]
+    assert max(onset + duration for onset, _, duration, _ in new) <= 20 + 1e-9  # nothing sounds into bar 6
+    detail = piece.report.primer
+    assert detail["redo"] == "3-5" and detail["kept_loss"] > 0 and detail["kept_loss_after_original"] > 0
+
+    # The passage kept is the one of the candidates after which the kept bars are likeliest: the
+    # first of them alone (the same seed draws it first) joins them no better.
+    alone = compose(GenerateConfig(model_dir, primer_path=str(primer), redo=Bars(3, 5), seed=4, candidates=1))
+    assert detail["kept_loss"] <= alone.report.primer["kept_loss"]
+
+
+def test_redo_refuses_what_it_cannot_do(tmp_path):
+    from lstm_composer.redo import Bars
+
+    for text in ("0-2", "5-3", "bars 2", ""):
+        with pytest.raises(ValueError, match="is not a passage of bars such as 5-8"):
+            Bars.parse(text)
+    assert Bars.parse(" 5 - 8") == Bars(5, 8) and Bars.parse("4") == Bars(4, 4)
+    with pytest.raises(ValueError, match="--redo writes bars of a --primer file anew"):
+        GenerateConfig(str(tmp_path), redo=Bars(2, 3))
+    model_dir, primer = keyed_model_dir(tmp_path, metre=True), tmp_path / "mine.mid"
+    eight_bars(primer)
+    for bars, reason in ((Bars(1, 2), "no note of .* comes before bar 1"), (Bars(7, 9), "has 8 bars")):
+        with pytest.raises(ValueError, match=reason):
+            compose(GenerateConfig(model_dir, primer_path=str(primer), redo=bars))
+
+
+def test_a_primer_files_notes_start_the_output_only_when_kept(tmp_path):
+    model_dir, primer = keyed_model_dir(tmp_path, metre=True), tmp_path / "mine.mid"
+    original = eight_bars(primer)
+    after = compose(GenerateConfig(model_dir, primer_path=str(primer), length=30, seed=1))
+    kept = compose(GenerateConfig(model_dir, primer_path=str(primer), length=30, seed=1, keep_primer=True))
+    assert after.primer_length == 0 and len(after.events) == len(after.tokens) == 30  # none of the file's notes
+    lone = [(onset, velocity) for onset, _, _, velocity in original if onset % 4]  # no chord is in the vocabulary
+    assert [(e.offset, e.velocity) for e in kept.events[:kept.primer_length]] == lone
+    # The same notes after it, as far into their bar: the output without the file starts at the bar
+    # of its first note.
+    moved = {e.offset - f.offset for e, f in zip(kept.events[24:], after.events)}
+    assert len(moved) == 1 and moved.pop() in (28.0, 32.0)
+    assert [replace(e, offset=0.0) for e in kept.events[24:]] == [replace(e, offset=0.0) for e in after.events]

@@ -153,7 +153,7 @@ def test_a_primer_files_tokens_start_the_output(model_dir, tmp_path):
     primer = tmp_path / "primer.mid"
     primer.write_bytes(midi_file(track(*events)))
 
-    piece = compose(GenerateConfig(str(model_dir), length=20, seed=0, primer_path=str(primer)))
+    piece = compose(GenerateConfig(str(model_dir), length=20, seed=0, primer_path=str(primer), keep_primer=True))
     assert piece.tokens[:5] == ["C4", "D4", "E4", "G4", "0.4.7"] and piece.primer_length == 5
     assert len(piece.tokens) == 25
     assert piece.report.primer["skipped_tokens"] == ["C2"] and piece.report.primer["skipped"] == 1
@@ -306,7 +306,7 @@ def test_an_expressive_model_writes_its_own_rhythm_and_dynamics(tmp_path):
     primer.write_bytes(midi_file(track(*[event for i, pitch in enumerate(PITCHES[:6])
                                          for event in ((0 if i == 0 else 403, on(pitch, velocity=3)),
                                                        (77, off(pitch)))])))
-    primed = compose(GenerateConfig(str(model_dir), length=200, seed=1, primer_path=str(primer)))
+    primed = compose(GenerateConfig(str(model_dir), length=200, seed=1, primer_path=str(primer), keep_primer=True))
     shown, generated = primed.events[:primed.primer_length], primed.events[primed.primer_length:]
     assert primed.primer_length == 6 and {e.velocity for e in shown} == {3}
     gaps = {round(b.offset - a.offset, 6) for a, b in zip(generated, generated[1:])}

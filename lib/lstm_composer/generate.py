@@ -22,16 +22,18 @@ import numpy as np
 from lstm_composer.conductor import Conductor, KeyChanges
 from lstm_composer.ending import with_ending
 from lstm_composer.events import Event, fixed_step, play
-from lstm_composer.metre import Metre
+from lstm_composer.metre import Metre, bar_offset
 from lstm_composer.model_dir import ModelDir, TrainedModel
 from lstm_composer.originality import CopiedRun, Report, longest_copy, longest_cycle
-from lstm_composer.primers import GenerationError, Primer, primer_from_corpus, primer_from_file
+from lstm_composer.primers import (GenerationError, Primer, network_rows, primer_from_corpus, primer_from_file,
+                                   primer_from_tokens, read_file)
+from lstm_composer.redo import CANDIDATES, Bars, as_tokens, kept_loss, kept_notes, passage, placed
 from lstm_composer.render.midi import MAX_TEMPO, MIN_TEMPO
 from lstm_composer.reprise import Form, Reprise
-from lstm_composer.sampling import (BeatClock, LoopGuard, Sampling, in_key, in_scale, key_fit, sample, scale_mask,
-                                   toward_density)
+from lstm_composer.sampling import (BeatClock, LoopGuard, Sampling, in_key, in_scale, key_fit, not_before, sample,
+                                   scale_mask, toward_density)
 from lstm_composer.statistics import DENSITY_LEVELS
-from lstm_composer.tokens import Vocabulary
+from lstm_composer.tokens import Token, Vocabulary
 from lstm_composer.voicing import allowed_basses, voice_tokens
 
 __all__ = ["Composition", "GenerateConfig", "GenerationError", "Sampling", "compose"]
@@ -56,6 +58,9 @@ class GenerateConfig:
     density: float | str | None = None  # or "low", "medium", "high": the training pieces' quartiles
     key: int | None = None  # the key the piece is in (`form.KEY_NAMES`): a training window moved into it, held
     bars: int | None = None  # a piece of this many bars that ends on its tonic (`ending.py`), in place of `length`
+    keep_primer: bool = False  # a primer file's own notes start the output (otherwise only what follows them)
+    redo: Bars | None = None  # these bars of the primer file written anew, the rest kept (`redo.py`)
+    candidates: int = CANDIDATES  # passages drawn for `redo`, the one that joins the kept bars best kept
 
     def __post_init__(self) -> None:
         if not MIN_TEMPO <= self.tempo <= MAX_TEMPO:
@@ -73,6 +78,9 @@ class GenerateConfig:
         if self.key is not None and self.primer_path:
             raise ValueError("--key moves a training window into the key; a --primer file keeps its own: "
                              "transpose the file, or leave out one of the two")
+        if self.redo is not None and (not self.primer_path or self.candidates < 1):
+            raise ValueError("--redo writes bars of a --primer file anew: give the file"
+                             if not self.primer_path else f"candidates must be at least 1, got {self.candidates}")
         if self.key is not None and not 0 <= self.key < 24:
             raise ValueError(f"key must be one of the 24 (0-23), got {self.key}")
         if isinstance(self.density, str) and self.density not in DENSITY_LEVELS:
@@ -101,8 +109,10 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
     config = for_model(config, model)
     rng = np.random.default_rng(config.seed)
     voicing_rng = np.random.default_rng([config.seed, 1])  # voicings do not change what is drawn
-    primer = choose_primer(config, model, rng)
     decoder = Decoder(model.network, model.config, len(model.vocabulary))
+    if config.redo:
+        return redo(config, model, decoder, rng, voicing_rng)
+    primer = choose_primer(config, model, rng)
     generated, echoes, times, copy, tries = draw(config, model, decoder, primer, rng)
     shown, events = perform(config, model, primer, generated, echoes, times, voicing_rng)
     metre = primer.last.metre if primer.last else Metre(4, 4)
@@ -117,9 +127,10 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
 def for_model(config: GenerateConfig, model: TrainedModel) -> GenerateConfig:
     """The musician's controls made concrete for `model`: refused where it cannot honour them, the
     scale kept for a key asked for, a named density as the corpus's rate."""
-    if config.bars is not None and not model.config.metre:
-        raise GenerationError(f"--bars needs a model told where its bars fall (small, expressive); "
-                              f"{model.config.name} is not")
+    for asked, flag in ((config.bars, "--bars"), (config.redo, "--redo")):
+        if asked is not None and not model.config.metre:
+            raise GenerationError(f"{flag} needs a model told where its bars fall (small, expressive); "
+                                  f"{model.config.name} is not")
     if config.density is not None and not model.config.expressive:
         raise GenerationError(f"--density needs a model with a rhythm head; {model.config.name} writes every token "
                               f"half a beat apart")
@@ -161,15 +172,9 @@ def draw(config: GenerateConfig, model: TrainedModel, decoder, primer: Primer,
     """(the generated positions, for each the position it plays again or -1, the time of each
     onset (beat phases, `Conductor`), the longest run they copy from a corpus piece, the tries it took)."""
     vocabulary, stream = model.vocabulary, model.tokens()
-    positions = np.array(vocabulary.encode(primer.tokens), dtype=np.int32)[:, None]
-    if model.expression is not None:
-        positions = np.concatenate([positions, primer.attributes], axis=1)
+    positions = primer.positions(vocabulary)
     primed = decoder.prime(positions)
-    clock = None
-    if model.config.phase:
-        held_out = set(model.held_out)
-        training = np.repeat([piece not in held_out for piece in stream.piece_ids], np.diff(stream.bounds))
-        clock = BeatClock.of(model.expression, primer.last.phase, stream.phase[training], config.sampling.grid_share)
+    clock = beat_clock(config, model, primer)
     fewest = None  # the shortest copy of the tries that copied too much
     for tries in range(1, config.max_tries + 1):
         timing = start_conductor(config, model, primer, rng, clock) if clock else None
@@ -190,6 +195,56 @@ def draw(config: GenerateConfig, model: TrainedModel, decoder, primer: Primer,
         f"more freely with a higher --temperature or without --top-k/--top-p")
 
 
+def beat_clock(config: GenerateConfig, model: TrainedModel, primer: Primer) -> BeatClock | None:
+    """For a network told where in the beat each onset falls: the beat grid of its training pieces."""
+    if not model.config.phase:
+        return None
+    stream, held_out = model.tokens(), set(model.held_out)
+    training = np.repeat([piece not in held_out for piece in stream.piece_ids], np.diff(stream.bounds))
+    return BeatClock.of(model.expression, primer.last.phase, stream.phase[training], config.sampling.grid_share)
+
+
+def redo(config: GenerateConfig, model: TrainedModel, decoder, rng: np.random.Generator,
+         voicing_rng: np.random.Generator) -> Composition:
+    """The primer file with bars `config.redo` written anew (`redo.py`): `config.candidates`
+    passages drawn after the bars before them, each stopping at the bar line where the file goes
+    on; the one after which the network's loss on the kept bars is lowest is kept."""
+    vocabulary, expression = model.vocabulary, model.expression
+    piece, tokens, content = read_file(config.primer_path, config.onset_tolerance_ms)
+    bars = passage(config.primer_path, piece, tokens, config.redo)
+    primer = primer_from_tokens(config.primer_path, piece, bars.before, vocabulary, expression, config.tempo,
+                                model.config)
+    positions = primer.positions(vocabulary)
+    primed, clock = decoder.prime(positions), beat_clock(config, model, primer)
+    origin = bar_offset(piece.time_signatures, primer.last.bar)  # where the conductor counts from
+    span = tuple(int(round((at - origin) * expression.phases)) for at in (bars.start, bars.end))
+    first = next(t for t in bars.before if t.token in vocabulary.index)
+    lead = first.offset - primer.events[0].offset  # the bars the primer's events leave out
+
+    def rows(within: list[Token]) -> list[np.ndarray]:  # the network's inputs before the kept bars after, and in them
+        fed = network_rows(bars.before + within + bars.after, piece, vocabulary, expression, model.config)
+        return np.split(fed, [len(fed) - sum(t.token in vocabulary.index for t in bars.after)])
+
+    kept, drawn = kept_notes(content, bars.start, bars.end), []
+    for _ in range(config.candidates):
+        timing = start_conductor(config, model, primer, rng, clock)
+        generated, times = continuation(decoder, primed, span[1] - span[0] + 1, rng, config.sampling, vocabulary,
+                                        positions, clock, None, timing, config.density, span=span)
+        shown, events = perform(replace(config, keep_primer=True), model, primer, generated, [-1] * len(generated),
+                                times, voicing_rng)
+        new = placed(events[len(shown):], lead, bars.start, bars.end, kept)
+        loss = kept_loss(decoder, *rows(as_tokens(new))) if bars.after else 0.0
+        drawn.append((loss, generated, new))
+    loss, generated, new = min(drawn, key=lambda candidate: candidate[0])
+    original = kept_loss(decoder, *rows(bars.within)) if bars.after else 0.0
+    events = sorted(kept + new, key=lambda e: (e.offset, e.pitches))
+    primer = replace(primer, detail={**primer.detail, "redo": str(config.redo), "candidates": config.candidates,
+                                     "kept_loss": round(loss, 4), "kept_loss_after_original": round(original, 4)})
+    report = describe(config, primer, generated, new, longest_copy(generated[:, 0], model.tokens()), 1)
+    return Composition(tokens=[e.token for e in events], events=events, primer_length=0, report=report,
+                       metre=primer.last.metre)
+
+
 def perform(config: GenerateConfig, model: TrainedModel, primer: Primer, generated: np.ndarray, echoes: list[int],
             times: list[int], rng: np.random.Generator) -> tuple[list[Event], list[Event]]:
     """(the primer file's events, shown before the new ones; every event of the piece): the
@@ -199,12 +254,13 @@ def perform(config: GenerateConfig, model: TrainedModel, primer: Primer, generat
     expression = model.expression
     tokens = model.vocabulary.decode(generated[:, 0])
     classes = generated[:, 1:] if expression is not None else None
-    shown = primer.events if primer.source == "file" else []
+    shown = primer.events if primer.source == "file" and config.keep_primer else []
     if shown and expression is None:
         shown = [Event(e.token, e.offset, e.duration, e.velocity, p.voiced)
                  for e, p in zip(fixed_step(primer.tokens), shown)]
     basses = generated[:, model.config.heads.index("bass")] if model.config.bass else None
-    voicing = voice_tokens(tokens, basses, model.voicings, tuple(shown[-1].pitches) if shown else None, rng, echoes)
+    voicing = voice_tokens(tokens, basses, model.voicings, tuple(primer.events[-1].pitches) if primer.events else None,
+                           rng, echoes)
     first_onset = 0.0
     if not shown and expression is not None and expression.unit == "beats" and primer.last is not None:
         count = expression.phases
@@ -231,7 +287,7 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
                  sampling: Sampling, vocabulary: Vocabulary | None = None, primer: np.ndarray | None = None,
                  clock: BeatClock | None = None, plan: Reprise | None = None,
                  timing: Conductor | None = None, density: float | None = None,
-                 bars: int | None = None) -> tuple[np.ndarray, list[int]]:
+                 bars: int | None = None, span: tuple[int, int] | None = None) -> tuple[np.ndarray, list[int]]:
     """((length, heads) ids, the time of each onset) drawn one position at a time after a primed
     (probabilities, state) pair: the token, and for an expressive model its onset gap, duration
     and velocity classes, and its bass when the network has a bass head (drawn after the token,
@@ -242,7 +298,9 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
     network where each falls and in which key (`conductor.Conductor`), and keeps to `density`
     onsets per quarter (`sampling.toward_density`). `plan` has some windows begin by playing an
     earlier one again (`reprise.Reprise`). With `bars`, it stops at the first onset in the last
-    of that many bars from the first onset's bar (`timing` knows the bars)."""
+    of that many bars from the first onset's bar (`timing` knows the bars). With `span`, the
+    first onset falls at its first time or after it (where an onset gap reaches so far), and it
+    stops before an onset at its second."""
     probabilities, state = primed
     generated = np.empty((length, len(probabilities) + (decoder.bass_head is not None)), dtype=np.int32)
     primer = () if primer is None else primer
@@ -259,6 +317,9 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
                 probabilities = [in_key(probabilities[0], fit[timing.key], sampling.key_weight)] + list(probabilities[1:])
             if allowed is not None:
                 probabilities = [in_scale(probabilities[0], allowed[timing.key])] + list(probabilities[1:])
+            if span and i == 0:
+                probabilities = [probabilities[0], not_before(probabilities[1], clock.steps, span[0] - timing.time)] \
+                    + list(probabilities[2:])
             if timing is not None and density:
                 probabilities = [probabilities[0], toward_density(probabilities[1], clock.steps, len(clock.grid),
                                                                   timing.density(), density)] + list(probabilities[2:])
@@ -268,6 +329,8 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
         generated[i] = drawn
         if timing is not None:
             timing.advance(drawn[1])
+            if span and timing.time >= span[1]:
+                return generated[:i], times
             times.append(timing.time)
             if plan:
                 timing.key = plan.add(drawn, timing.time, timing.key)

@@ -91,6 +91,13 @@ def metre_of_bar(time_signatures: Sequence[tuple[float, str]] | None, bar: int) 
     return changes[int(np.searchsorted(bars_before, bar, side="right")) - 1][1]
 
 
+def bar_offset(time_signatures: Sequence[tuple[float, str]] | None, bar: int) -> float:
+    """Where bar number `bar` (as `bar_positions` counts them) begins, in quarters."""
+    starts, lengths, bars_before = _bars_before(metres(time_signatures))
+    segment = int(np.searchsorted(bars_before, bar, side="right")) - 1
+    return float(starts[segment] + (bar - bars_before[segment]) * lengths[segment])
+
+
 def bar_beat(position: np.ndarray) -> np.ndarray:
     return np.minimum(np.asarray(position) // PHASES, BAR_BEATS - 1).astype(np.int32)
 

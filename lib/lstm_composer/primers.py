@@ -11,11 +11,11 @@ from lstm_composer.dataset import window_starts
 from lstm_composer.events import Event
 from lstm_composer.expression import Expression, beat_phase
 from lstm_composer.form import KEY_NAMES, transposed_key, window_key_labels
-from lstm_composer.metre import Metre, bar_beat, bar_positions, metre_at, metre_of_bar, phrase_bar
-from lstm_composer.piece import parse_piece
+from lstm_composer.metre import Metre, bar_beat, bar_offset, bar_positions, metre_at, metre_of_bar, phrase_bar
+from lstm_composer.piece import PieceRow, parse_piece
 from lstm_composer.presets import ModelConfig
 from lstm_composer.tables import TokenStream
-from lstm_composer.tokens import Vocabulary, transpose_token
+from lstm_composer.tokens import Token, Vocabulary, transpose_token
 
 
 class GenerationError(ValueError):
@@ -43,15 +43,15 @@ class Primer:
     events: list[Event] | None = None  # a file's tokens as played in it
     last: Placement | None = None  # where its last onset falls, when known
 
+    def positions(self, vocabulary: Vocabulary) -> np.ndarray:
+        """What the network is fed, one row per token: its id, then its classes and places, if any."""
+        ids = np.array(vocabulary.encode(self.tokens), dtype=np.int32)[:, None]
+        return ids if self.attributes is None else np.concatenate([ids, self.attributes], axis=1)
 
-def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression | None = None,
-                     onset_tolerance_ms: float | None = None, tempo: float = 120.0,
-                     config: ModelConfig | None = None) -> Primer:
-    """A user's MIDI file, tokenized by the parse job's own code with the same onset grouping
-    (`onset_tolerance_ms`, None: auto); tokens the model never saw are skipped and reported.
-    For a model whose rhythm is in seconds, its events are placed for an output at `tempo`.
-    With an expression, each token gets the classes and places `config.attributes` name (by the
-    file's time signatures), or just its onset gap, duration and velocity classes without a config."""
+
+def read_file(path: str, onset_tolerance_ms: float | None = None) -> tuple[PieceRow, list[Token], bytes]:
+    """A user's MIDI file: its `pieces` row and tokens, by the parse job's own code with the same
+    onset grouping (`onset_tolerance_ms`, None: auto), and its bytes."""
     try:
         content = storage.read_bytes(path)
     except OSError as error:
@@ -59,6 +59,25 @@ def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression |
     piece, tokens = parse_piece(path, content, onset_tolerance_ms=onset_tolerance_ms)
     if piece.status != "ok":
         raise GenerationError(f"the primer {path} has no notes to start from: {piece.error}")
+    return piece, tokens, content
+
+
+def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression | None = None,
+                     onset_tolerance_ms: float | None = None, tempo: float = 120.0,
+                     config: ModelConfig | None = None) -> Primer:
+    """A user's MIDI file (`read_file`) as a primer (`primer_from_tokens`)."""
+    piece, tokens, _ = read_file(path, onset_tolerance_ms)
+    return primer_from_tokens(path, piece, tokens, vocabulary, expression, tempo, config)
+
+
+def primer_from_tokens(path: str, piece: PieceRow, tokens: list[Token], vocabulary: Vocabulary,
+                       expression: Expression | None = None, tempo: float = 120.0,
+                       config: ModelConfig | None = None) -> Primer:
+    """The tokens of the file at `path` as a primer; tokens the model never saw are skipped and
+    reported. For a model whose rhythm is in seconds, its events are placed for an output at
+    `tempo`. With an expression, each token gets the classes and places `config.attributes`
+    name (by the file's time signatures), or just its onset gap, duration and velocity classes
+    without a config."""
     kept = [t for t in tokens if t.token in vocabulary.index]
     skipped = sorted({t.token for t in tokens if t.token not in vocabulary.index})
     if not kept:
@@ -70,14 +89,29 @@ def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression |
         timing = expression.timing(offsets, durations, piece.tempos)  # by the file's tempo map
         classes, last = _file_attributes(kept, config, expression, timing, piece.time_signatures)
         offsets, durations = (expression.quarters(values, tempo) for values in timing)
-    # Whole beats off the front, so that the notes stay where they fall in the beat; a rhythm in
-    # seconds has no beat to keep.
-    offsets = offsets - (offsets[0] if expression and expression.unit == "seconds" else np.floor(offsets[0]))
+    # The bars before the first note's left out, so that the notes stay where they fall in their
+    # bars; a rhythm in seconds has no bar to keep.
+    if expression and expression.unit == "seconds":
+        offsets = offsets - offsets[0]
+    else:
+        first_bar = int(bar_positions(offsets[:1], piece.time_signatures)[0][0])
+        offsets = offsets - bar_offset(piece.time_signatures, first_bar)
     events = [Event(t.token, float(offset), max(float(duration), 1e-3), max(1, min(127, t.velocity)),
                     tuple(t.pitches)) for t, offset, duration in zip(kept, offsets, durations)]
     return Primer("file", [t.token for t in kept], {"path": path, "tokens": len(tokens),
                                                     "skipped": len(tokens) - len(kept), "skipped_tokens": skipped},
                   classes, events, last)
+
+
+def network_rows(tokens: list[Token], piece: PieceRow, vocabulary: Vocabulary, expression: Expression,
+                 config: ModelConfig) -> np.ndarray:
+    """What the network is fed for the tokens of a file that the model knows, one row each: the
+    token's id, then the classes and places `config.attributes` name, as for a primer file."""
+    kept = [t for t in tokens if t.token in vocabulary.index]
+    timing = expression.timing(np.array([t.offset for t in kept]), np.array([t.duration for t in kept]),
+                               piece.tempos)
+    classes, _ = _file_attributes(kept, config, expression, timing, piece.time_signatures)
+    return np.concatenate([np.array(vocabulary.encode(t.token for t in kept), np.int32)[:, None], classes], axis=1)
 
 
 def _file_attributes(kept: list, config: ModelConfig | None, expression: Expression, timing: tuple,

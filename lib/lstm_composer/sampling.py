@@ -162,6 +162,13 @@ def toward_density(gap_probabilities: np.ndarray, steps: np.ndarray, phases: int
     return weighted / weighted.sum() if weighted.sum() > 0 else gap_probabilities
 
 
+def not_before(gap_probabilities: np.ndarray, steps: np.ndarray, gap: int) -> np.ndarray:
+    """The onset-gap probabilities with the gaps shorter than `gap` beat phases taken out; the
+    longest gap alone where none is as long."""
+    kept = gap_probabilities * (steps >= gap)
+    return kept / kept.sum() if kept.sum() > 0 else np.eye(len(steps))[int(np.argmax(steps))]
+
+
 @dataclass(frozen=True)
 class BeatClock:
     """Where in the beat each generated onset falls, for a network that is told so.
