@@ -80,6 +80,29 @@ def process_state(pid: int) -> tuple[str, str] | None:
     return fields[0], fields[19]
 
 
+def _read_holder(uri: str, tries: int = 5) -> tuple[Holder, float] | None:
+    """(holder, time of its last heartbeat) from a lock file; None when it is gone (withdrawn or
+    taken over while the target was listed) or not one of ours (a stranger's file is no lock).
+    S3 may fail a read of an object deleted meanwhile with another error than "not found": such
+    a read is tried again while the object is there."""
+    for attempt in range(tries):
+        try:
+            saved = json.loads(storage.read_text(uri))
+            beat = saved.pop("beat")
+            return Holder(**saved), beat
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError, KeyError):
+            return None
+        except OSError:
+            if not storage.exists(uri):
+                return None
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    return None
+
+
 class Lock:
     """`with Lock(target, "parse"):` holds `target`'s lock for the block; `Busy` when another
     live job holds it after `wait` seconds."""
@@ -109,14 +132,10 @@ class Lock:
             if name == self.name or not (name.startswith(PREFIX) and name.endswith(".json")):
                 continue
             uri = storage.join(self.target, name)
-            try:
-                saved = json.loads(storage.read_text(uri))
-                beat = saved.pop("beat")
-                holder = Holder(**saved)
-            except FileNotFoundError:  # withdrawn or taken over while we listed
+            read = _read_holder(uri)
+            if read is None:
                 continue
-            except (ValueError, TypeError, KeyError):  # not one of ours: a stranger's file is no lock
-                continue
+            holder, beat = read
             if holder.alive(time.time() - beat):
                 live[name] = holder
             else:
@@ -127,7 +146,11 @@ class Lock:
         deadline, ties = time.monotonic() + self.wait, 0
         while True:
             self._write()
-            others = self.others()
+            try:
+                others = self.others()
+            except BaseException:  # a storage error: leave no lock behind that others would wait for
+                storage.delete(self.path)
+                raise
             if not others:
                 break
             storage.delete(self.path)
