@@ -5,9 +5,9 @@ measured with music21.
     python bench/score_check.py --midi ../shared/midi/piano-midi/midis/.../piece.mid:3 ...
 
 Per file: notes written beyond three ledger lines outside an octave line (8va, 8vb), dynamics
-marks per bar, and accidentals per written note. `--midi FILE:N` writes a MIDI file's notes as
-a score first (bars of N quarters, the key signatures of its passages), as a real piece's
-page to compare with.
+marks and hairpins per bar, and accidentals per written note. `--midi FILE[:N]` writes a MIDI
+file's notes as a score first (bars of N quarters, or in the file's first metre; the key
+signatures of its passages), as a real piece's page to compare with.
 """
 import argparse
 import re
@@ -52,11 +52,13 @@ def measure(path: Path) -> str:
     far, notes = beyond_three_ledger_lines(score)
     bars = max(len(part.getElementsByClass("Measure")) for part in score.parts)
     marks = len(list(score.recurse().getElementsByClass("Dynamic")))
+    hairpins = len(list(score.recurse().getElementsByClass("DynamicWedge")))
     xml = path.read_text()
     written = len(re.findall(r"<note\b(?:(?!</note>).)*<pitch>", xml, re.S))
     accidentals = len(re.findall(r"<accidental\b", xml))
     return (f"{path.name}: {bars} bars, {notes} notes; beyond three ledger lines outside an octave line: {far}; "
-            f"dynamics marks per bar {marks / bars:.2f}; accidentals per note {accidentals / written:.3f}")
+            f"dynamics marks per bar {marks / bars:.2f}, hairpins {hairpins / bars:.2f}; "
+            f"accidentals per note {accidentals / written:.3f}")
 
 
 def midi_events(path: str):
@@ -76,10 +78,19 @@ def midi_events(path: str):
     return sorted(events, key=lambda event: event.offset)
 
 
+def first_metre(path: str):
+    """The file's first time signature (mido), 4/4 where it has none."""
+    from lstm_composer.metre import Metre
+
+    found = [m for track in mido.MidiFile(path).tracks for m in track if m.type == "time_signature"]
+    return Metre(found[0].numerator, found[0].denominator) if found else Metre(4, 4)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scores", nargs="*", type=Path, help="MusicXML files")
-    parser.add_argument("--midi", nargs="*", default=[], metavar="FILE:N", help="MIDI files to write as scores first")
+    parser.add_argument("--midi", nargs="*", default=[], metavar="FILE[:N]",
+                        help="MIDI files to write as scores first (in bars of N quarters; default: the file's metre)")
     args = parser.parse_args()
     for score in args.scores:
         print(measure(score), flush=True)
@@ -88,9 +99,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         for given in args.midi:
-            path, quarters = given.rsplit(":", 1)
+            path, _, quarters = given.partition(":")
+            metre = Metre(int(quarters), 4) if quarters else first_metre(path)
             out = Path(scratch) / (Path(path).stem + ".musicxml")
-            write_musicxml(midi_events(path), str(out), metre=Metre(int(quarters), 4))
+            write_musicxml(midi_events(path), str(out), metre=metre)
             print(measure(out), flush=True)
 
 

@@ -103,9 +103,8 @@ def test_musicxml_is_a_grand_staff_with_every_note_in_its_hand(tmp_path):
     def marks(staff):
         return [(d.value, d.getOffsetInHierarchy(staff)) for d in staff.recurse().getElementsByClass(dynamics.Dynamic)]
 
-    # One mark where each hand's loudness changes, not one a note.
-    assert marks(treble) == [("p", 0.0), ("ff", 2.0)]
-    assert marks(bass) == [("pp", 0.0), ("ff", 2.5)]
+    # One mark for both hands where the phrase begins (between the staves), not one a note.
+    assert marks(treble) == [("p", 0.0)] and marks(bass) == []
     # Written at the note they belong to, not shifted back from a later one (MuseScore ignores such shifts).
     assert set(re.findall(r"<offset[^>]*>(-?\d+)</offset>", path.read_text())) <= {"0"}
 
@@ -169,11 +168,26 @@ def test_musicxml_splits_a_chord_between_the_hands_so_that_neither_stretches_pas
     assert struck(bass) == [[48, 60], [43], [36], [59]]
     assert struck(treble) == [[64, 67, 72, 76], [60, 64, 67], [60, 84]]
 
-    # Each staff's dynamics follow the notes written on it: the loud C3-C4 below, the soft chord above.
-    loud_below = [Event("0", 0.0, 2.0, 110, (48, 60)), Event("4.7.0", 0.0, 2.0, 30, (64, 67, 72, 76))]
-    _, treble, bass = read_musicxml(write_musicxml(loud_below, tmp_path / "loud_below.musicxml"))
+    # A mark stands below the treble staff where it strikes a note, below the bass staff where only that does.
+    bass_first = [Event("0", 0.0, 2.0, 110, (48, 55)), Event("4.7.0", 1.0, 2.0, 100, (64, 67, 72, 76))]
+    _, treble, bass = read_musicxml(write_musicxml(bass_first, tmp_path / "bass_first.musicxml"))
     assert [[d.value for d in staff.recurse().getElementsByClass("Dynamic")] for staff in (treble, bass)] == [
-        ["pp"], ["ff"]]
+        [], ["ff"]]
+
+
+def test_dynamics_change_where_phrases_begin_and_hairpins_grow_within_them(tmp_path):
+    from music21 import dynamics
+
+    # Twelve 4/4 bars of quarter-note C5s: a phrase at p; one that starts at p and grows to ff
+    # in its second half; one at ff throughout, which a single soft note does not move.
+    velocities = [49] * 16 + [49] * 8 + [112] * 8 + [112] * 15 + [20]
+    events = [Event("C5", float(beat), 1.0, velocity) for beat, velocity in enumerate(velocities)]
+    _, treble, _ = read_musicxml(write_musicxml(events, tmp_path / "phrases.musicxml"))
+    assert [(d.value, d.getOffsetInHierarchy(treble)) for d in treble.recurse().getElementsByClass(
+        dynamics.Dynamic)] == [("p", 0.0), ("ff", 32.0)]
+    wedges = list(treble.recurse().getElementsByClass(dynamics.DynamicWedge))
+    assert [(type(w).__name__, w.getFirst().getOffsetInHierarchy(treble), w.getLast().getOffsetInHierarchy(treble))
+            for w in wedges] == [("Crescendo", 20.0, 27.0)]
 
 
 def test_musicxml_writes_the_piano_extremes_under_octave_lines(tmp_path):

@@ -3,8 +3,8 @@
 The piece's metre gives the bars and its keys (those asked for, or the best fit of its
 passages' notes) the key signatures, each pitch spelled in the key of its bar. Onsets and
 lengths go to a grid of 1/24 quarter (32nds and sextuplets), each beat in the plainest division that holds it
-(`notation.py`); held notes become a second voice; dynamics marks follow each hand's
-loudness; the extremes of the piano go under octave lines.
+(`notation.py`); held notes become a second voice; the dynamics change where a phrase
+begins, hairpins within it; the extremes of the piano go under octave lines.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Sequence
 
 from lstm_composer.events import Event
 from lstm_composer.form import KEY_NAMES, passage_keys
-from lstm_composer.metre import Metre
+from lstm_composer.metre import PHRASE_BARS, Metre
 from lstm_composer.render.notation import GRID, beat_divisions, release_on_grid, written
 from lstm_composer.render.output import MIDDLE_C, prepared
 
@@ -31,31 +31,46 @@ _OCTAVE_RUN = 3  # onsets that need the line: fewer, within `lone`, keep their l
 _DYNAMICS = (("ppp", 16), ("pp", 33), ("p", 49), ("mp", 64), ("mf", 80), ("f", 96), ("ff", 112), ("fff", 127))
 _HAND_SPAN = 12  # semitones, an octave: the widest a hand is written to strike at once where a split allows
 _HIGHEST_BASS, _LOWEST_TREBLE = 64, 57  # E4 and A3: two ledger lines from the bass and the treble staff
-_DYNAMIC_SPAN = 2.0  # quarter lengths that share one loudness when placing dynamics marks
 _DYNAMIC_CHANGE = 12  # velocity change that earns a new mark: a bit under one level's width
 
 
-def _dynamic_marks(events: Sequence[Event]) -> list[tuple[float, str]]:
-    """(offset, mark) where the loudness changes noticeably: `p`, `mf`, `f` ...
+def _dynamics(events: Sequence[Event], bar: float) -> tuple[list[tuple[float, str]], list[tuple[float, float, str]]]:
+    """(offset, mark) where a phrase of PHRASE_BARS bars begins at another loudness: `p`, `mf`,
+    `f` ...; and (start, end, "crescendo" or "diminuendo") over the middle bars of a phrase that
+    grows louder or softer within itself.
 
-    Loudness is the median velocity of the events starting in each half measure, so one
-    loud note among soft ones earns no mark; a new mark needs that median to move by
-    `_DYNAMIC_CHANGE` from the last mark's and to name another level.
+    A phrase begins at the median velocity of the events of its first half, so one loud note
+    among soft ones earns no mark; a new mark needs it to move by `_DYNAMIC_CHANGE` from the last mark's and to
+    name another level. A hairpin needs the median of the phrase's second half to differ from its
+    first half's by as much; it runs from the first onset of the phrase's second bar to the last
+    onset before its last bar.
     """
-    spans: dict[int, list[Event]] = {}
+    phrase = PHRASE_BARS * bar
+    phrases: dict[int, list[Event]] = {}
     for event in sorted(events, key=lambda e: e.offset):
-        spans.setdefault(int(event.offset // _DYNAMIC_SPAN), []).append(event)
+        phrases.setdefault(int(event.offset // phrase + 1e-9), []).append(event)
     marks: list[tuple[float, str]] = []
+    wedges: list[tuple[float, float, str]] = []
     marked_velocity = None
-    for span in sorted(spans):
-        velocities = sorted(e.velocity for e in spans[span])
-        median = velocities[len(velocities) // 2]
+    for number, members in sorted(phrases.items()):
+        middle = number * phrase + phrase / 2
+        halves = [[e for e in members if (e.offset < middle) == first] for first in (True, False)]
+        median = _median_velocity(halves[0] or members)  # where the phrase starts
         name = _dynamic_name(median)
-        if marked_velocity is None or (abs(median - marked_velocity) >= _DYNAMIC_CHANGE
-                                       and name != marks[-1][1]):
-            marks.append((spans[span][0].offset, name))
+        if marked_velocity is None or (abs(median - marked_velocity) >= _DYNAMIC_CHANGE and name != marks[-1][1]):
+            marks.append((members[0].offset, name))
             marked_velocity = median
-    return marks
+        inside = [e.offset for e in members if number * phrase + bar <= e.offset < (number + 1) * phrase - bar]
+        if all(halves) and len(inside) > 1:
+            change = _median_velocity(halves[1]) - _median_velocity(halves[0])
+            if abs(change) >= _DYNAMIC_CHANGE:
+                wedges.append((inside[0], inside[-1], "crescendo" if change > 0 else "diminuendo"))
+    return marks, wedges
+
+
+def _median_velocity(events: Sequence[Event]) -> int:
+    velocities = sorted(e.velocity for e in events)
+    return velocities[len(velocities) // 2]
 
 
 def _dynamic_name(velocity: int) -> str:
@@ -74,7 +89,7 @@ def write_musicxml(events: Sequence[Event], path: str | Path, tempo: float = 120
     sextuplets), so every rhythm can be written down; each beat is then written in the
     plainest division that holds it: quarters, eighths, 16ths, triplets, 32nds, sextuplets.
     """
-    from music21 import clef, dynamics, instrument, layout, metadata, stream, tempo as m21tempo
+    from music21 import clef, instrument, layout, metadata, stream, tempo as m21tempo
 
     keys = passage_keys(events, float(metre.quarters)) if keys is None else keys
     treble_notes, bass_notes = _staff_notes(events)
@@ -91,25 +106,7 @@ def write_musicxml(events: Sequence[Event], path: str | Path, tempo: float = 120
     mark = m21tempo.MetronomeMark(number=tempo, referent=1.0)
     mark.placement = "above"
     treble.getElementsByClass(stream.Measure).first().insert(0, mark)
-    # Each hand gets its own dynamics, below its staff: the hands often play at different levels.
-    # An event counts for each staff that holds one of its notes.
-    struck = [{(start, pitch) for start, _, pitches in notes for pitch in pitches}
-              for notes in (treble_notes, bass_notes)]
-    hands = [[e for e in events if any((round(e.offset * GRID), pitch) in on_staff for pitch in e.pitches)]
-             for on_staff in struck]
-    for staff, hand in zip((treble, bass), hands):
-        measures_of_staff = list(staff.getElementsByClass(stream.Measure))
-        for offset, name in _dynamic_marks(hand):
-            number, at = divmod(round(offset * GRID), bar_steps)
-            dynamic = dynamics.Dynamic(name)
-            dynamic.placement = "below"
-            # In a bar of two voices the mark goes into the voice that strikes a note there:
-            # outside the voices it would be written at the bar's start, and in the middle
-            # of a rest at the rest's end.
-            bar = measures_of_staff[number]
-            at = Fraction(at, GRID)
-            holder = next((v for v in bar.voices if any(n.offset == at for n in v.notes)), bar)
-            holder.insert(at, dynamic)
+    _write_dynamics((treble, bass), *_dynamics(events, float(metre.quarters)), bar_steps)
 
     score = stream.Score()
     score.metadata = metadata.Metadata(title=Path(path).stem, composer="lstm-composer")
@@ -119,6 +116,46 @@ def write_musicxml(events: Sequence[Event], path: str | Path, tempo: float = 120
     path = prepared(path)
     score.write("musicxml", fp=str(path))
     return path
+
+
+def _write_dynamics(staves, marks: list[tuple[float, str]], wedges: list[tuple[float, float, str]],
+                    bar_steps: int) -> None:
+    """The marks and hairpins of `_dynamics`, for both hands, written at the notes they belong to:
+    below the treble staff (between the two), or below the bass staff where only it strikes one."""
+    from music21 import dynamics
+
+    # A hairpin runs from a note to a later one of the same voice: from one voice to another in
+    # a bar, its end would come before its start in the file.
+    struck = [sorted(((round(element.getOffsetInHierarchy(staff) * GRID), _voice(element), element)
+                      for element in staff.recurse().notes), key=lambda note: note[:2]) for staff in staves]
+    for offset, name in marks:
+        at = round(offset * GRID)
+        staff, notes = next(((staff, notes) for staff, notes in zip(staves, struck) if any(n[0] == at for n in notes)),
+                            (staves[0], struck[0]))
+        dynamic = dynamics.Dynamic(name)
+        dynamic.placement = "below"
+        # In a bar of two voices the mark goes into the voice that strikes a note there:
+        # outside the voices it would be written at the bar's start, and in the middle
+        # of a rest at the rest's end.
+        note = next((n[2] for n in notes if n[0] == at), None)
+        holder = note.activeSite if note is not None else staff.getElementsByClass("Measure")[at // bar_steps]
+        holder.insert(Fraction(at % bar_steps, GRID), dynamic)
+    for start, end, kind in wedges:
+        for staff, notes in zip(staves, struck):
+            first = next((note for note in notes if note[0] == round(start * GRID)), None)
+            last = [note for note in notes if first and note[1] == first[1] and first[0] < note[0] <= round(end * GRID)]
+            if first and last:
+                wedge = (dynamics.Crescendo if kind == "crescendo" else dynamics.Diminuendo)(first[2], last[-1][2])
+                wedge.placement = "below"
+                staff.insert(0, wedge)
+                break
+
+
+def _voice(element) -> str:
+    """The voice a note or chord is written in ("" outside voices)."""
+    from music21 import stream
+
+    return str(element.activeSite.id) if isinstance(element.activeSite, stream.Voice) else ""
 
 
 def _staff_notes(events: Sequence[Event]) -> tuple[list, list]:
