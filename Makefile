@@ -90,10 +90,15 @@ bench-scale: install
 QUALITY_FOLDER ?= $(SHARED_MIDI)
 QUALITY_LIST ?= modern-39.txt
 QUALITY_MINUTES ?= 20
+# Each piece's style label (train.py --style-from): its folder, the composer's in piano-midi;
+# bench/styles.py then judges generate --style on the five labels with the most pieces.
+QUALITY_STYLES ?= folder
 bench-quality: install
 	rm -rf models/quality-*
-	$(if $(QUALITY_LIST),$(PY) bench/quality.py --folder $(QUALITY_FOLDER) --list $(QUALITY_LIST) --minutes $(QUALITY_MINUTES))
-	$(PY) bench/quality.py --folder $(QUALITY_FOLDER) --minutes $(QUALITY_MINUTES)
+	$(if $(QUALITY_LIST),$(PY) bench/quality.py --folder $(QUALITY_FOLDER) --list $(QUALITY_LIST) --minutes $(QUALITY_MINUTES) \
+		--style-from $(QUALITY_STYLES))
+	$(PY) bench/quality.py --folder $(QUALITY_FOLDER) --minutes $(QUALITY_MINUTES) --style-from $(QUALITY_STYLES)
+	$(PY) bench/styles.py --model-dir models/quality-$(notdir $(QUALITY_FOLDER))/model
 
 MINUTES ?= 6
 compare-presets: install

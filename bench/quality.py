@@ -9,7 +9,8 @@ when given), trains --preset with 2 Horovod ranks in local[2] for --minutes of w
 (the seeded split of every run: the same held-out pieces each time), keeps the epoch with the
 lowest validation loss, and judges it with jobs/evaluate.py on --pieces generated pieces. Prints
 the n-gram ratio, the feature overlaps, key and form, and the classifier's AUC, and keeps the
-model directory (and its corpus) in --output for jobs/generate.py.
+model directory (and its corpus) in --output for jobs/generate.py (and, trained with
+--style-from, for bench/styles.py).
 """
 import argparse
 import json
@@ -40,8 +41,9 @@ def songs(folder: Path, listing: Path | None, scratch: Path) -> Path:
         return folder
     chosen = scratch / listing.stem
     chosen.mkdir()
-    for line in listing.read_text().split():
-        shutil.copy(folder / line, chosen / Path(line).name)
+    for line in listing.read_text().split():  # in their folders, which may name their styles
+        (chosen / line).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(folder / line, chosen / line)
     return chosen
 
 
@@ -55,6 +57,7 @@ def main() -> None:
     parser.add_argument("--pieces", type=int, default=12)
     parser.add_argument("--steps-per-epoch", type=int, default=25, help="batches per rank and epoch")
     parser.add_argument("--val-steps", type=int, default=20, help="validation batches per rank (the same each epoch)")
+    parser.add_argument("--style-from", help="each piece's style label, as train.py --style-from (folder, or a CSV)")
     args = parser.parse_args()
     name = Path(args.list).stem if args.list else args.folder.name
     output = args.output or ROOT / "models" / f"quality-{name}"
@@ -68,7 +71,8 @@ def main() -> None:
     print(run(BIN / "spark-submit", "--master", "local[2]", ROOT / "jobs" / "train.py", "--corpus", output / "corpus",
               "--model-dir", output / "model", "--preset", args.preset, "--epochs", "100000", "--num-proc", "2",
               "--max-minutes", args.minutes, "--steps-per-epoch", args.steps_per_epoch,
-              "--val-steps", args.val_steps).strip().splitlines()[-1])
+              "--val-steps", args.val_steps, *(["--style-from", args.style_from] if args.style_from else []))
+          .strip().splitlines()[-1])
     printed = run(sys.executable, ROOT / "jobs" / "evaluate.py", "--model-dir", output / "model",
                   "--pieces", args.pieces)
     print(printed)

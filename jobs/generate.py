@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--key", type=flag_type(parse_key), metavar='"D minor"',
                         help="the key of the piece, any of the 24 (a training window moved into it, the key held, "
                              "its signature in the score); default: as the network goes, the signature from the notes")
+    parser.add_argument("--style", help="one of the style labels the model learnt (train.py --style-from): a window "
+                                         "of a training piece of that style, the network told the style")
     parser.add_argument("--onset-tolerance", type=parse_onset_tolerance, default=None, metavar="MS|auto",
                         help="how the primer's notes form tokens, as in jobs/parse.py (default: auto)")
     parser.add_argument("--bars", type=int,
@@ -74,7 +76,7 @@ def main() -> None:
                                        onset_tolerance_ms=args.onset_tolerance, tempo=args.tempo, form=form(args),
                                        modulate=not args.hold_key, key=args.key, density=args.density,
                                        bars=args.bars, keep_primer=args.keep_primer, redo=args.redo,
-                                       candidates=args.candidates))
+                                       candidates=args.candidates, style=args.style))
     except ValueError as error:  # a bad flag, a damaged model directory, an unusable primer
         sys.exit(f"generate: {error}")
     try:

@@ -10,6 +10,7 @@ from pyspark.sql import SparkSession
 
 from lstm_composer.locks import Busy
 from lstm_composer.presets import PRESETS, preset
+from lstm_composer.styles import StyleSource
 from lstm_composer.training import TrainConfig, TrainingStopped, train
 
 
@@ -46,6 +47,10 @@ def flags() -> argparse.ArgumentParser:
     parser.add_argument("--threads-per-rank", type=int, help="TensorFlow threads per rank; default: spark.task.cpus")
     parser.add_argument("--slot-wait", type=float, default=60.0,
                         help="seconds to wait for executors offering --num-proc task slots before giving up")
+    parser.add_argument("--style-from", metavar="folder|FILE.csv[:PATH:LABEL]",
+                        help="each piece's style label, for generate --style: the name of its file's folder, or a CSV "
+                             "beside the corpus with the columns path and label (or the two named, as "
+                             "metadata.csv:midi:composer)")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -71,7 +76,8 @@ def main() -> None:
                              steps_per_epoch=args.steps_per_epoch,
                              val_steps=args.val_steps, max_minutes=args.max_minutes, patience=args.patience,
                              slot_wait=args.slot_wait,
-                             threads_per_rank=args.threads_per_rank, progress_seconds=args.progress_seconds)
+                             threads_per_rank=args.threads_per_rank, progress_seconds=args.progress_seconds,
+                             style_from=StyleSource.parse(args.style_from) if args.style_from else None)
     except ValueError as error:
         parser.error(str(error))
 

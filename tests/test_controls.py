@@ -18,21 +18,23 @@ PIECE_PITCHES = list(range(55, 80))  # what the corpus plays, G3..G5
 VOCABULARY = [note_name(p) for p in range(43, 92)]  # room for every transposition of -6..6
 
 
-def keyed_model_dir(tmp_path, metre: bool = False):
+def keyed_model_dir(tmp_path, metre: bool = False, styles: dict[str, str] | None = None):
     """A randomised network told its beat phase and key, and a corpus of two pieces of single
-    notes, 120 in sixteenths and 40 in quarters; its vocabulary holds every transposition of them."""
+    notes, "a" 120 in sixteenths and "b" 40 in quarters; its vocabulary holds every transposition
+    of them. With `styles` (piece → label), the network is told each piece's label too."""
     from networks import expressive_model_dir_with
 
     config = replace(PRESETS["expressive"], sequence_length=12, lstm_units=(16, 16), dense_units=16, embedding_dim=6,
                      precision="float32", bass=False, pointer=False, dense_targets=False, phase=True, metre=metre,
-                     key=True, transpose=(0, 0))
+                     key=True, transpose=(0, 0), styles=tuple(sorted(set((styles or {}).values()))))
     rng = np.random.default_rng(3)
     places = [(piece, step, position) for piece, step, count in (("a", 0.25, 120), ("b", 1.0, 40))
               for position in range(count)]  # one busy piece, one calm
     pitches = rng.choice(PIECE_PITCHES, len(places)).tolist()
     rows = [(piece, position, note_name(pitch), [pitch], position * step, step, int(rng.integers(40, 100)), 0)
-            for (piece, step, position), pitch in zip(places, pitches)]
-    names = ("piece_id", "position", "token", "pitches", "offset", "duration", "velocity", "program")
+            + ((styles[piece],) if styles else ()) for (piece, step, position), pitch in zip(places, pitches)]
+    names = ("piece_id", "position", "token", "pitches", "offset", "duration", "velocity", "program") + (
+        ("style",) if styles else ())
     model_dir, _ = expressive_model_dir_with(tmp_path, config, VOCABULARY, rows, names)
     return str(model_dir)
 

@@ -52,11 +52,11 @@ class Conductor:
 
     def __init__(self, config: ModelConfig, steps: np.ndarray, phases: int, time: int, metre: Metre | None = None,
                  bar_start: int = 0, bar: int = 0, key: int | None = None, changes: KeyChanges | None = None,
-                 rng: np.random.Generator | None = None):
+                 rng: np.random.Generator | None = None, style: int = 0):
         """`time`: the primer's last onset; `bar_start`, `bar`: where its bar begins and which it is."""
         self.config, self.steps, self.phases = config, steps, phases
         self.time, self.metre, self.bar_start, self.bar = time, metre, bar_start, bar
-        self.key, self.changes, self.rng = key, changes, rng
+        self.key, self.changes, self.rng, self.style = key, changes, rng, style
         self.window = time // (WINDOW_BEATS * phases)
         self.recent: deque[int] = deque()  # the onsets of the last WINDOW_BEATS quarters
 
@@ -87,11 +87,13 @@ class Conductor:
 
     def inputs(self) -> list[int]:
         """What the network is told of the last onset beside its heads' classes, in the order of
-        `config.attributes`: beat phase, quarter of the bar, bar of the phrase, key."""
+        `config.attributes`: beat phase, quarter of the bar, bar of the phrase, key, style."""
         told = [self.phase] if self.config.phase else []
         if self.config.metre:
             bar, into = self.place()
             told += [min(into // self.phases, BAR_BEATS - 1), bar % PHRASE_BARS]
         if self.config.key:
             told.append(self.key)
+        if self.config.styles:
+            told.append(self.style)
         return told

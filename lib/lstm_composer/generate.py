@@ -61,6 +61,7 @@ class GenerateConfig:
     keep_primer: bool = False  # a primer file's own notes start the output (otherwise only what follows them)
     redo: Bars | None = None  # these bars of the primer file written anew, the rest kept (`redo.py`)
     candidates: int = CANDIDATES  # passages drawn for `redo`, the one that joins the kept bars best kept
+    style: str | None = None  # one of the model's style labels (`ModelConfig.styles`): a window of its pieces, told so
 
     def __post_init__(self) -> None:
         if not MIN_TEMPO <= self.tempo <= MAX_TEMPO:
@@ -138,16 +139,29 @@ def for_model(config: GenerateConfig, model: TrainedModel) -> GenerateConfig:
         config = replace(config, sampling=replace(config.sampling, in_scale=True))
     if isinstance(config.density, str):
         config = replace(config, density=model.density_levels()[config.density])
+    if config.style is not None:
+        known = {label.casefold(): label for label in model.config.styles}
+        if not known:
+            raise GenerationError("--style needs a model trained with style labels (train.py --style-from)")
+        if config.style.casefold() not in known:
+            raise GenerationError(f"--style {config.style!r} is none of the model's: {', '.join(model.config.styles)}")
+        config = replace(config, style=known[config.style.casefold()])
     return config
+
+
+def style_index(config: GenerateConfig, model: TrainedModel) -> int:
+    """The style the network is told: its index in the model's labels from 1, 0 for none."""
+    return model.config.styles.index(config.style) + 1 if config.style else 0
 
 
 def choose_primer(config: GenerateConfig, model: TrainedModel, rng: np.random.Generator) -> Primer:
     """The user's MIDI file, or a window of a training piece drawn by `rng`."""
     if config.primer_path:
         return primer_from_file(config.primer_path, model.vocabulary, model.expression, config.onset_tolerance_ms,
-                                config.tempo, model.config)
+                                config.tempo, model.config, style_index(config, model))
     return primer_from_corpus(model.tokens(), model.vocabulary, model.config, rng, model.held_out,
-                              model.time_signatures() if model.config.metre else None, config.key)
+                              model.time_signatures() if model.config.metre else None, config.key,
+                              style_index(config, model))
 
 
 def start_conductor(config: GenerateConfig, model: TrainedModel, primer: Primer, rng: np.random.Generator,
@@ -163,8 +177,9 @@ def start_conductor(config: GenerateConfig, model: TrainedModel, primer: Primer,
         changes = KeyChanges.count(stream.key, stream.key_window, pieces)
     if model.config.metre:
         return Conductor(model.config, clock.steps, len(clock.grid), last.bar_position, last.metre, 0, last.bar,
-                         key, changes, rng)
-    return Conductor(model.config, clock.steps, len(clock.grid), last.phase, key=key, changes=changes, rng=rng)
+                         key, changes, rng, last.style)
+    return Conductor(model.config, clock.steps, len(clock.grid), last.phase, key=key, changes=changes, rng=rng,
+                     style=last.style)
 
 
 def draw(config: GenerateConfig, model: TrainedModel, decoder, primer: Primer,
@@ -212,8 +227,9 @@ def redo(config: GenerateConfig, model: TrainedModel, decoder, rng: np.random.Ge
     vocabulary, expression = model.vocabulary, model.expression
     piece, tokens, content = read_file(config.primer_path, config.onset_tolerance_ms)
     bars = passage(config.primer_path, piece, tokens, config.redo)
+    style = style_index(config, model)
     primer = primer_from_tokens(config.primer_path, piece, bars.before, vocabulary, expression, config.tempo,
-                                model.config)
+                                model.config, style)
     positions = primer.positions(vocabulary)
     primed, clock = decoder.prime(positions), beat_clock(config, model, primer)
     origin = bar_offset(piece.time_signatures, primer.last.bar)  # where the conductor counts from
@@ -222,7 +238,7 @@ def redo(config: GenerateConfig, model: TrainedModel, decoder, rng: np.random.Ge
     lead = first.offset - primer.events[0].offset  # the bars the primer's events leave out
 
     def rows(within: list[Token]) -> list[np.ndarray]:  # the network's inputs before the kept bars after, and in them
-        fed = network_rows(bars.before + within + bars.after, piece, vocabulary, expression, model.config)
+        fed = network_rows(bars.before + within + bars.after, piece, vocabulary, expression, model.config, style)
         return np.split(fed, [len(fed) - sum(t.token in vocabulary.index for t in bars.after)])
 
     kept, drawn = kept_notes(content, bars.start, bars.end), []

@@ -85,7 +85,8 @@ def _class_counts(config: ModelConfig, vocab_size: int,
                          "and its beat phases")
     ioi, duration, velocity, phases = expression_sizes
     return ([vocab_size, ioi, duration, velocity] + [PITCHES] * config.bass + [phases] * config.phase
-            + [BAR_BEATS, PHRASE_BARS] * config.metre + [KEYS] * config.key)
+            + [BAR_BEATS, PHRASE_BARS] * config.metre + [KEYS] * config.key
+            + [len(config.styles) + 1] * bool(config.styles))
 
 
 def _embedded_inputs(config: ModelConfig, sizes: list[int], window: int | None, dtype: str):

@@ -371,6 +371,7 @@ class TrainedModel:
     def _tokens(self) -> TokenStream:
         try:
             return read_token_stream(self.corpus, self.vocabulary, self.expression, bass=self.config.bass,
+                                     styles=self.config.styles,
                                      key=self.config.key, metre=self.config.metre)
         except FileNotFoundError:
             raise ModelDirError(f"the corpus this model was trained on, {self.corpus.notes}, is not there: it is "

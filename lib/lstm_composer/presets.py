@@ -70,6 +70,10 @@ class ModelConfig:
     # moved with every transposition: generation holds a key, or changes it as the corpus does.
     # Needs expressive.
     key: bool = False
+    # The style of each piece (its composer, its collection: `styles.py`), by its index in this
+    # list from 1 (0: a piece without a label), as an input; empty: no style input. Set by
+    # training from the labels it reads, not by a preset.
+    styles: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.sequence_length < 1:
@@ -119,12 +123,14 @@ class ModelConfig:
             raise ValueError("bar inputs (metre) need the beat-phase input (phase)")
         if self.key and not self.expressive:
             raise ValueError("a key input needs an expressive model")
+        if self.styles and (not self.expressive or len(set(self.styles)) != len(self.styles)):
+            raise ValueError("a style input needs an expressive model and distinct labels")
 
     @property
     def attributes(self) -> tuple[str, ...]:
         """What each position carries: the network's inputs, in order; the heads' first."""
         return (self.heads + (("phase",) if self.phase else ()) + (("bar_beat", "phrase_bar") if self.metre else ())
-                + (("key",) if self.key else ()))
+                + (("key",) if self.key else ()) + (("style",) if self.styles else ()))
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -145,7 +151,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
-        tuples = {key: tuple(values[key]) for key in ("lstm_units", "loss_weights", "transpose") if key in values}
+        tuples = {key: tuple(values[key]) for key in ("lstm_units", "loss_weights", "transpose", "styles")
+                  if key in values}
         return cls(**{**values, **tuples})
 
 

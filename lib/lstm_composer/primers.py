@@ -30,6 +30,7 @@ class Placement(NamedTuple):
     bar_position: int = 0  # where in that bar, in beat phases
     metre: Metre = Metre(4, 4)  # of that bar
     key: int = 0  # of the passage it ends (`form.KEY_NAMES`)
+    style: int = 0  # the network is told (`ModelConfig.styles`, from 1; 0: none)
 
 
 @dataclass(frozen=True)
@@ -64,20 +65,20 @@ def read_file(path: str, onset_tolerance_ms: float | None = None) -> tuple[Piece
 
 def primer_from_file(path: str, vocabulary: Vocabulary, expression: Expression | None = None,
                      onset_tolerance_ms: float | None = None, tempo: float = 120.0,
-                     config: ModelConfig | None = None) -> Primer:
+                     config: ModelConfig | None = None, style: int = 0) -> Primer:
     """A user's MIDI file (`read_file`) as a primer (`primer_from_tokens`)."""
     piece, tokens, _ = read_file(path, onset_tolerance_ms)
-    return primer_from_tokens(path, piece, tokens, vocabulary, expression, tempo, config)
+    return primer_from_tokens(path, piece, tokens, vocabulary, expression, tempo, config, style)
 
 
 def primer_from_tokens(path: str, piece: PieceRow, tokens: list[Token], vocabulary: Vocabulary,
                        expression: Expression | None = None, tempo: float = 120.0,
-                       config: ModelConfig | None = None) -> Primer:
+                       config: ModelConfig | None = None, style: int = 0) -> Primer:
     """The tokens of the file at `path` as a primer; tokens the model never saw are skipped and
     reported. For a model whose rhythm is in seconds, its events are placed for an output at
     `tempo`. With an expression, each token gets the classes and places `config.attributes`
-    name (by the file's time signatures), or just its onset gap, duration and velocity classes
-    without a config."""
+    name (by the file's time signatures, in `style`), or just its onset gap, duration and
+    velocity classes without a config."""
     kept = [t for t in tokens if t.token in vocabulary.index]
     skipped = sorted({t.token for t in tokens if t.token not in vocabulary.index})
     if not kept:
@@ -87,7 +88,7 @@ def primer_from_tokens(path: str, piece: PieceRow, tokens: list[Token], vocabula
     offsets, durations = np.array([t.offset for t in kept]), np.array([t.duration for t in kept])
     if expression:
         timing = expression.timing(offsets, durations, piece.tempos)  # by the file's tempo map
-        classes, last = _file_attributes(kept, config, expression, timing, piece.time_signatures)
+        classes, last = _file_attributes(kept, config, expression, timing, piece.time_signatures, style)
         offsets, durations = (expression.quarters(values, tempo) for values in timing)
     # The bars before the first note's left out, so that the notes stay where they fall in their
     # bars; a rhythm in seconds has no bar to keep.
@@ -104,18 +105,18 @@ def primer_from_tokens(path: str, piece: PieceRow, tokens: list[Token], vocabula
 
 
 def network_rows(tokens: list[Token], piece: PieceRow, vocabulary: Vocabulary, expression: Expression,
-                 config: ModelConfig) -> np.ndarray:
+                 config: ModelConfig, style: int = 0) -> np.ndarray:
     """What the network is fed for the tokens of a file that the model knows, one row each: the
     token's id, then the classes and places `config.attributes` name, as for a primer file."""
     kept = [t for t in tokens if t.token in vocabulary.index]
     timing = expression.timing(np.array([t.offset for t in kept]), np.array([t.duration for t in kept]),
                                piece.tempos)
-    classes, _ = _file_attributes(kept, config, expression, timing, piece.time_signatures)
+    classes, _ = _file_attributes(kept, config, expression, timing, piece.time_signatures, style)
     return np.concatenate([np.array(vocabulary.encode(t.token for t in kept), np.int32)[:, None], classes], axis=1)
 
 
 def _file_attributes(kept: list, config: ModelConfig | None, expression: Expression, timing: tuple,
-                     time_signatures) -> tuple[np.ndarray, Placement]:
+                     time_signatures, style: int = 0) -> tuple[np.ndarray, Placement]:
     """The classes and places of a file's tokens after the token itself (the columns of
     `config.attributes` from the second on), and where its last onset falls."""
     offsets = np.array([t.offset for t in kept])
@@ -135,23 +136,31 @@ def _file_attributes(kept: list, config: ModelConfig | None, expression: Express
         columns += [bar_beat(positions)[:, None], phrase_bar(bars)[:, None]]
     if "key" in told:
         columns.append(keys[:, None])
+    if "style" in told:
+        columns.append(np.full((len(kept), 1), style))
     last = Placement(int(phases[-1]), int(bars[-1]), int(positions[-1]), metre_at(time_signatures, offsets[-1]),
-                     int(keys[-1]))
+                     int(keys[-1]), style)
     return np.concatenate(columns, axis=1).astype(np.int32), last
 
 
 def primer_from_corpus(stream: TokenStream, vocabulary: Vocabulary, config: ModelConfig,
                        rng: np.random.Generator, held_out: tuple[str, ...] = (),
-                       time_signatures: dict[str, list] | None = None, key: int | None = None) -> Primer:
+                       time_signatures: dict[str, list] | None = None, key: int | None = None,
+                       style: int = 0) -> Primer:
     """A window of `sequence_length` tokens drawn by `rng` from the training pieces, as the
     paper did: never from the pieces the training run held out (`held_out`), which evaluation
     keeps for comparing generated pieces with music the network never saw. `time_signatures`:
     each piece's, for a network told where in its bar each onset falls. With `key`, a window
-    that ends in a key of its mode (major, minor), transposed into `key`."""
+    that ends in a key of its mode (major, minor), transposed into `key`. With `style`, a window
+    of a piece of that style (`ModelConfig.styles`, from 1)."""
     length = config.sequence_length
-    starts = window_starts(stream, length, set(stream.piece_ids) - set(held_out))
+    pieces = set(stream.piece_ids) - set(held_out)
+    if style:
+        pieces = {stream.piece_ids[i] for i in range(len(stream.piece_ids)) if stream.style[stream.bounds[i]] == style}
+    starts = window_starts(stream, length, pieces - set(held_out))
     if not len(starts):
-        raise GenerationError(f"no training piece of the corpus is longer than {length} tokens")
+        raise GenerationError(f"no training piece of the corpus{' in that style' if style else ''} is longer than "
+                              f"{length} tokens")
     if key is None:
         start, shift = int(starts[rng.integers(len(starts))]), 0
         tokens = vocabulary.decode(stream.ids[start:start + length])
@@ -165,7 +174,8 @@ def primer_from_corpus(stream: TokenStream, vocabulary: Vocabulary, config: Mode
         bar = int(stream.bar[end]) if stream.bar is not None else 0
         last = Placement(int(stream.phase[end]), bar, int(stream.bar_position[end]) if stream.bar is not None else 0,
                          metre_of_bar((time_signatures or {}).get(stream.piece_ids[piece]), bar),
-                         int(transposed_key(stream.key[end], shift)) if stream.key is not None else 0)
+                         int(transposed_key(stream.key[end], shift)) if stream.key is not None else 0,
+                         int(stream.style[end]) if stream.style is not None else 0)
     return Primer("training window", tokens, {"piece_id": stream.piece_ids[piece],
                                               "position": start - int(stream.bounds[piece]), "transposed": shift},
                   classes, last=last)

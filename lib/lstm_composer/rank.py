@@ -86,7 +86,7 @@ def read_windows(task: RankTask, vocabulary: Vocabulary, rank: int, size: int) -
     def windows(of, pieces):  # the paper's window starts, or a dense model's rows
         return rank_window_starts(of, config.sequence_length, pieces, 0, 1, config.dense_targets)
 
-    columns = {"bass": config.bass, "key": config.key, "metre": config.metre}
+    columns = {"bass": config.bass, "key": config.key, "metre": config.metre, "styles": config.styles}
     stream = read_token_stream(corpus, vocabulary, expression, shards.shard(rank), **columns)
     held_out = set(shards.held_out)
     train_starts = windows(stream, set(stream.piece_ids) - held_out)

@@ -39,6 +39,7 @@ NOTES_SCHEMA = pa.schema([
         pa.int32(), pa.string(), pa.list_(pa.field("element", pa.int32(), nullable=False)), pa.float64(),
         pa.float64(), pa.int32(), pa.int32()))),
 ])
+STYLE_COLUMN = "style"  # a notes table's label of each row's piece, in a model directory's copy (`label_notes`)
 PIECES_SCHEMA = pa.schema([
     pa.field("piece_id", pa.string(), nullable=False),
     pa.field("path", pa.string(), nullable=False),
@@ -86,6 +87,7 @@ class TokenStream:
     key_window: np.ndarray | None = None  # int32: the window of form.WINDOW_BEATS quarters that key is of
     bar: np.ndarray | None = None  # int64: each token's bar, from its piece's start (metre.bar_positions)
     bar_position: np.ndarray | None = None  # int64: where in its bar, in PHASES steps per quarter
+    style: np.ndarray | None = None  # int32: its piece's style, from 1 as `ModelConfig.styles` lists them (0: none)
 
     def attributes(self, config: ModelConfig) -> np.ndarray:
         """(tokens, attributes) int32: the columns `config.attributes` name, in order."""
@@ -100,6 +102,8 @@ class TokenStream:
             columns += [bar_beat(self.bar_position)[:, None], phrase_bar(self.bar)[:, None]]
         if config.key:
             columns.append(self.key[:, None])
+        if config.styles:
+            columns.append(self.style[:, None])
         return np.concatenate(columns, axis=1).astype(np.int32)
 
     def piece(self, i: int) -> np.ndarray:
@@ -113,7 +117,7 @@ class TokenStream:
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.ids, self.bounds, self.expression, self.bass, self.phase, self.key,
-                                      self.key_window, self.bar, self.bar_position) if a is not None)
+                                      self.key_window, self.bar, self.bar_position, self.style) if a is not None)
 
 
 @dataclass(frozen=True)
@@ -141,14 +145,15 @@ class Shard:
 
 def read_token_stream(corpus: Corpus, vocabulary: Vocabulary, expression: Expression | None = None,
                       shard: Shard | None = None, bass: bool = False, key: bool = False,
-                      metre: bool = False) -> TokenStream:
+                      metre: bool = False, styles: tuple[str, ...] = ()) -> TokenStream:
     """Read the notes table in piece and position order, all of it or one `shard`; with
     `expression`, each token's onset gap, duration and velocity classes (and beat phase) too;
     with `bass`, each token's lowest pitch; with `key`, the key of the passage around it
-    (`form.window_key_labels`); with `metre`, its bar and place in the bar (`metre.bar_positions`)."""
+    (`form.window_key_labels`); with `metre`, its bar and place in the bar (`metre.bar_positions`);
+    with `styles`, its piece's style (`STYLE_COLUMN`) as its index in them from 1, 0 for none."""
     timing = bool(expression or key or metre)
     columns = (["piece_id", "position", "token"] + (["offset", "duration", "velocity"] if timing else [])
-               + (["pitches"] if bass or key else []))
+               + (["pitches"] if bass or key else []) + ([STYLE_COLUMN] if styles else []))
     filesystem, path = storage.resolve(corpus.notes)
     table = pq.read_table(path, filesystem=filesystem, columns=columns, filters=shard.filter() if shard else None)
     table = table.sort_by([("piece_id", "ascending"), ("position", "ascending")])
@@ -175,8 +180,13 @@ def read_token_stream(corpus: Corpus, vocabulary: Vocabulary, expression: Expres
                                  pc.list_flatten(table["pitches"]).to_numpy(), bounds[:-1])
     if metre:
         bars, positions = _bars_by_piece(corpus, table["offset"].to_numpy(), bounds, piece_ids)
+    style = None
+    if styles:  # an unknown label, or none, is 0
+        style = pc.fill_null(pc.add(pc.index_in(table[STYLE_COLUMN], value_set=pa.array(styles)), 1), 0)
+        style = style.to_numpy(zero_copy_only=False).astype(np.int32)
     return TokenStream(ids=ids.to_numpy(zero_copy_only=False).astype(np.int32), bounds=bounds, piece_ids=piece_ids,
                        expression=classes, phase=phase, key=keys, key_window=windows, bar=bars, bar_position=positions,
+                       style=style,
                        bass=pc.list_element(table["pitches"], 0).to_numpy().astype(np.int32) if bass else None)
 
 
@@ -243,6 +253,23 @@ def pieces_outside(corpus: Corpus, known: Vocabulary) -> set[str]:
         strangers = pc.invert(pc.is_in(batch.column("token"), tokens))
         outside.update(pc.filter(batch.column("piece_id"), strangers).to_pylist())
     return outside
+
+
+def label_notes(corpus: Corpus, labels: dict[str, str]) -> None:
+    """Give every row of the notes table its piece's style label (`labels`: by piece id; none
+    where a piece has none), file by file, in a column `STYLE_COLUMN` that the parse job never
+    writes: done to a model directory's own copy of its corpus."""
+    pieces, names = pa.array(list(labels), pa.string()), pa.array(list(labels.values()), pa.string())
+    for relative in storage.files_under(corpus.notes):
+        if relative.startswith(("_", ".")) or not relative.endswith(".parquet"):
+            continue
+        filesystem, path = storage.resolve(storage.join(corpus.notes, relative))
+        table = pq.read_table(path, filesystem=filesystem)
+        if STYLE_COLUMN in table.column_names:
+            table = table.drop_columns([STYLE_COLUMN])
+        style = pc.take(names, pc.index_in(table["piece_id"], value_set=pieces))
+        write_parquet(table.append_column(STYLE_COLUMN, style), storage.parent(storage.join(corpus.notes, relative)),
+                      name=storage.name(relative))
 
 
 def read_played(corpus: Corpus) -> dict[str, list[Token]]:

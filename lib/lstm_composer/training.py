@@ -27,7 +27,8 @@ from lstm_composer.locks import Lock
 from lstm_composer.progress import ConsoleRelay, Failure, first_line
 from lstm_composer.rank import RankTask, train_rank
 from lstm_composer.shards import ShardPlan, hold_out, plan_shards
-from lstm_composer.tables import Corpus, notes_summary, notes_voicings
+from lstm_composer.styles import StyleSource, read_labels
+from lstm_composer.tables import Corpus, label_notes, notes_summary, notes_voicings, piece_values
 from lstm_composer.tokens import Vocabulary, with_transpositions
 
 
@@ -54,6 +55,7 @@ class TrainConfig:
     patience: int | None = None  # stop after this many epochs without a lower validation loss
     slot_wait: float = 60.0  # seconds to wait for executors to offer `num_proc` task slots
     progress_seconds: float = 30.0  # rank 0 prints a progress line at least this often during an epoch
+    style_from: StyleSource | None = None  # where each piece's style label comes from (`styles.py`); None: no labels
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -99,6 +101,7 @@ class TrainSummary:
 class PreparedRun(NamedTuple):
     """What the driver read or wrote before starting the ranks."""
 
+    model: ModelConfig  # the preset's, with the style labels the corpus has
     vocabulary: Vocabulary  # with every transposition the training may make
     expression: Expression | None  # an expressive model's class values
     held_out: tuple[str, ...]
@@ -127,24 +130,28 @@ def prepare_run(config: TrainConfig) -> PreparedRun:
     held_out = hold_out(sorted(counts), config.val_fraction, config.seed)
     shards = rank_shards(config, counts, held_out)
     expression = Expression.for_rhythm(config.model.rhythm) if config.model.expressive else None
+    labels = read_labels(config.style_from, piece_values(config.corpus, "path")) if config.style_from else {}
+    model = replace(config.model, styles=tuple(sorted(set(labels.values()))))
     directory.clear()
     try:
-        directory.write_settings(RunSettings(config.model, config.corpus_path, config.epochs, config.num_proc,
+        directory.write_settings(RunSettings(model, config.corpus_path, config.epochs, config.num_proc,
                                              config.seed, config.val_fraction, held_out))
         directory.write_vocabulary(vocabulary, expression)
         directory.write_voicings(notes_voicings(config.corpus))
         corpus, _ = directory.keep_corpus(config.corpus)
+        if labels:
+            label_notes(corpus, labels)
     except OSError:  # a full disk, say: leave no part of a run behind
         directory.clear()
         raise
-    return PreparedRun(vocabulary, expression, held_out, 0, shards, corpus)
+    return PreparedRun(model, vocabulary, expression, held_out, 0, shards, corpus)
 
 
 def prepare_resume(config: TrainConfig, directory: ModelDir) -> PreparedRun:
     """A resumed run: its settings checked, from the `config.resume_from` checkpoint (which
     becomes `last`), the history trimmed to it, on the corpus the run began with."""
     saved = directory.settings()
-    if saved.model != config.model:
+    if replace(saved.model, styles=()) != config.model:
         raise ModelDirError(f"{directory.file(CONFIG_FILE)} was written for preset {saved.model.name!r} with "
                             f"other settings: resume with the same preset")
     start = directory.checkpoint(config.resume_from)
@@ -153,7 +160,12 @@ def prepare_resume(config: TrainConfig, directory: ModelDir) -> PreparedRun:
                             f"without --resume and with --overwrite to start again, or choose another --model-dir")
     vocabulary, left_out = directory.vocabulary(), []
     if config.update_corpus:  # the corpus as it is now, without pieces of tokens the model never saw
+        if saved.model.styles and not config.style_from:
+            raise ValueError("this model learnt style labels: --update-corpus needs --style-from again, to label "
+                             "the pieces of the corpus as it is now")
         corpus, left_out = directory.keep_corpus(config.corpus, vocabulary)
+        if saved.model.styles:  # a label the model never learnt counts as none
+            label_notes(corpus, read_labels(config.style_from, piece_values(corpus, "path")))
     else:
         corpus = directory.corpus(saved)  # as the run found it, however the corpus has changed since
     shards = rank_shards(config, notes_summary(corpus)[1], saved.held_out)
@@ -162,7 +174,7 @@ def prepare_resume(config: TrainConfig, directory: ModelDir) -> PreparedRun:
     first_epoch = start.epoch + 1 if start else 0
     directory.trim_history(first_epoch)
     directory.write_settings(replace(saved, epochs=config.epochs))
-    return PreparedRun(vocabulary, directory.expression(), saved.held_out, first_epoch, shards, corpus,
+    return PreparedRun(saved.model, vocabulary, directory.expression(), saved.held_out, first_epoch, shards, corpus,
                        tuple(left_out))
 
 
@@ -280,7 +292,7 @@ def train_ranks(spark, config: TrainConfig, run: PreparedRun) -> TrainSummary:
     local = spark.sparkContext.master.startswith("local")
     driver_host = "127.0.0.1" if local else spark.sparkContext.getConf().get("spark.driver.host")
     relay = ConsoleRelay(driver_host)  # the ranks' lines, on this console as they print them
-    task = RankTask(config.model, run.corpus.root, config.model_dir, tuple(run.vocabulary.tokens), run.expression,
+    task = RankTask(run.model, run.corpus.root, config.model_dir, tuple(run.vocabulary.tokens), run.expression,
                     run.shards, run.first_epoch, config.epochs, config.seed, config.threads_per_rank,
                     config.steps_per_epoch, config.val_steps, config.max_minutes, config.patience,
                     config.progress_seconds, relay.address)

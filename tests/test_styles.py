@@ -1,0 +1,111 @@
+"""Style labels (`styles.py`): read from a CSV beside the corpus or from each file's folder, kept in
+the model directory's copy of the notes table, told to the network, chosen by generate --style."""
+import json
+from dataclasses import replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lstm_composer.expression import Expression
+from lstm_composer.presets import preset
+from lstm_composer.styles import StyleSource, read_labels
+from lstm_composer.tables import Corpus, read_token_stream
+from lstm_composer.tokens import note_name
+
+PATHS = {"p1": "file:/music/Debussy/clair.mid", "p2": "s3://bucket/music/Ravel/bolero.mid",
+         "p3": "file:/music/loose.mid"}
+
+
+def test_labels_come_from_each_files_folder_or_a_csv_beside_the_files(tmp_path):
+    assert read_labels(StyleSource.parse("folder"), PATHS) == {"p1": "Debussy", "p2": "Ravel", "p3": "music"}
+    table = tmp_path / "metadata.csv"
+    table.write_text("composer,title,midi\nDebussy,Clair de lune,Debussy/clair.mid\nRavel,Bolero,./Ravel/bolero.mid\n"
+                     ",Untitled,loose.mid\nSatie,Gymnopedie,Satie/gymnopedie.mid\n")
+    # Matched by the end of each path; a row without a label, or naming no piece, labels nothing.
+    assert read_labels(StyleSource.parse(f"{table}:midi:composer"), PATHS) == {"p1": "Debussy", "p2": "Ravel"}
+    plain = tmp_path / "labels.csv"
+    plain.write_text("path,label\n/music/loose.mid,sketch\n")
+    assert read_labels(StyleSource.parse(str(plain)), PATHS) == {"p3": "sketch"}
+
+    with pytest.raises(ValueError, match="has no column 'path' .*--style-from .*:PATH_COLUMN:LABEL_COLUMN"):
+        read_labels(StyleSource.parse(str(table)), PATHS)
+    plain.write_text("path,label\nelsewhere/other.mid,x\n")
+    with pytest.raises(ValueError, match="no path of .*labels.csv names a file of the corpus"):
+        read_labels(StyleSource.parse(str(plain)), PATHS)
+    with pytest.raises(ValueError, match="--style-from is 'folder' or a CSV file"):
+        StyleSource.parse("composers.txt")
+    with pytest.raises(ValueError, match="cannot read --style-from"):
+        read_labels(StyleSource.parse(str(tmp_path / "missing.csv")), PATHS)
+
+
+def write_corpus(root, paths: dict[str, str]) -> None:
+    """A notes table of 30 single notes per piece, and a pieces table naming each piece's file."""
+    rows = [(piece, i, note_name(60 + i % 12), [60 + i % 12], float(i), 1.0, 64) for piece in paths for i in range(30)]
+    names = ("piece_id", "position", "token", "pitches", "offset", "duration", "velocity")
+    columns = dict(zip(names, map(list, zip(*rows))))
+    columns["position"] = pa.array(columns["position"], pa.int32())
+    (root / "notes").mkdir(parents=True)
+    (root / "pieces").mkdir()
+    pq.write_table(pa.table(columns), root / "notes/part-0.parquet")
+    pq.write_table(pa.table({"piece_id": list(paths), "path": list(paths.values())}), root / "pieces/part-0.parquet")
+
+
+def test_training_keeps_each_pieces_label_in_its_notes_table_and_its_settings(tmp_path):
+    from lstm_composer.training import TrainConfig, prepare_run
+
+    write_corpus(tmp_path / "corpus", PATHS)
+    model = replace(preset("small"), sequence_length=6, batch_size=1)
+    config = TrainConfig(str(tmp_path / "corpus"), str(tmp_path / "model"), model, epochs=1, num_proc=1,
+                         val_fraction=0.0, style_from=StyleSource.parse("folder"))
+    run = prepare_run(config)
+    assert run.model.styles == ("Debussy", "Ravel", "music") == tuple(
+        json.loads((tmp_path / "model/config.json").read_text())["model"]["styles"])
+    copied = pq.read_table(tmp_path / "model/corpus/notes").to_pydict()
+    assert {(piece, style) for piece, style in zip(copied["piece_id"], copied["style"])} == {
+        ("p1", "Debussy"), ("p2", "Ravel"), ("p3", "music")}
+    assert "style" not in pq.read_table(tmp_path / "corpus/notes").column_names  # the corpus itself is untouched
+    stream = read_token_stream(run.corpus, run.vocabulary, Expression(), styles=("Ravel", "Debussy"))
+    assert [stream.style[stream.bounds[i]] for i in range(3)] == [2, 1, 0]  # by the order given; unknown: 0
+
+    plain = prepare_run(replace(config, style_from=None, overwrite=True))
+    assert plain.model.styles == () and "style" not in pq.read_table(tmp_path / "model/corpus/notes").column_names
+
+
+def styled_model_dir(tmp_path) -> str:
+    """A randomised network told its style, over a corpus of a busy piece labelled "busy" and a
+    calm one labelled "calm"."""
+    from test_controls import keyed_model_dir
+
+    return keyed_model_dir(tmp_path, metre=True, styles={"a": "busy", "b": "calm"})
+
+
+def test_a_style_draws_the_window_from_its_pieces_and_tells_the_network(tmp_path):
+    from lstm_composer.generate import GenerateConfig, GenerationError, compose
+    from midi_bytes import melody, midi_file
+
+    model_dir = styled_model_dir(tmp_path)
+    assert {compose(GenerateConfig(model_dir, length=10, seed=seed, style="Calm")).report.primer["piece_id"]
+            for seed in range(6)} == {"b"}
+    assert {compose(GenerateConfig(model_dir, length=10, seed=seed)).report.primer["piece_id"]
+            for seed in range(6)} == {"a", "b"}
+    # After the same file, the style the network is told changes what it writes.
+    primer = tmp_path / "mine.mid"
+    primer.write_bytes(midi_file(melody([60, 62, 64, 65, 67, 69, 71, 72] * 2)))
+    busy, calm = (compose(GenerateConfig(model_dir, length=40, seed=3, primer_path=str(primer), style=style))
+                  for style in ("busy", "calm"))
+    assert busy.tokens != calm.tokens
+
+    with pytest.raises(GenerationError, match="--style 'baroque' is none of the model's: busy, calm"):
+        compose(GenerateConfig(model_dir, length=10, style="baroque"))
+
+
+def test_a_model_without_labels_refuses_a_style_and_still_generates(tmp_path):
+    from lstm_composer.generate import GenerateConfig, GenerationError, compose
+    from test_controls import keyed_model_dir
+
+    model_dir = keyed_model_dir(tmp_path, metre=True)
+    assert len(compose(GenerateConfig(model_dir, length=10)).tokens) == 10
+    with pytest.raises(GenerationError, match="--style needs a model trained with style labels"):
+        compose(GenerateConfig(model_dir, length=10, style="calm"))
