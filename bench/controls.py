@@ -18,13 +18,14 @@ and the network's loss on the kept bars after the new passage against after the 
 """
 import argparse
 import statistics
+from dataclasses import replace
 import tempfile
 from pathlib import Path
 
 import mido
 
 from lstm_composer.form import KEY_NAMES, parse_key
-from lstm_composer.generate import GenerateConfig, compose
+from lstm_composer.generate import GenerateConfig, Sampling, compose
 from lstm_composer.model_dir import ModelDir, TrainedModel
 from lstm_composer.redo import Bars
 from lstm_composer.render import PieceFiles, write_piece
@@ -134,7 +135,7 @@ def redo_files(folder: str, model: TrainedModel, count: int, bars: Bars) -> list
     return chosen
 
 
-def redo_figures(args, model, scratch: Path) -> None:
+def redo_figures(args, model: TrainedModel, scratch: Path) -> None:
     bars = Bars.parse(args.redo_bars)
     identical, ratios = [], []
     for seed, source in enumerate(redo_files(args.redo_from, model, args.pieces, bars)):
@@ -159,46 +160,54 @@ def main() -> None:
     parser.add_argument("--pieces", type=int, default=12)
     parser.add_argument("--length", type=int, default=500)
     parser.add_argument("--keys", nargs="*", default=["F# major", "Eb minor"])
+    parser.add_argument("--key-weight", type=float, default=Sampling().key_weight)
     parser.add_argument("--rates", nargs="*", type=float, default=[])
     parser.add_argument("--bars", type=int, default=16)
     parser.add_argument("--redo-from", default="../shared/midi/piano-midi")
     parser.add_argument("--redo-bars", default="5-8")
     parser.add_argument("--only", choices=["key", "bars", "density", "redo"], nargs="*",
-                        default=["key", "bars", "density", "redo"])
+                        default=["key", "bars", "density", "redo"], help="the controls to measure")
     args = parser.parse_args()
     model = ModelDir(args.model_dir).load()
-    seeds = range(args.pieces)
+    figures = {"redo": redo_figures, "key": key_figures, "bars": bars_figures, "density": density_figures}
     with tempfile.TemporaryDirectory() as scratch:
-        if "redo" in args.only:
-            redo_figures(args, model, Path(scratch))
-        for name in args.keys if "key" in args.only else []:
-            key = parse_key(name)
-            found = [music21_keys(written(compose(GenerateConfig(args.model_dir, args.length, seed, key=key), model),
-                                          Path(scratch) / f"key-{seed}.mid", [(0, key)])) for seed in seeds]
-            for method, keys in zip(("default (Aarden-Essen)", "Krumhansl-Schmuckler"), zip(*found)):
-                print(f"--key {name!r}: music21's {method} finds {KEY_NAMES[key]} in "
-                      f"{sum(k == key for k in keys)} of {len(keys)} (found: {', '.join(KEY_NAMES[k] for k in keys)})",
-                      flush=True)
-        ended = []
-        for seed in seeds if "bars" in args.only else []:
-            path = Path(scratch) / f"bars-{seed}.mid"
-            piece = compose(GenerateConfig(args.model_dir, seed=seed, bars=args.bars), model)
-            write_piece(piece.events, piece.report.to_json(), PieceFiles(str(path), musicxml=True), piece.metre)
-            ended.append(bars_and_tonic_ending(path))
-        if ended:
-            print(f"--bars {args.bars}: music21 counts {', '.join(str(bars) for bars, _ in ended)} bars; the last chord's "
-                  f"bass is the tonic in {sum(tonic for _, tonic in ended)} of {len(ended)}", flush=True)
-        levels = model.density_levels()
-        for asked in [*levels, *args.rates] if "density" in args.only else []:
-            rate = levels.get(asked, asked)
-            measured = [onsets_per_quarter(written(compose(GenerateConfig(args.model_dir, args.length, seed,
-                                                                          density=asked), model),
-                                                   Path(scratch) / f"density-{seed}.mid")) for seed in seeds]
-            within = sum(abs(m / rate - 1) <= 0.2 for m in measured)
-            print(f"--density {asked} ({rate:.2f} onsets per quarter): measured median {statistics.median(measured):.2f}, "
-                  f"range {min(measured):.2f}-{max(measured):.2f}; within 20% in {within} of {len(measured)}",
-                  flush=True)
+        for name in args.only:
+            figures[name](args, model, Path(scratch))
 
+
+def key_figures(args, model: TrainedModel, scratch: Path) -> None:
+    for name in args.keys:
+        key = parse_key(name)
+        config = GenerateConfig(args.model_dir, args.length, sampling=Sampling(key_weight=args.key_weight), key=key)
+        found = [music21_keys(written(compose(replace(config, seed=seed), model), scratch / f"key-{seed}.mid",
+                                      [(0, key)])) for seed in range(args.pieces)]
+        for method, keys in zip(("default (Aarden-Essen)", "Krumhansl-Schmuckler"), zip(*found)):
+            print(f"--key {name!r}: music21's {method} finds {KEY_NAMES[key]} in {sum(k == key for k in keys)} of "
+                  f"{len(keys)} (found: {', '.join(KEY_NAMES[k] for k in keys)})", flush=True)
+
+
+def bars_figures(args, model: TrainedModel, scratch: Path) -> None:
+    ended = []
+    for seed in range(args.pieces):
+        path = scratch / f"bars-{seed}.mid"
+        piece = compose(GenerateConfig(args.model_dir, seed=seed, bars=args.bars), model)
+        write_piece(piece.events, piece.report.to_json(), PieceFiles(str(path), musicxml=True), piece.metre)
+        ended.append(bars_and_tonic_ending(path))
+    print(f"--bars {args.bars}: music21 counts {', '.join(str(bars) for bars, _ in ended)} bars; the last "
+          f"chord's bass is the tonic in {sum(tonic for _, tonic in ended)} of {len(ended)}", flush=True)
+
+
+def density_figures(args, model: TrainedModel, scratch: Path) -> None:
+    levels = model.density_levels()
+    for asked in [*levels, *args.rates]:
+        rate = levels.get(asked, asked)
+        measured = [onsets_per_quarter(written(compose(GenerateConfig(args.model_dir, args.length, seed,
+                                                                      density=asked), model),
+                                               scratch / f"density-{seed}.mid")) for seed in range(args.pieces)]
+        within = sum(abs(m / rate - 1) <= 0.2 for m in measured)
+        print(f"--density {asked} ({rate:.2f} onsets per quarter): measured median "
+              f"{statistics.median(measured):.2f}, range {min(measured):.2f}-{max(measured):.2f}; within 20% in "
+              f"{within} of {len(measured)}", flush=True)
 
 if __name__ == "__main__":
     main()

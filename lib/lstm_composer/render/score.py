@@ -40,10 +40,10 @@ def _dynamics(events: Sequence[Event], bar: float) -> tuple[list[tuple[float, st
     grows louder or softer within itself.
 
     A phrase begins at the median velocity of the events of its first half, so one loud note
-    among soft ones earns no mark; a new mark needs it to move by `_DYNAMIC_CHANGE` from the last mark's and to
-    name another level. A hairpin needs the median of the phrase's second half to differ from its
-    first half's by as much; it runs from the first onset of the phrase's second bar to the last
-    onset before its last bar.
+    among soft ones earns no mark; a new mark needs it to move by `_DYNAMIC_CHANGE` from the
+    last mark's and to name another level. A hairpin needs the median of the phrase's second
+    half to differ from its first half's by as much; it runs from the first onset of the
+    phrase's second bar to the last onset before its last bar.
     """
     phrase = PHRASE_BARS * bar
     phrases: dict[int, list[Event]] = {}
