@@ -38,7 +38,8 @@ def main() -> None:
     parser.add_argument("--redo", type=flag_type(Bars.parse), metavar="BARS",
                         help="with --primer: write bars such as 5-8 of the file anew and keep the rest note for note")
     parser.add_argument("--candidates", type=int, default=CANDIDATES,
-                        help="passages drawn for --redo; the one the network finds joins the kept bars best is kept")
+                        help="passages drawn for --redo; the one after which the network finds the kept bars "
+                             "likeliest is kept")
     parser.add_argument("--key", type=flag_type(parse_key), metavar='"D minor"',
                         help="the key of the piece, any of the 24 (a training window moved into it, the key held, "
                              "its signature in the score); default: as the network goes, the signature from the notes")
