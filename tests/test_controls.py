@@ -169,6 +169,12 @@ def test_redo_writes_the_bars_anew_and_keeps_the_rest_note_for_note(tmp_path):
     alone = compose(GenerateConfig(model_dir, primer_path=str(primer), redo=Bars(3, 5), seed=4, candidates=1))
     assert detail["kept_loss"] <= alone.report.primer["kept_loss"]
 
+    # The file's last bars have nothing after them to join: no loss to report, the rest kept.
+    ending = compose(GenerateConfig(model_dir, primer_path=str(primer), redo=Bars(7, 8), seed=4))
+    assert ending.report.primer["kept_loss"] is None
+    assert sorted((e.offset, p, e.duration, e.velocity) for e in ending.events if e.offset < 24 for p in e.pitches) \
+        == [note for note in original if note[0] < 24]
+
 
 def test_redo_refuses_what_it_cannot_do(tmp_path):
     from lstm_composer.redo import Bars

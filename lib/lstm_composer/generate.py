@@ -249,13 +249,14 @@ def redo(config: GenerateConfig, model: TrainedModel, decoder, rng: np.random.Ge
         shown, events = perform(replace(config, keep_primer=True), model, primer, generated, [-1] * len(generated),
                                 times, voicing_rng)
         new = placed(events[len(shown):], lead, bars.start, bars.end, kept)
-        loss = kept_loss(decoder, *rows(as_tokens(new))) if bars.after else 0.0
+        loss = kept_loss(decoder, *rows(as_tokens(new))) if bars.after else None  # the file's last bars: no join
         drawn.append((loss, generated, new))
-    loss, generated, new = min(drawn, key=lambda candidate: candidate[0])
-    original = kept_loss(decoder, *rows(bars.within)) if bars.after else 0.0
+    loss, generated, new = min(drawn, key=lambda candidate: candidate[0] or 0.0)
+    original = kept_loss(decoder, *rows(bars.within)) if bars.after else None
     events = sorted(kept + new, key=lambda e: (e.offset, e.pitches))
     primer = replace(primer, detail={**primer.detail, "redo": str(config.redo), "candidates": config.candidates,
-                                     "kept_loss": round(loss, 4), "kept_loss_after_original": round(original, 4)})
+                                     "kept_loss": loss and round(loss, 4),
+                                     "kept_loss_after_original": original and round(original, 4)})
     report = describe(config, primer, generated, new, longest_copy(generated[:, 0], model.tokens()), 1)
     return Composition(tokens=[e.token for e in events], events=events, primer_length=0, report=report,
                        metre=primer.last.metre)
