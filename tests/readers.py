@@ -91,13 +91,14 @@ def sounding(staff) -> list[tuple[int, int, int]]:
 def assert_hands_split(treble: set[tuple[int, int]], bass: set[tuple[int, int]]) -> None:
     """The (pitch, onset) notes of the two staves split each onset as a pianist reads it: at
     one pitch, no note more than two ledger lines off its staff (A3 to E4 lie between them), and
-    elsewhere than at middle C only where middle C would stretch a hand past an octave."""
+    elsewhere than at middle C only where middle C would stretch a hand past an octave, or for
+    a lone note (which goes to the hand nearest it)."""
     for onset in {onset for _, onset in treble | bass}:
         high = sorted(pitch for pitch, at in treble if at == onset)
         low = sorted(pitch for pitch, at in bass if at == onset)
         assert not (high and low) or low[-1] < high[0], (onset, low, high)
         assert all(pitch >= 57 for pitch in high) and all(pitch <= 64 for pitch in low), (onset, low, high)
-        if any(pitch >= 60 for pitch in low) or any(pitch < 60 for pitch in high):
+        if len(high + low) > 1 and (any(pitch >= 60 for pitch in low) or any(pitch < 60 for pitch in high)):
             at_middle_c = ([p for p in low + high if p < 60], [p for p in low + high if p >= 60])
             assert any(hand and hand[-1] - hand[0] > 12 for hand in at_middle_c), (onset, low, high)
 

@@ -93,12 +93,12 @@ def test_musicxml_is_a_grand_staff_with_every_note_in_its_hand(tmp_path):
     assert len(treble.getElementsByClass("Measure")) == len(bass.getElementsByClass("Measure")) == 2
 
     # Onsets to the nearest 1/24 quarter (D5 at 2.26 → 54/24), releases to their beat's 16ths
-    # (E-5's 4/24 → 6/24); the chords split by hand at middle C.
+    # (E-5's 4/24 → 6/24); the chords split by hand at middle C; the lone B-flat near middle C
+    # goes to the hand that played nearest it (C5 above, G2 below).
     assert sounding(treble) == [
-        (60, 24, 8), (64, 24, 8), (64, 32, 8), (64, 120, 12), (67, 24, 8), (67, 120, 12), (69, 72, 48),
-        (71, 120, 12), (72, 0, 24), (73, 40, 8), (74, 54, 6), (75, 48, 6)]
-    # G2 keeps its half note under the B-flat: two voices.
-    assert sounding(bass) == [(43, 0, 48), (53, 60, 36), (58, 12, 12)]
+        (58, 12, 12), (60, 24, 8), (64, 24, 8), (64, 32, 8), (64, 120, 12), (67, 24, 8), (67, 120, 12),
+        (69, 72, 48), (71, 120, 12), (72, 0, 12), (73, 40, 8), (74, 54, 6), (75, 48, 6)]
+    assert sounding(bass) == [(43, 0, 48), (53, 60, 36)]
 
     def marks(staff):
         return [(d.value, d.getOffsetInHierarchy(staff)) for d in staff.recurse().getElementsByClass(dynamics.Dynamic)]
@@ -165,8 +165,16 @@ def test_musicxml_splits_a_chord_between_the_hands_so_that_neither_stretches_pas
     def struck(staff):
         return [sorted(p.midi for p in n.pitches) for n in staff.flatten().notes]
 
-    assert struck(bass) == [[48, 60], [43], [36], [59]]
-    assert struck(treble) == [[64, 67, 72, 76], [60, 64, 67], [60, 84]]
+    assert struck(bass) == [[48, 60], [43], [36]]
+    assert struck(treble) == [[64, 67, 72, 76], [60, 64, 67], [60, 84], [59]]  # B3 after the right hand's C4
+
+    # A line that crosses middle C stays with the hand that plays it: the right hand's B3 and A3
+    # after its C4, the left hand's C4 to E4 after its B3.
+    right = [Event(name, float(i), 1.0, 80) for i, name in enumerate(["G4", "E4", "C4", "B3", "A3", "B3", "C4"])]
+    left = [Event(name, float(i), 1.0, 80) for i, name in enumerate(["C3", "E3", "G3", "B3", "C4", "D4", "E4"])]
+    for line, staff in ((right, 0), (left, 1)):
+        staves = read_musicxml(write_musicxml(line, tmp_path / "line.musicxml"))[1:]
+        assert [len(s.flatten().notes) for s in staves] == ([7, 0] if staff == 0 else [0, 7])
 
     # A mark stands below the treble staff where it strikes a note, below the bass staff where only that does.
     bass_first = [Event("0", 0.0, 2.0, 110, (48, 55)), Event("4.7.0", 1.0, 2.0, 100, (64, 67, 72, 76))]

@@ -31,6 +31,7 @@ _OCTAVE_RUN = 3  # onsets that need the line: fewer, within `lone`, keep their l
 _DYNAMICS = (("ppp", 16), ("pp", 33), ("p", 49), ("mp", 64), ("mf", 80), ("f", 96), ("ff", 112), ("fff", 127))
 _HAND_SPAN = 12  # semitones, an octave: the widest a hand is written to strike at once where a split allows
 _HIGHEST_BASS, _LOWEST_TREBLE = 64, 57  # E4 and A3: two ledger lines from the bass and the treble staff
+_MIDDLE_LINES = (71, 50)  # B4 and D3: where each hand is before it plays
 _DYNAMIC_CHANGE = 12  # velocity change that earns a new mark: a bit under one level's width
 
 
@@ -83,7 +84,8 @@ def write_musicxml(events: Sequence[Event], path: str | Path, tempo: float = 120
     key signatures of `keys` ((bar, key) where each starts, the first at bar 0; a key is an
     index into `form.KEY_NAMES`; None: the keys its passages fit best, `form.passage_keys`),
     split at middle C, except where a chord would stretch one hand past an octave and another
-    split would not.
+    split would not, and where a lone note near middle C (A3 to E4) is nearer the hand that
+    played last on the other side.
 
     Offsets and durations are first rounded to the nearest 1/24 quarter (32nds and
     sextuplets), so every rhythm can be written down; each beat is then written in the
@@ -167,7 +169,8 @@ def _staff_notes(events: Sequence[Event]) -> tuple[list, list]:
     while it still sounds is released at the new strike, as the MIDI file does (a key cannot
     be struck while it is held down). Pitches struck at one onset for the same length on one
     staff become one chord. The pitches of an onset are split between the staves by
-    `_left_hand`.
+    `_left_hand`; a lone note from A3 to E4 goes to the staff whose last onset came nearest it
+    (the treble's lowest note, the bass's highest).
     """
     held: dict[tuple[int, int], int] = {}  # (pitch, start) → end
     for event in events:
@@ -181,6 +184,18 @@ def _staff_notes(events: Sequence[Event]) -> tuple[list, list]:
     for pitch, start in struck:
         together.setdefault(start, []).append(pitch)
     left = {start: pitches[:_left_hand(pitches)] for start, pitches in together.items()}
+    # A lone note near middle C goes to the hand that played nearest it last, so that a line
+    # crossing middle C stays on one staff.
+    nearest = list(_MIDDLE_LINES)  # the treble's lowest and the bass's highest pitch at their last onsets
+    for start in sorted(together):
+        pitches = together[start]
+        if len(pitches) == 1 and _LOWEST_TREBLE <= pitches[0] <= _HIGHEST_BASS:
+            left[start] = pitches if abs(pitches[0] - nearest[1]) < abs(pitches[0] - nearest[0]) else []
+        low = len(left[start])
+        if low:
+            nearest[1] = pitches[low - 1]
+        if low < len(pitches):
+            nearest[0] = pitches[low]
     for (pitch, start), following in zip(struck, struck[1:] + [(None, None)]):
         end = min(held[pitch, start], following[1]) if following[0] == pitch else held[pitch, start]
         staves[1 if pitch in left[start] else 0].append((start, end, pitch))
