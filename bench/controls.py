@@ -18,8 +18,8 @@ and the network's loss on the kept bars after the new passage against after the 
 """
 import argparse
 import statistics
-from dataclasses import replace
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import mido
@@ -29,6 +29,7 @@ from lstm_composer.generate import GenerateConfig, Sampling, compose
 from lstm_composer.model_dir import ModelDir, TrainedModel
 from lstm_composer.redo import Bars
 from lstm_composer.render import PieceFiles, write_piece
+from mido_notes import mido_notes
 
 
 def written(piece, path: Path, keys=None) -> Path:
@@ -76,23 +77,8 @@ def onsets_per_quarter(path: Path) -> float:
 
 def as_played(path: Path) -> tuple[list[tuple[int, int, int, int]], list[tuple[float, float]]]:
     """((onset, pitch, length, velocity) in 480ths of a quarter, as a piano plays the file's
-    notes: read with mido track by track, a note-on paired with the first open note-off of its
-    channel and pitch, a note still sounding at its track's end released there), and the file's
-    (offset, bar length) time signatures in quarters."""
-    midi = mido.MidiFile(str(path))
-    tpq, notes, signatures = midi.ticks_per_beat, [], []
-    for track in midi.tracks:
-        tick, sounding = 0, {}
-        for message in track:
-            tick += message.time
-            if message.type == "time_signature":
-                signatures.append((tick / tpq, 4 * message.numerator / message.denominator))
-            elif message.type == "note_on" and message.velocity:
-                sounding.setdefault((message.channel, message.note), []).append((tick, message.velocity))
-            elif message.type in ("note_on", "note_off") and sounding.get((message.channel, message.note)):
-                start, velocity = sounding[(message.channel, message.note)].pop(0)
-                notes.append((start, message.note, tick, velocity))
-        notes += [(start, note, tick, velocity) for (_, note), held in sounding.items() for start, velocity in held]
+    notes (`mido_notes`), and the file's (offset, bar length) time signatures in quarters."""
+    notes, tpq, signatures = mido_notes(path)
     strikes = {}
     for start, pitch, end, velocity in notes:
         start, end = round(start * 480 / tpq), round(end * 480 / tpq)
@@ -103,7 +89,7 @@ def as_played(path: Path) -> tuple[list[tuple[int, int, int, int]], list[tuple[f
         if played and played[-1][1] == pitch and played[-1][0] + played[-1][2] > start:
             played[-1] = (played[-1][0], pitch, start - played[-1][0], played[-1][3])
         played.append((start, pitch, end - start, velocity))
-    return sorted(played), sorted(signatures) or [(0.0, 4.0)]
+    return sorted(played), signatures or [(0.0, 4.0)]
 
 
 def bar_start(signatures: list[tuple[float, float]], bar: int) -> float:

@@ -18,7 +18,6 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-import mido
 import numpy as np
 
 from lstm_composer.classifier import fit_logistic
@@ -29,24 +28,18 @@ from lstm_composer.model_dir import ModelDir
 from lstm_composer.render import PieceFiles, write_piece
 from lstm_composer.tables import piece_values
 from lstm_composer.tokens import token_for
+from mido_notes import mido_notes
 
 LABELS = 5
 FOLDS = 5
 
 
 def onsets(path: Path) -> list[Event]:
-    """The file's notes as onsets (mido): the notes struck at one tick, the longest and loudest."""
-    midi = mido.MidiFile(str(path))
-    tpq, struck = midi.ticks_per_beat, {}
-    for track in midi.tracks:
-        tick, sounding = 0, {}
-        for message in track:
-            tick += message.time
-            if message.type == "note_on" and message.velocity:
-                sounding.setdefault((message.channel, message.note), []).append((tick, message.velocity))
-            elif message.type in ("note_on", "note_off") and sounding.get((message.channel, message.note)):
-                start, velocity = sounding[(message.channel, message.note)].pop(0)
-                struck.setdefault(start, []).append((message.note, tick - start, velocity))
+    """The file's notes as onsets (`mido_notes`): the notes struck at one tick, the longest and loudest."""
+    notes, tpq, _ = mido_notes(path)
+    struck = {}
+    for start, pitch, end, velocity in notes:
+        struck.setdefault(start, []).append((pitch, end - start, velocity))
     return [Event(token_for(sorted({n for n, _, _ in notes})), start / tpq, max(max(d for _, d, _ in notes), 1) / tpq,
                   max(v for _, _, v in notes), tuple(sorted({n for n, _, _ in notes})))
             for start, notes in sorted(struck.items())]

@@ -25,8 +25,8 @@ from lstm_composer.events import Event, fixed_step, play
 from lstm_composer.metre import Metre, bar_offset
 from lstm_composer.model_dir import ModelDir, TrainedModel
 from lstm_composer.originality import CopiedRun, Report, longest_copy, longest_cycle
-from lstm_composer.primers import (GenerationError, Primer, network_rows, primer_from_corpus, primer_from_file,
-                                   primer_from_tokens, read_file)
+from lstm_composer.primers import (GenerationError, Primer, primer_from_corpus, primer_from_file, primer_from_tokens,
+                                   read_file)
 from lstm_composer.redo import CANDIDATES, Bars, as_tokens, kept_loss, kept_notes, passage, placed
 from lstm_composer.render.midi import MAX_TEMPO, MIN_TEMPO
 from lstm_composer.reprise import Form, Reprise
@@ -238,7 +238,8 @@ def redo(config: GenerateConfig, model: TrainedModel, decoder, rng: np.random.Ge
     lead = first.offset - primer.events[0].offset  # the bars the primer's events leave out
 
     def rows(within: list[Token]) -> list[np.ndarray]:  # the network's inputs before the kept bars after, and in them
-        fed = network_rows(bars.before + within + bars.after, piece, vocabulary, expression, model.config, style)
+        fed = primer_from_tokens(config.primer_path, piece, bars.before + within + bars.after, vocabulary, expression,
+                                 config.tempo, model.config, style).positions(vocabulary)
         return np.split(fed, [len(fed) - sum(t.token in vocabulary.index for t in bars.after)])
 
     kept, drawn = kept_notes(content, bars.start, bars.end), []

@@ -34,7 +34,7 @@ from lstm_composer.expression import Expression
 from lstm_composer.presets import ModelConfig
 from lstm_composer.statistics import density_levels
 from lstm_composer.storage import Workspace
-from lstm_composer.tables import (Corpus, TokenStream, copy_corpus, piece_values, read_played,
+from lstm_composer.tables import (Corpus, TokenStream, copy_corpus, piece_onsets, piece_values,
                                   read_token_stream)
 from lstm_composer.tokens import Vocabulary
 from lstm_composer.voicing import Voicings
@@ -360,7 +360,7 @@ class TrainedModel:
 
     @cached_property
     def _density_levels(self) -> dict[str, float]:
-        return density_levels(tokens for piece, tokens in read_played(self.corpus).items()
+        return density_levels(onsets for piece, onsets in piece_onsets(self.corpus).items()
                               if piece not in self.held_out)
 
     def density_levels(self) -> dict[str, float]:

@@ -104,17 +104,6 @@ def primer_from_tokens(path: str, piece: PieceRow, tokens: list[Token], vocabula
                   classes, events, last)
 
 
-def network_rows(tokens: list[Token], piece: PieceRow, vocabulary: Vocabulary, expression: Expression,
-                 config: ModelConfig, style: int = 0) -> np.ndarray:
-    """What the network is fed for the tokens of a file that the model knows, one row each: the
-    token's id, then the classes and places `config.attributes` name, as for a primer file."""
-    kept = [t for t in tokens if t.token in vocabulary.index]
-    timing = expression.timing(np.array([t.offset for t in kept]), np.array([t.duration for t in kept]),
-                               piece.tempos)
-    classes, _ = _file_attributes(kept, config, expression, timing, piece.time_signatures, style)
-    return np.concatenate([np.array(vocabulary.encode(t.token for t in kept), np.int32)[:, None], classes], axis=1)
-
-
 def _file_attributes(kept: list, config: ModelConfig | None, expression: Expression, timing: tuple,
                      time_signatures, style: int = 0) -> tuple[np.ndarray, Placement]:
     """The classes and places of a file's tokens after the token itself (the columns of

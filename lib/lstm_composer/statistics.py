@@ -86,12 +86,12 @@ def overlaps(onsets: Sequence[Onset], reference: dict[str, np.ndarray]) -> dict[
 DENSITY_LEVELS = {"low": 0.25, "medium": 0.5, "high": 0.75}  # quantiles of the training pieces' onset rates
 
 
-def density_levels(pieces: Iterable[Sequence], quarters: float = 8.0) -> dict[str, float]:
+def density_levels(pieces: Iterable[np.ndarray], quarters: float = 8.0) -> dict[str, float]:
     """Onsets per quarter at the quantiles `DENSITY_LEVELS` name, over the windows of `quarters`
-    quarters of the pieces (each a sequence of tokens with an `offset`) that hold an onset."""
+    quarters of the pieces (each its onsets, in quarters) that hold an onset."""
     rates = []
-    for tokens in pieces:
-        windows = np.floor(np.array([token.offset for token in tokens]) / quarters).astype(int)
+    for onsets in pieces:
+        windows = np.floor(np.asarray(onsets, dtype=np.float64) / quarters).astype(int)
         rates += list(np.bincount(windows)[np.unique(windows)] / quarters) if len(windows) else []
     if not rates:
         raise ValueError("no onsets to measure a density from")

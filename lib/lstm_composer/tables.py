@@ -161,11 +161,7 @@ def read_token_stream(corpus: Corpus, vocabulary: Vocabulary, expression: Expres
     if ids.null_count:
         unknown = pc.filter(table["token"], pc.is_null(ids)).unique().to_pylist()[:5]
         raise ValueError(f"the notes table has tokens outside the vocabulary, e.g. {unknown}")
-    piece_column = table["piece_id"]  # compared in Arrow: no Python string per token
-    changes = np.flatnonzero(pc.not_equal(piece_column.slice(1), piece_column.slice(0, len(table) - 1))
-                             .to_numpy(zero_copy_only=False)) + 1
-    bounds = np.concatenate([[0], changes, [len(table)]] if len(table) else [[0]]).astype(np.int64)
-    piece_ids = piece_column.take(bounds[:-1]).to_pylist()
+    bounds, piece_ids = _piece_bounds(table)
     classes = phase = keys = windows = bars = positions = None
     if expression:
         offsets, durations = table["offset"].to_numpy(), table["duration"].to_numpy()
@@ -188,6 +184,25 @@ def read_token_stream(corpus: Corpus, vocabulary: Vocabulary, expression: Expres
                        expression=classes, phase=phase, key=keys, key_window=windows, bar=bars, bar_position=positions,
                        style=style,
                        bass=pc.list_element(table["pitches"], 0).to_numpy().astype(np.int32) if bass else None)
+
+
+def _piece_bounds(table: pa.Table) -> tuple[np.ndarray, list[str]]:
+    """(where each piece begins, and the end; its id) in a notes table sorted by piece."""
+    piece_column = table["piece_id"]  # compared in Arrow: no Python string per token
+    changes = np.flatnonzero(pc.not_equal(piece_column.slice(1), piece_column.slice(0, len(table) - 1))
+                             .to_numpy(zero_copy_only=False)) + 1
+    bounds = np.concatenate([[0], changes, [len(table)]] if len(table) else [[0]]).astype(np.int64)
+    return bounds, piece_column.take(bounds[:-1]).to_pylist()
+
+
+def piece_onsets(corpus: Corpus) -> dict[str, np.ndarray]:
+    """Each piece's onsets (quarter notes, in order) by piece id: the notes table's offsets alone."""
+    filesystem, path = storage.resolve(corpus.notes)
+    table = pq.read_table(path, filesystem=filesystem, columns=["piece_id", "position", "offset"])
+    table = table.sort_by([("piece_id", "ascending"), ("position", "ascending")])
+    bounds, piece_ids = _piece_bounds(table)
+    offsets = table["offset"].to_numpy()
+    return {piece: offsets[begin:end] for piece, begin, end in zip(piece_ids, bounds[:-1], bounds[1:])}
 
 
 def piece_values(corpus: Corpus, column: str) -> dict[str, object]:
