@@ -5,7 +5,8 @@
 --key: for each key of --keys (by default two the bundled corpus rarely uses), --pieces pieces
 (seeds 0, 1, ...) written as MIDI files; the key music21 finds in each file against the key
 asked for, by its default method (`analyze('key')`: Aarden-Essen profiles) and by
-Krumhansl-Schmuckler's. --density: for each of low, medium and high (the training pieces'
+Krumhansl-Schmuckler's, and how many distinct tokens each piece draws (against the training
+pieces' first --length tokens). --density: for each of low, medium and high (the training pieces'
 quartiles of onsets per quarter) and --rates, the onsets per quarter mido counts in each file
 against the rate asked for (within 20% is the goal). --bars: pieces of --bars bars; the bars
 music21 counts in each MusicXML file, and whether the lowest note of the last chord mido reads
@@ -147,6 +148,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=500)
     parser.add_argument("--keys", nargs="*", default=["F# major", "Eb minor"])
     parser.add_argument("--key-weight", type=float, default=Sampling().key_weight)
+    parser.add_argument("--key-balance", type=float, default=Sampling().key_balance)
     parser.add_argument("--rates", nargs="*", type=float, default=[])
     parser.add_argument("--bars", type=int, default=16)
     parser.add_argument("--redo-from", default="../shared/midi/piano-midi")
@@ -162,14 +164,24 @@ def main() -> None:
 
 
 def key_figures(args, model: TrainedModel, scratch: Path) -> None:
+    sampling = Sampling(key_weight=args.key_weight, key_balance=args.key_balance)
     for name in args.keys:
         key = parse_key(name)
-        config = GenerateConfig(args.model_dir, args.length, sampling=Sampling(key_weight=args.key_weight), key=key)
-        found = [music21_keys(written(compose(replace(config, seed=seed), model), scratch / f"key-{seed}.mid",
-                                      [(0, key)])) for seed in range(args.pieces)]
+        config = GenerateConfig(args.model_dir, args.length, sampling=sampling, key=key)
+        found, distinct = [], []
+        for seed in range(args.pieces):
+            piece = compose(replace(config, seed=seed), model)
+            found.append(music21_keys(written(piece, scratch / f"key-{seed}.mid", [(0, key)])))
+            distinct.append(len({event.token for event in piece.events[piece.primer_length:]}))
         for method, keys in zip(("default (Aarden-Essen)", "Krumhansl-Schmuckler"), zip(*found)):
             print(f"--key {name!r}: music21's {method} finds {KEY_NAMES[key]} in {sum(k == key for k in keys)} of "
                   f"{len(keys)} (found: {', '.join(KEY_NAMES[k] for k in keys)})", flush=True)
+        print(f"--key {name!r}: distinct tokens per piece {sorted(distinct)}", flush=True)
+    stream = model.tokens()
+    pieces = [stream.piece(i) for i in stream.rows(set(stream.piece_ids) - set(model.held_out))]
+    real = [len(set(piece[:args.length].tolist())) for piece in pieces if len(piece) >= args.length]
+    print(f"the first {args.length} tokens of the {len(real)} training pieces as long: {min(real)}-{max(real)} "
+          f"distinct, median {statistics.median(real)}", flush=True)
 
 
 def bars_figures(args, model: TrainedModel, scratch: Path) -> None:

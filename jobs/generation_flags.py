@@ -20,6 +20,9 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
                         help="rebuild the network's state from its last window every N tokens (0: carry it on)")
     parser.add_argument("--key-weight", type=float, default=0.4,
                         help="how strongly tokens that fit the key are preferred, for a model told its key (0: not)")
+    parser.add_argument("--key-balance", type=float, default=3.0,
+                        help="with --key: how firmly each pitch class is kept near its share in the corpus's "
+                             "passages in that mode (0: not)")
     parser.add_argument("--hold-key", action="store_true",
                         help="keep the key the piece starts in (default: change it as the corpus does)")
     parser.add_argument("--reprise", type=float, default=Form.share, metavar="SHARE",
@@ -29,7 +32,7 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
 def sampling(args: argparse.Namespace) -> Sampling:
     """The sampling the flags ask for; a ValueError names a flag that makes none."""
     return Sampling(args.temperature, args.top_k, args.top_p, args.loop_limit or None, refresh=args.refresh or None,
-                    key_weight=args.key_weight)
+                    key_weight=args.key_weight, key_balance=args.key_balance)
 
 
 def form(args: argparse.Namespace) -> Form | None:

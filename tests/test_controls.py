@@ -10,6 +10,7 @@ from lstm_composer.form import KEY_NAMES, parse_key
 from lstm_composer.generate import GenerateConfig, compose
 from lstm_composer.presets import PRESETS
 from lstm_composer.render import PieceFiles, write_piece
+from lstm_composer.sampling import KeyBalance, mode_shares, pitch_classes
 from lstm_composer.tokens import note_name
 
 tf = pytest.importorskip("tensorflow")
@@ -74,6 +75,30 @@ def test_a_piece_asked_for_in_a_key_keeps_to_its_scale_and_says_so(tmp_path, nam
     free = compose(GenerateConfig(model_dir, length=200, seed=2))
     write_piece(free.events, free.report.to_json(), PieceFiles(str(tmp_path / "free.mid")), free.metre)
     assert not sounding_classes(tmp_path / "free.mid") <= SCALE[name]  # without the key, notes off the scale
+
+
+def test_mode_shares_count_each_passage_from_its_own_tonic():
+    members = pitch_classes(("C4", "E4", "G4", "D4", "F#4", "A4", "0.4.7", "2.6.9"))
+    ids = np.array([0, 1, 2, 6, 3, 4, 5, 7, 0])
+    keys = np.array([0, 0, 0, 0, 2, 2, 2, 2, -1])  # C major; the same a tone higher in D major; a token of no key
+
+    shares = mode_shares(ids, keys, members)
+
+    assert np.allclose(shares[0], [1 / 3 if step in (0, 4, 7) else 0 for step in range(12)])
+    assert np.allclose(shares[1], 1 / 12)  # no passage in a minor key: even shares
+
+
+def test_the_key_balance_favours_what_the_key_plays_and_the_piece_has_not():
+    tokens = ("C4", "E4", "G4", "B4", "D5")
+    members = pitch_classes(tokens)
+    shares = mode_shares(np.array([0, 0, 1, 2]), np.zeros(4, dtype=int), members)  # major: tonic 1/2, third, fifth
+    even, g_major = np.full(len(tokens), 0.2), parse_key("G major")
+
+    assert np.allclose(KeyBalance(members, shares, 3.0).tilt(even, g_major), even)  # nothing played yet
+    triad = KeyBalance(members, shares, 3.0, before=[2, 3, 4] * 10).tilt(even, g_major)  # G, B and D evenly
+    assert triad[2] > triad[0] > max(triad[3], triad[4])  # G, its tonic, wanted; C, not in the key, left be
+    tonic = KeyBalance(members, shares, 3.0, before=[2] * 20).tilt(even, g_major)  # G over and over
+    assert tonic[2] < tonic[0] < tonic[3] == pytest.approx(tonic[4])  # B and D unplayed: wanted
 
 
 def test_key_and_a_primer_file_are_refused_together(tmp_path):

@@ -3,7 +3,6 @@ the model directory's copy of the notes table, told to the network, chosen by ge
 import json
 from dataclasses import replace
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from lstm_composer.expression import Expression
 from lstm_composer.presets import preset
 from lstm_composer.styles import StyleSource, read_labels
-from lstm_composer.tables import Corpus, read_token_stream
+from lstm_composer.tables import read_token_stream
 from lstm_composer.tokens import note_name
 
 PATHS = {"p1": "file:/music/Debussy/clair.mid", "p2": "s3://bucket/music/Ravel/bolero.mid",

@@ -30,8 +30,8 @@ from lstm_composer.primers import (GenerationError, Primer, primer_from_corpus, 
 from lstm_composer.redo import CANDIDATES, Bars, as_tokens, kept_loss, kept_notes, passage, placed
 from lstm_composer.render.midi import MAX_TEMPO, MIN_TEMPO
 from lstm_composer.reprise import Form, Reprise
-from lstm_composer.sampling import (BeatClock, LoopGuard, Sampling, in_key, in_scale, key_fit, not_before, sample,
-                                   scale_mask, toward_density)
+from lstm_composer.sampling import (BeatClock, KeyBalance, LoopGuard, Sampling, in_key, in_scale, key_fit,
+                                   mode_shares, not_before, pitch_classes, sample, scale_mask, toward_density)
 from lstm_composer.statistics import DENSITY_LEVELS
 from lstm_composer.tokens import Token, Vocabulary
 from lstm_composer.voicing import allowed_basses, voice_tokens
@@ -199,7 +199,8 @@ def draw(config: GenerateConfig, model: TrainedModel, decoder, primer: Primer,
             plan = Reprise(config.form, bar, clock.steps, len(clock.grid), rng)
         length = config.length if config.bars is None else config.bars * primer.last.metre.steps  # at most
         generated, times = continuation(decoder, primed, length, rng, config.sampling, vocabulary, positions,
-                                        clock, plan, timing, config.density, config.bars)
+                                        clock, plan, timing, config.density, config.bars,
+                                        balance=key_balance(config, model, positions))
         copy = longest_copy(generated[:, 0], stream)
         if config.max_copy is None or copy.length <= config.max_copy:
             return generated, plan.echoes if plan else [-1] * len(generated), times, copy, tries
@@ -210,13 +211,29 @@ def draw(config: GenerateConfig, model: TrainedModel, decoder, primer: Primer,
         f"more freely with a higher --temperature or without --top-k/--top-p")
 
 
+def training_tokens(model: TrainedModel) -> np.ndarray:
+    """Whether each token of the model's corpus lies in a training piece (not a held-out one)."""
+    stream, held_out = model.tokens(), set(model.held_out)
+    return np.repeat([piece not in held_out for piece in stream.piece_ids], np.diff(stream.bounds))
+
+
 def beat_clock(config: GenerateConfig, model: TrainedModel, primer: Primer) -> BeatClock | None:
     """For a network told where in the beat each onset falls: the beat grid of its training pieces."""
     if not model.config.phase:
         return None
-    stream, held_out = model.tokens(), set(model.held_out)
-    training = np.repeat([piece not in held_out for piece in stream.piece_ids], np.diff(stream.bounds))
-    return BeatClock.of(model.expression, primer.last.phase, stream.phase[training], config.sampling.grid_share)
+    return BeatClock.of(model.expression, primer.last.phase, model.tokens().phase[training_tokens(model)],
+                        config.sampling.grid_share)
+
+
+def key_balance(config: GenerateConfig, model: TrainedModel, positions: np.ndarray) -> KeyBalance | None:
+    """For a key asked for, of a network told its key: the training pieces' shares of pitch
+    classes in that key's mode to keep near, counted from the primer's tokens (`positions`) on."""
+    if config.key is None or not model.config.key or not config.sampling.key_balance:
+        return None
+    stream, training = model.tokens(), training_tokens(model)
+    members = pitch_classes(tuple(model.vocabulary.tokens))
+    return KeyBalance(members, mode_shares(stream.ids[training], stream.key[training], members),
+                      config.sampling.key_balance, [row[0] for row in positions])
 
 
 def redo(config: GenerateConfig, model: TrainedModel, decoder, rng: np.random.Generator,
@@ -305,7 +322,8 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
                  sampling: Sampling, vocabulary: Vocabulary | None = None, primer: np.ndarray | None = None,
                  clock: BeatClock | None = None, plan: Reprise | None = None,
                  timing: Conductor | None = None, density: float | None = None,
-                 bars: int | None = None, span: tuple[int, int] | None = None) -> tuple[np.ndarray, list[int]]:
+                 bars: int | None = None, span: tuple[int, int] | None = None,
+                 balance: KeyBalance | None = None) -> tuple[np.ndarray, list[int]]:
     """((length, heads) ids, the time of each onset) drawn one position at a time after a primed
     (probabilities, state) pair: the token, and for an expressive model its onset gap, duration
     and velocity classes, and its bass when the network has a bass head (drawn after the token,
@@ -314,7 +332,8 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
     in and a rebuilt state (`Sampling.refresh`) starts from. `clock`, for a network that is
     told where in the beat each onset falls, keeps the onsets on the grid; `timing` tells the
     network where each falls and in which key (`conductor.Conductor`), and keeps to `density`
-    onsets per quarter (`sampling.toward_density`). `plan` has some windows begin by playing an
+    onsets per quarter (`sampling.toward_density`); `balance` keeps a key's pitch classes near
+    their shares in the corpus. `plan` has some windows begin by playing an
     earlier one again (`reprise.Reprise`). With `bars`, it stops at the first onset in the last
     of that many bars from the first onset's bar (`timing` knows the bars). With `span`, the
     first onset falls at its first time or after it (where an onset gap reaches so far), and it
@@ -333,6 +352,8 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
         if drawn is None:
             if fit is not None:
                 probabilities = [in_key(probabilities[0], fit[timing.key], sampling.key_weight)] + list(probabilities[1:])
+            if balance is not None:
+                probabilities = [balance.tilt(probabilities[0], timing.key)] + list(probabilities[1:])
             if allowed is not None:
                 probabilities = [in_scale(probabilities[0], allowed[timing.key])] + list(probabilities[1:])
             if span and i == 0:
@@ -344,6 +365,8 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
             drawn = draw_position(decoder, probabilities, state, rng, sampling, vocabulary, loops, clock,
                                   timing.phase if timing else None)
         loops.add(drawn[0])
+        if balance is not None:
+            balance.add(drawn[0])
         generated[i] = drawn
         if timing is not None:
             timing.advance(drawn[1])

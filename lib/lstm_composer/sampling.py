@@ -1,6 +1,7 @@
 """How the next position is drawn from the network's probabilities: the temperature and the
 top-k / top-p cuts (`Sampling`, `sample`), and two rules that take tokens out before the draw:
-no loop past a length (`LoopGuard`), no onset off the corpus's metric grid (`BeatClock`).
+no loop past a length (`LoopGuard`), no onset off the corpus's metric grid (`BeatClock`); for a
+network told its key, tilts towards that key (`in_key`, `in_scale`, `KeyBalance`).
 """
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from lstm_composer.tokens import token_pitches
 
 LOOP_PERIOD = 8  # patterns of up to this many tokens count as loops
 DENSITY_STRENGTH = 4.0  # how firmly generation keeps to a density of onsets (`toward_density`)
+BALANCE_HALF_LIFE = 32  # tokens: how far back `KeyBalance` counts a piece's pitch classes, halving each time
+BALANCE_PRIOR = 8.0  # tokens' worth of the corpus's own shares that `KeyBalance` starts from
+BALANCE_FLOOR = 0.02  # shares of pitch classes below about this count as about equally rare (`KeyBalance`)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,9 @@ class Sampling:
     # Only tokens whose pitch classes all belong to the key's scale (a minor key's natural,
     # harmonic and melodic forms together): for a piece asked for in a key (`--key`).
     in_scale: bool = False
+    # For a piece asked for in a key: how firmly each pitch class is kept near its share in the
+    # corpus's passages in that key's mode (`KeyBalance`). 0: not at all.
+    key_balance: float = 3.0
 
     @property
     def plain(self) -> "Sampling":
@@ -69,6 +76,8 @@ class Sampling:
             raise ValueError(f"refresh must be at least 1 position, got {self.refresh}")
         if not 0.0 <= self.key_weight <= 5.0:
             raise ValueError(f"key_weight must be in [0, 5], got {self.key_weight}")
+        if not 0.0 <= self.key_balance <= 5.0:
+            raise ValueError(f"key_balance must be in [0, 5], got {self.key_balance}")
 
 
 def sample(probabilities: np.ndarray, rng: np.random.Generator, sampling: Sampling) -> int:
@@ -115,6 +124,61 @@ class LoopGuard:
             kept = np.ones_like(probabilities)
             kept[banned] = 0.0
         return kept / kept.sum()
+
+
+@lru_cache(maxsize=4)
+def pitch_classes(tokens: tuple[str, ...]) -> np.ndarray:
+    """(tokens, 12) bool: the pitch classes each token sounds, C first."""
+    members = np.zeros((len(tokens), 12), dtype=bool)
+    for row, token in enumerate(tokens):
+        members[row, [p % 12 for p in token_pitches(token)]] = True
+    return members
+
+
+def mode_shares(ids: np.ndarray, keys: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """(2 modes, 12 steps above the tonic): the share of each step among the pitch classes that the
+    tokens `ids` sound in passages of each mode (`keys`: each token's key, `form.KEY_NAMES`; -1
+    none), counting a chord's every class once; major first. A mode with no passage: even shares."""
+    known = keys >= 0
+    keys = keys[known]
+    above_tonic = (np.arange(12) + keys[:, None] % 12) % 12  # row: the pitch class of each step
+    steps = np.take_along_axis(members[ids[known]], above_tonic, axis=1)
+    counts = np.stack([steps[keys // 12 == mode].sum(0) for mode in (0, 1)]).astype(np.float64)
+    totals = counts.sum(1, keepdims=True)
+    return np.where(totals > 0, counts / np.where(totals > 0, totals, 1), 1 / 12)
+
+
+class KeyBalance:
+    """Keeps a piece in a key near the shares of pitch classes the corpus's passages in
+    that key's mode have (`mode_shares`): each token's probability is multiplied by exp(strength
+    × the mean over its pitch classes of ln((the class's share in the corpus + `BALANCE_FLOOR`) /
+    (its share in the piece's last tokens + `BALANCE_FLOOR`))), counted back `BALANCE_HALF_LIFE`
+    tokens halving and starting from `BALANCE_PRIOR` tokens' worth of the corpus's shares. A
+    class played less than the key plays it is favoured, one played more is held back, one the
+    key hardly plays is left as it is until it is played. Preferring the key's strongest classes alone
+    (`in_key`) draws the tonic over and over, and key-finders hear the key's neighbours."""
+
+    def __init__(self, members: np.ndarray, shares: np.ndarray, strength: float, before=()):
+        self.members = members  # `pitch_classes` of the vocabulary
+        self.means = members / np.maximum(members.sum(1, keepdims=True), 1)  # a token's classes, averaged
+        self.targets = np.stack([np.roll(shares[key // 12], key % 12) for key in range(24)])  # (keys, classes)
+        self.strength, self.decay = strength, 0.5 ** (1 / BALANCE_HALF_LIFE)
+        self.recent = np.zeros(12)
+        for token in before:
+            self.add(int(token))
+
+    def add(self, token: int) -> None:
+        self.recent = self.recent * self.decay + self.members[token]
+
+    def shares(self, key: int) -> np.ndarray:
+        """The piece's recent share of each pitch class, the corpus's in `key` as a prior."""
+        return (self.recent + BALANCE_PRIOR * self.targets[key]) / (self.recent.sum() + BALANCE_PRIOR)
+
+    def tilt(self, probabilities: np.ndarray, key: int) -> np.ndarray:
+        """The token probabilities tilted towards the shares of `key` (`form.KEY_NAMES`)."""
+        scores = np.log((self.targets[key] + BALANCE_FLOOR) / (self.shares(key) + BALANCE_FLOOR))
+        weighted = probabilities * np.exp(self.strength * (self.means @ scores))
+        return weighted / weighted.sum()
 
 
 @lru_cache(maxsize=4)
