@@ -245,6 +245,25 @@ def test_musicxml_puts_a_chord_reaching_beyond_three_ledger_lines_under_an_octav
         ("8va", [69, 93])]  # as they sound; written A3 and A5
 
 
+def test_an_octave_line_from_a_second_voice_to_a_first_starts_before_it_stops(tmp_path):
+    import warnings
+
+    from music21 import converter, spanner
+
+    # The bass: D1 held through the bar (the lower voice) under a line rising from A1 after a
+    # rest (the upper voice, written first): the line from D1 to A1 would stop before it starts.
+    line = ["A1", "D2", "F2", "C3", "A2", "D3", "F3"]
+    events = [Event("D1", 0.0, 4.0, 80)] + [Event(t, 0.5 + 0.5 * i, 0.5, 80) for i, t in enumerate(line)]
+    path = write_musicxml(events + [Event("C5", 4.0, 1.0, 80)], tmp_path / "voices.musicxml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # music21 warns, and drops the line, where it meets a stop first
+        score = converter.parse(path)
+    lines = score.spannerBundle.getByClass(spanner.Ottava)
+    assert [(line.type, [p.midi for n in line.getSpannedElements() for p in n.pitches]) for line in lines] == [
+        ("8vb", [26, 33])]  # D1 and A1 as they sound
+    assert sorted(p.midi for n in score.flatten().notes for p in n.pitches)[:2] == [26, 33]
+
+
 def test_piano_roll_is_a_png_of_a_sensible_size(tmp_path):
     data = plot_piano_roll(PIECE, tmp_path / "roll.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -394,12 +394,37 @@ def _octave_lines(staff, treble: bool, bar: float) -> None:
             close()
     close()
     for passage in passages:
-        elements = [element for group in passage for element in group]
+        elements = _in_writing_order(passage)
         for element in elements:
             for pitch in element.pitches:
                 pitch.octave -= sign
         staff.insert(0, spanner.Ottava(*elements, type="8va" if treble else "8vb",
                                        placement="above" if treble else "below"))
+
+
+def _in_writing_order(passage: list[list]) -> list:
+    """The notes and chords of a passage (its onsets' groups, in time), to be spanned by a line
+    that starts at the first and stops at the last, the first written before the last. A bar is
+    written voice by voice, so a line from a note of the second voice to one of the first in the
+    same bar would stop before it starts (music21 cannot read it): it starts instead on the
+    first voice's note or rest struck with its first note, where there is one."""
+    from music21 import stream
+
+    def voice(element):
+        return next((site for site in element.sites.get() if isinstance(site, stream.Voice)), None)
+
+    def number(element) -> int:
+        return int(voice(element).id) if voice(element) is not None else 0
+
+    groups = [sorted(group, key=number) for group in passage]  # within an onset, the earlier voice first
+    elements = [element for group in groups for element in group]
+    first, last = voice(elements[0]), voice(elements[-1])
+    same_bar = first is not None and last is not None and first.activeSite is last.activeSite
+    if not same_bar or number(elements[-1]) >= number(elements[0]):
+        return elements
+    start = elements[0].getOffsetBySite(first)
+    anchor = next((element for element in last.notesAndRests if element.getOffsetBySite(last) == start), None)
+    return [anchor] + elements if anchor is not None else elements
 
 
 def _mean_pitch(elements: list) -> float:
