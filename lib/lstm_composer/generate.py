@@ -333,8 +333,8 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
     told where in the beat each onset falls, keeps the onsets on the grid; `timing` tells the
     network where each falls and in which key (`conductor.Conductor`), and keeps to `density`
     onsets per quarter (`sampling.toward_density`); `balance` keeps a key's pitch classes near
-    their shares in the corpus. `plan` has some windows begin by playing an
-    earlier one again (`reprise.Reprise`). With `bars`, it stops at the first onset in the last
+    their shares in the corpus (`sampling.KeyBalance`). `plan` has some windows begin by playing
+    an earlier one again (`reprise.Reprise`). With `bars`, it stops at the first onset in the last
     of that many bars from the first onset's bar (`timing` knows the bars). With `span`, the
     first onset falls at its first time or after it (where an onset gap reaches so far), and it
     stops before an onset at its second."""

@@ -149,14 +149,14 @@ def mode_shares(ids: np.ndarray, keys: np.ndarray, members: np.ndarray) -> np.nd
 
 
 class KeyBalance:
-    """Keeps a piece in a key near the shares of pitch classes the corpus's passages in
-    that key's mode have (`mode_shares`): each token's probability is multiplied by exp(strength
-    × the mean over its pitch classes of ln((the class's share in the corpus + `BALANCE_FLOOR`) /
-    (its share in the piece's last tokens + `BALANCE_FLOOR`))), counted back `BALANCE_HALF_LIFE`
-    tokens halving and starting from `BALANCE_PRIOR` tokens' worth of the corpus's shares. A
-    class played less than the key plays it is favoured, one played more is held back, one the
-    key hardly plays is left as it is until it is played. Preferring the key's strongest classes alone
-    (`in_key`) draws the tonic over and over, and key-finders hear the key's neighbours."""
+    """Keeps a piece in a key near the shares of pitch classes the corpus's passages in that
+    key's mode have (`mode_shares`): each token's probability is multiplied by exp(strength × the
+    mean over its pitch classes of ln((the class's share in the corpus + `BALANCE_FLOOR`) / (its
+    share in the piece's last tokens + `BALANCE_FLOOR`))), counted back `BALANCE_HALF_LIFE` tokens
+    halving and starting from `BALANCE_PRIOR` tokens' worth of the corpus's shares. A class
+    played less than the key plays it is favoured, one played more is held back, one the key
+    hardly plays is left as it is until it is played. Preferring the key's strongest classes
+    alone (`in_key`) draws the tonic over and over, and key-finders hear the key's neighbours."""
 
     def __init__(self, members: np.ndarray, shares: np.ndarray, strength: float, before=()):
         self.members = members  # `pitch_classes` of the vocabulary
