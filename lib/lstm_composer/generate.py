@@ -350,19 +350,18 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
     for i in range(length):
         drawn = plan.replay() if plan else None
         if drawn is None:
+            heads = list(probabilities)  # the token's, the onset gap's, ...: tilted by the rules that apply
             if fit is not None:
-                probabilities = [in_key(probabilities[0], fit[timing.key], sampling.key_weight)] + list(probabilities[1:])
+                heads[0] = in_key(heads[0], fit[timing.key], sampling.key_weight)
             if balance is not None:
-                probabilities = [balance.tilt(probabilities[0], timing.key)] + list(probabilities[1:])
+                heads[0] = balance.tilt(heads[0], timing.key)
             if allowed is not None:
-                probabilities = [in_scale(probabilities[0], allowed[timing.key])] + list(probabilities[1:])
+                heads[0] = in_scale(heads[0], allowed[timing.key])
             if span and i == 0:
-                probabilities = [probabilities[0], not_before(probabilities[1], clock.steps, span[0] - timing.time)] \
-                    + list(probabilities[2:])
+                heads[1] = not_before(heads[1], clock.steps, span[0] - timing.time)
             if timing is not None and density:
-                probabilities = [probabilities[0], toward_density(probabilities[1], clock.steps, len(clock.grid),
-                                                                  timing.density(), density)] + list(probabilities[2:])
-            drawn = draw_position(decoder, probabilities, state, rng, sampling, vocabulary, loops, clock,
+                heads[1] = toward_density(heads[1], clock.steps, len(clock.grid), timing.density(), density)
+            drawn = draw_position(decoder, heads, state, rng, sampling, vocabulary, loops, clock,
                                   timing.phase if timing else None)
         loops.add(drawn[0])
         if balance is not None:
