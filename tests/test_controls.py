@@ -1,5 +1,6 @@
 """The musician's controls of jobs/generate.py on tiny data: a key, a density. Each test fails
 when its control is ignored; what is written is read back with music21 or mido."""
+from collections import Counter
 from dataclasses import replace
 
 import mido
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from lstm_composer.form import KEY_NAMES, parse_key
-from lstm_composer.generate import GenerateConfig, compose
+from lstm_composer.generate import GenerateConfig, Sampling, compose
 from lstm_composer.presets import PRESETS
 from lstm_composer.render import PieceFiles, write_piece
 from lstm_composer.sampling import KeyBalance, mode_shares, pitch_classes
@@ -99,6 +100,19 @@ def test_the_key_balance_favours_what_the_key_plays_and_the_piece_has_not():
     assert triad[2] > triad[0] > max(triad[3], triad[4])  # G, its tonic, wanted; C, not in the key, left be
     tonic = KeyBalance(members, shares, 3.0, before=[2] * 20).tilt(even, g_major)  # G over and over
     assert tonic[2] < tonic[0] < tonic[3] == pytest.approx(tonic[4])  # B and D unplayed: wanted
+
+
+def test_a_piece_in_a_key_leans_less_on_its_likeliest_class_with_the_key_balance(tmp_path):
+    model_dir, key = keyed_model_dir(tmp_path), parse_key("E- minor")
+
+    def largest_share(balance: float, seed: int) -> float:
+        config = GenerateConfig(model_dir, length=200, seed=seed, key=key, sampling=Sampling(key_balance=balance))
+        piece = compose(config)
+        classes = Counter(p % 12 for event in piece.events[piece.primer_length:] for p in event.pitches)
+        return max(classes.values()) / sum(classes.values())
+
+    for seed in range(3):
+        assert largest_share(3.0, seed) < largest_share(0.0, seed)
 
 
 def test_key_and_a_primer_file_are_refused_together(tmp_path):
