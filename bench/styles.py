@@ -77,8 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     model = ModelDir(args.model_dir).load()
     stream, held_out = model.tokens(), set(model.held_out)  # the labels' training pieces are counted
-    labels = {piece: model.config.styles[stream.style[stream.bounds[i]] - 1]
-              for i, piece in enumerate(stream.piece_ids) if stream.style[stream.bounds[i]]}
+    labels = {piece: model.config.styles[label - 1] for piece, label in stream.piece_styles().items() if label}
     counts = Counter(label for piece, label in labels.items() if piece not in held_out)
     chosen = sorted(label for label, _ in counts.most_common(LABELS))
     paths = piece_values(model.corpus, "path")

@@ -90,9 +90,7 @@ def _read_holder(uri: str, tries: int = 5) -> tuple[Holder, float] | None:
             saved = json.loads(storage.read_text(uri))
             beat = saved.pop("beat")
             return Holder(**saved), beat
-        except FileNotFoundError:
-            return None
-        except (ValueError, TypeError, KeyError):
+        except (FileNotFoundError, ValueError, TypeError, KeyError):  # gone, or a stranger's file
             return None
         except OSError:
             if not storage.exists(uri):

@@ -143,7 +143,7 @@ def primer_from_corpus(stream: TokenStream, vocabulary: Vocabulary, config: Mode
     that ends in a key of its mode (major, minor), transposed into `key`. With `style`, a window
     of a piece of that style (`ModelConfig.styles`, from 1)."""
     length = config.sequence_length
-    pieces = {piece for i, piece in enumerate(stream.piece_ids) if not style or stream.style[stream.bounds[i]] == style}
+    pieces = {piece for piece, label in stream.piece_styles().items() if not style or label == style}
     starts = window_starts(stream, length, pieces - set(held_out))
     if not len(starts):
         raise GenerationError(f"no training piece of the corpus{' in that style' if style else ''} is longer than "

@@ -109,6 +109,12 @@ class TokenStream:
     def piece(self, i: int) -> np.ndarray:
         return self.ids[self.bounds[i]:self.bounds[i + 1]]
 
+    def piece_styles(self) -> dict[str, int]:
+        """Each piece's style by piece id (as `style` numbers them; 0: none, or a stream without styles)."""
+        if self.style is None:
+            return dict.fromkeys(self.piece_ids, 0)
+        return dict(zip(self.piece_ids, self.style[self.bounds[:-1]].tolist()))
+
     def rows(self, pieces) -> list[int]:
         """The row (index into `piece_ids`) of each of these pieces the stream holds, in its order."""
         wanted = set(pieces)

@@ -128,7 +128,7 @@ def _write_dynamics(staves, marks: list[tuple[float, str]], wedges: list[tuple[f
 
     # A hairpin runs from a note to a later one of the same voice: from one voice to another in
     # a bar, its end would come before its start in the file.
-    struck = [sorted(((round(element.getOffsetInHierarchy(staff) * GRID), _voice(element), element)
+    struck = [sorted(((round(element.getOffsetInHierarchy(staff) * GRID), _voice_number(element), element)
                       for element in staff.recurse().notes), key=lambda note: note[:2]) for staff in staves]
     for offset, name in marks:
         at = round(offset * GRID)
@@ -153,11 +153,17 @@ def _write_dynamics(staves, marks: list[tuple[float, str]], wedges: list[tuple[f
                 break
 
 
-def _voice(element) -> str:
-    """The voice a note or chord is written in ("" outside voices)."""
+def _voice(element):
+    """The voice a note or chord is written in (None outside voices), whichever stream it was reached through."""
     from music21 import stream
 
-    return str(element.activeSite.id) if isinstance(element.activeSite, stream.Voice) else ""
+    return next((site for site in element.sites.get() if isinstance(site, stream.Voice)), None)
+
+
+def _voice_number(element) -> int:
+    """The number of the voice a note or chord is written in (0 outside voices)."""
+    voice = _voice(element)
+    return int(voice.id) if voice is not None else 0
 
 
 def _staff_notes(events: Sequence[Event]) -> tuple[list, list]:
@@ -408,19 +414,11 @@ def _in_writing_order(passage: list[list]) -> list:
     written voice by voice, so a line from a note of the second voice to one of the first in the
     same bar would stop before it starts (music21 cannot read it): it starts instead on the
     first voice's note or rest struck with its first note, where there is one."""
-    from music21 import stream
-
-    def voice(element):
-        return next((site for site in element.sites.get() if isinstance(site, stream.Voice)), None)
-
-    def number(element) -> int:
-        return int(voice(element).id) if voice(element) is not None else 0
-
-    groups = [sorted(group, key=number) for group in passage]  # within an onset, the earlier voice first
+    groups = [sorted(group, key=_voice_number) for group in passage]  # within an onset, the earlier voice first
     elements = [element for group in groups for element in group]
-    first, last = voice(elements[0]), voice(elements[-1])
+    first, last = _voice(elements[0]), _voice(elements[-1])
     same_bar = first is not None and last is not None and first.activeSite is last.activeSite
-    if not same_bar or number(elements[-1]) >= number(elements[0]):
+    if not same_bar or _voice_number(elements[-1]) >= _voice_number(elements[0]):
         return elements
     start = elements[0].getOffsetBySite(first)
     anchor = next((element for element in last.notesAndRests if element.getOffsetBySite(last) == start), None)
