@@ -54,7 +54,8 @@ def main() -> None:
                         metavar="D|low|medium|high",
                         help="onsets per quarter note to keep to, or the training pieces' lower quartile, median "
                              "or upper quartile (a model with a rhythm head)")
-    parser.add_argument("--max-copy", type=int, help="resample while a longer run is copied from one corpus piece")
+    parser.add_argument("--max-copy", type=int, default=16,
+                        help="never draw a token that would copy a longer run from one corpus piece (0: any)")
     parser.add_argument("--tempo", type=float, default=120.0, help="beats per minute")
     parser.add_argument("--program", type=int, default=0, help="General MIDI instrument, 0-127 (0: piano)")
     parser.add_argument("--output", default="generated.mid", help="the MIDI file; other outputs go next to it")
@@ -73,7 +74,7 @@ def main() -> None:
     files = PieceFiles(args.output, args.tempo, args.program, args.musicxml, args.plot, args.audio)
     try:
         piece = compose(GenerateConfig(model_dir=args.model_dir, length=args.length, seed=args.seed,
-                                       sampling=sampling(args), primer_path=args.primer, max_copy=args.max_copy,
+                                       sampling=sampling(args), primer_path=args.primer, max_copy=args.max_copy or None,
                                        onset_tolerance_ms=args.onset_tolerance, tempo=args.tempo, form=form(args),
                                        modulate=not args.hold_key, key=args.key, density=args.density,
                                        bars=args.bars, keep_primer=args.keep_primer, redo=args.redo,

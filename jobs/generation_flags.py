@@ -16,6 +16,9 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
                         help="draw among the likeliest tokens that reach this probability (1: all)")
     parser.add_argument("--loop-limit", type=int, default=24,
                         help="longest stretch repeating a pattern of up to 8 tokens (0: no limit)")
+    parser.add_argument("--repeat-quantile", type=float, default=0.99,
+                        help="no token drawn more often in 64 tokens than in this share of the training "
+                             "pieces' windows (0: no cap)")
     parser.add_argument("--refresh", type=int, default=32,
                         help="rebuild the network's state from its last window every N tokens (0: carry it on)")
     parser.add_argument("--key-weight", type=float, default=0.4,
@@ -31,7 +34,8 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
 
 def sampling(args: argparse.Namespace) -> Sampling:
     """The sampling the flags ask for; a ValueError names a flag that makes none."""
-    return Sampling(args.temperature, args.top_k, args.top_p, args.loop_limit or None, refresh=args.refresh or None,
+    return Sampling(args.temperature, args.top_k, args.top_p, args.loop_limit or None,
+                    repeat_quantile=args.repeat_quantile or None, refresh=args.refresh or None,
                     key_weight=args.key_weight, key_balance=args.key_balance)
 
 

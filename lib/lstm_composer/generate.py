@@ -30,8 +30,9 @@ from lstm_composer.primers import (GenerationError, Primer, primer_from_corpus, 
 from lstm_composer.redo import CANDIDATES, Bars, as_tokens, kept_loss, kept_notes, passage, placed
 from lstm_composer.render.midi import MAX_TEMPO, MIN_TEMPO
 from lstm_composer.reprise import Form, Reprise
-from lstm_composer.sampling import (BeatClock, KeyBalance, LoopGuard, Sampling, in_key, in_scale, key_fit,
-                                   mode_shares, not_before, pitch_classes, sample, scale_mask, toward_density)
+from lstm_composer.sampling import (BeatClock, CopyGuard, KeyBalance, LoopGuard, Sampling, in_key, in_scale, key_fit,
+                                   mode_shares, not_before, pitch_classes, repeat_cap, sample, scale_mask,
+                                   toward_density)
 from lstm_composer.statistics import DENSITY_LEVELS
 from lstm_composer.tokens import Token, Vocabulary
 from lstm_composer.voicing import allowed_basses, voice_tokens
@@ -46,8 +47,9 @@ class GenerateConfig:
     seed: int = 0
     sampling: Sampling = field(default_factory=Sampling)
     primer_path: str | None = None  # a MIDI file to continue; otherwise a random training window
-    max_copy: int | None = None  # resample until no run longer than this is copied from one piece
-    max_tries: int = 20
+    # No token is drawn that would carry a run copied from one corpus piece past this many
+    # tokens (`sampling.CopyGuard`; a window played again, `form`, stops there). None: any.
+    max_copy: int | None = 16
     onset_tolerance_ms: float | None = None  # how the primer's notes form tokens, as the parse job's flag
     tempo: float = 120.0  # of the output: where a model's rhythm is in seconds, it is written at this tempo
     form: Form | None = field(default_factory=Form)  # windows that play an earlier one again (models told
@@ -70,8 +72,6 @@ class GenerateConfig:
             raise ValueError(f"length must be at least 1, got {self.length}")
         if self.max_copy is not None and self.max_copy < 1:
             raise ValueError(f"max_copy must be at least 1, got {self.max_copy}")
-        if self.max_tries < 1:
-            raise ValueError(f"max_tries must be at least 1, got {self.max_tries}")
         if self.bars is not None and (self.bars < 2 or self.primer_path):
             raise ValueError(f"bars must be at least 2 (the last holds the final chord), and a piece of so many bars "
                              f"starts from a training window, not a --primer file; got {self.bars}"
@@ -101,8 +101,7 @@ class Composition:
 
 
 def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Composition:
-    """Prime the network once, then draw `config.length` positions; with `max_copy`, draw again
-    (the same seeded stream goes on) while a longer run than that is copied from the corpus.
+    """Prime the network once, then draw `config.length` positions (or `config.bars` bars).
     `model`: `config.model_dir` already loaded, to compose several pieces from one load."""
     from lstm_composer.decoder import Decoder
 
@@ -114,12 +113,12 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
     if config.redo:
         return redo(config, model, decoder, rng, voicing_rng)
     primer = choose_primer(config, model, rng)
-    generated, echoes, times, copy, tries = draw(config, model, decoder, primer, rng)
+    generated, echoes, times, copy = draw(config, model, decoder, primer, rng)
     shown, events = perform(config, model, primer, generated, echoes, times, voicing_rng)
     metre = primer.last.metre if primer.last else Metre(4, 4)
     if config.bars:
         events = with_ending(events, float(metre.quarters), config.bars, config.key)
-    report = describe(config, primer, generated, events[len(shown):], copy, tries)
+    report = describe(config, primer, generated, events[len(shown):], copy)
     tokens = [e.token for e in events[len(shown):]] if config.bars else model.vocabulary.decode(generated[:, 0])
     return Composition(tokens=[e.token for e in shown] + tokens, events=events, primer_length=len(shown),
                        report=report, metre=metre)
@@ -183,38 +182,45 @@ def start_conductor(config: GenerateConfig, model: TrainedModel, primer: Primer,
 
 
 def draw(config: GenerateConfig, model: TrainedModel, decoder, primer: Primer,
-         rng: np.random.Generator) -> tuple[np.ndarray, list[int], list[int], CopiedRun, int]:
+         rng: np.random.Generator) -> tuple[np.ndarray, list[int], list[int], CopiedRun]:
     """(the generated positions, for each the position it plays again or -1, the time of each
-    onset (beat phases, `Conductor`), the longest run they copy from a corpus piece, the tries it took)."""
+    onset (beat phases, `Conductor`), the longest run they copy from a corpus piece)."""
     vocabulary, stream = model.vocabulary, model.tokens()
     positions = primer.positions(vocabulary)
-    primed = decoder.prime(positions)
     clock = beat_clock(config, model, primer)
-    fewest = None  # the shortest copy of the tries that copied too much
-    for tries in range(1, config.max_tries + 1):
-        timing = start_conductor(config, model, primer, rng, clock) if clock else None
-        plan = None
-        if clock and config.form:
-            bar = primer.last.metre.steps if model.config.metre else 4 * len(clock.grid)
-            plan = Reprise(config.form, bar, clock.steps, len(clock.grid), rng)
-        length = config.length if config.bars is None else config.bars * primer.last.metre.steps  # at most
-        generated, times = continuation(decoder, primed, length, rng, config.sampling, vocabulary, positions,
-                                        clock, plan, timing, config.density, config.bars,
-                                        balance=key_balance(config, model, positions))
-        copy = longest_copy(generated[:, 0], stream)
-        if config.max_copy is None or copy.length <= config.max_copy:
-            return generated, plan.echoes if plan else [-1] * len(generated), times, copy, tries
-        fewest = copy.length if fewest is None else min(fewest, copy.length)
-    raise GenerationError(
-        f"in {config.max_tries} tries every piece copied more than --max-copy {config.max_copy} "
-        f"tokens from the corpus (the least was {fewest}); allow more with --max-copy, or sample "
-        f"more freely with a higher --temperature or without --top-k/--top-p")
+    timing = start_conductor(config, model, primer, rng, clock) if clock else None
+    plan = None
+    if clock and config.form:
+        bar = primer.last.metre.steps if model.config.metre else 4 * len(clock.grid)
+        plan = Reprise(config.form, bar, clock.steps, len(clock.grid), rng)
+    length = config.length if config.bars is None else config.bars * primer.last.metre.steps  # at most
+    generated, times = continuation(decoder, decoder.prime(positions), length, rng, config.sampling, vocabulary,
+                                    positions, clock, plan, timing, config.density, config.bars,
+                                    balance=key_balance(config, model, positions), cap=token_cap(config, model),
+                                    copies=copy_guard(config, model))
+    return generated, plan.echoes if plan else [-1] * len(generated), times, longest_copy(generated[:, 0], stream)
 
 
 def training_tokens(model: TrainedModel) -> np.ndarray:
     """Whether each token of the model's corpus lies in a training piece (not a held-out one)."""
     stream, held_out = model.tokens(), set(model.held_out)
     return np.repeat([piece not in held_out for piece in stream.piece_ids], np.diff(stream.bounds))
+
+
+def copy_guard(config: GenerateConfig, model: TrainedModel) -> CopyGuard | None:
+    if config.max_copy is None:
+        return None
+    stream = model.tokens()
+    return CopyGuard(config.max_copy, stream.ids, stream.bounds)
+
+
+def token_cap(config: GenerateConfig, model: TrainedModel) -> int | None:
+    """How often one token may be drawn in `sampling.REPEAT_WINDOW` tokens, by the training pieces."""
+    if config.sampling.repeat_quantile is None:
+        return None
+    stream = model.tokens()
+    training = stream.rows(set(stream.piece_ids) - set(model.held_out))
+    return repeat_cap([stream.piece(i) for i in training], config.sampling.repeat_quantile)
 
 
 def beat_clock(config: GenerateConfig, model: TrainedModel, primer: Primer) -> BeatClock | None:
@@ -263,7 +269,8 @@ def redo(config: GenerateConfig, model: TrainedModel, decoder, rng: np.random.Ge
     for _ in range(config.candidates):
         timing = start_conductor(config, model, primer, rng, clock)
         generated, times = continuation(decoder, primed, span[1] - span[0] + 1, rng, config.sampling, vocabulary,
-                                        positions, clock, None, timing, config.density, span=span)
+                                        positions, clock, None, timing, config.density, span=span,
+                                        cap=token_cap(config, model), copies=copy_guard(config, model))
         shown, events = perform(replace(config, keep_primer=True), model, primer, generated, [-1] * len(generated),
                                 times, voicing_rng)
         new = placed(events[len(shown):], lead, bars.start, bars.end, kept)
@@ -275,7 +282,7 @@ def redo(config: GenerateConfig, model: TrainedModel, decoder, rng: np.random.Ge
     primer = replace(primer, detail={**primer.detail, "redo": str(config.redo), "candidates": config.candidates,
                                      "kept_loss": loss and round(loss, 4),
                                      "kept_loss_after_original": original and round(original, 4)})
-    report = describe(config, primer, generated, new, longest_copy(generated[:, 0], model.tokens()), 1)
+    report = describe(config, primer, generated, new, longest_copy(generated[:, 0], model.tokens()))
     return Composition(tokens=[e.token for e in events], events=events, primer_length=0, report=report,
                        metre=primer.last.metre)
 
@@ -306,7 +313,7 @@ def perform(config: GenerateConfig, model: TrainedModel, primer: Primer, generat
 
 
 def describe(config: GenerateConfig, primer: Primer, generated: np.ndarray, events: list[Event],
-             copy: CopiedRun, tries: int) -> Report:
+             copy: CopiedRun) -> Report:
     """The report of the generated positions and their `events`."""
     gaps = {round(b.offset - a.offset, 6) for a, b in zip(events, events[1:])}
     return Report(
@@ -315,7 +322,7 @@ def describe(config: GenerateConfig, primer: Primer, generated: np.ndarray, even
         distinct_velocity_bins=len({e.velocity for e in events}),
         longest_copy=copy, longest_cycle=longest_cycle(generated[:, 0]),
         primer={"source": primer.source, **primer.detail}, seed=config.seed,
-        sampling=asdict(config.sampling), tries=tries)
+        sampling=asdict(config.sampling))
 
 
 def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
@@ -323,7 +330,8 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
                  clock: BeatClock | None = None, plan: Reprise | None = None,
                  timing: Conductor | None = None, density: float | None = None,
                  bars: int | None = None, span: tuple[int, int] | None = None,
-                 balance: KeyBalance | None = None) -> tuple[np.ndarray, list[int]]:
+                 balance: KeyBalance | None = None, cap: int | None = None,
+                 copies: CopyGuard | None = None) -> tuple[np.ndarray, list[int]]:
     """((length, heads) ids, the time of each onset) drawn one position at a time after a primed
     (probabilities, state) pair: the token, and for an expressive model its onset gap, duration
     and velocity classes, and its bass when the network has a bass head (drawn after the token,
@@ -341,7 +349,7 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
     probabilities, state = primed
     generated = np.empty((length, len(probabilities) + (decoder.bass_head is not None)), dtype=np.int32)
     primer = () if primer is None else primer
-    loops = LoopGuard(sampling.loop_limit, [int(row[0]) for row in primer])
+    loops = LoopGuard(sampling.loop_limit, [int(row[0]) for row in primer], cap)
     window = deque(primer, maxlen=decoder.config.sequence_length)  # what a rebuilt state starts from
     times = []
     keyed = timing is not None and timing.key is not None
@@ -349,6 +357,9 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
     allowed = scale_mask(tuple(vocabulary.tokens)) if keyed and sampling.in_scale else None
     for i in range(length):
         drawn = plan.replay() if plan else None
+        if drawn is not None and copies is not None and drawn[0] in copies.banned():
+            plan.stop()  # a window played again ends where it would copy the corpus past the limit
+            drawn = None
         if drawn is None:
             heads = list(probabilities)  # the token's, the onset gap's, ...: tilted by the rules that apply
             if fit is not None:
@@ -361,9 +372,11 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
                 heads[1] = not_before(heads[1], clock.steps, span[0] - timing.time)
             if timing is not None and density:
                 heads[1] = toward_density(heads[1], clock.steps, len(clock.grid), timing.density(), density)
-            drawn = draw_position(decoder, heads, state, rng, sampling, vocabulary, loops, clock,
+            drawn = draw_position(decoder, heads, state, rng, sampling, vocabulary, loops, copies, clock,
                                   timing.phase if timing else None)
         loops.add(drawn[0])
+        if copies is not None:
+            copies.add(drawn[0])
         if balance is not None:
             balance.add(drawn[0])
         generated[i] = drawn
@@ -386,12 +399,14 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
 
 
 def draw_position(decoder, probabilities: list[np.ndarray], state, rng: np.random.Generator, sampling: Sampling,
-                  vocabulary: Vocabulary | None, loops: LoopGuard, clock: BeatClock | None,
-                  phase: int | None) -> list[int]:
+                  vocabulary: Vocabulary | None, loops: LoopGuard, copies: CopyGuard | None,
+                  clock: BeatClock | None, phase: int | None) -> list[int]:
     """One position drawn from the network's heads, by the sampling rules: the top-k and top-p
     cuts for the token only (on a confident rhythm or loudness head they would leave one value)."""
     heads = list(probabilities)
     heads[0] = loops.allowed(heads[0])
+    if copies is not None:
+        heads[0] = copies.allowed(heads[0])
     if clock is not None:
         heads[1] = clock.on_grid(heads[1], phase)
     drawn = [sample(heads[0], rng, sampling)] + [sample(p, rng, sampling.plain) for p in heads[1:]]

@@ -92,7 +92,6 @@ class Report:
     primer: dict
     seed: int
     sampling: dict
-    tries: int
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -108,6 +107,4 @@ class Report:
         lines.append("no repeating cycle" if cycle is None else
                      f"longest repeating cycle: {cycle.period} tokens x {cycle.repeats} "
                      f"({cycle.span} tokens from position {cycle.start})")
-        if self.tries > 1:
-            lines.append(f"{self.tries} tries to stay under --max-copy")
         return "\n".join(lines)

@@ -20,7 +20,7 @@ SOURCES = (1, 2, 0)  # windows back (1: the one before), or 0: the piece's first
 
 @dataclass(frozen=True)
 class Form:
-    share: float = 0.3  # of the windows that begin by reprising an earlier one
+    share: float = 0.4  # of the windows that begin by reprising an earlier one
     beats: int = 4  # quarters of the earlier window played again, from where it is picked up
     bars: int = 2  # a window
 
@@ -59,6 +59,10 @@ class Reprise:
         self.playing, gap = self.queue.pop(0)
         row = list(self.rows[self.playing])
         return row if gap is None else [row[0], gap] + row[2:]
+
+    def stop(self) -> None:
+        """Play nothing more of the window being played again: the network draws from here."""
+        self.queue, self.playing = [], -1
 
     def add(self, row: list[int], time: int, key: int | None = None) -> int | None:
         """Record a position fed to the network (drawn or played again), its onset and its key;

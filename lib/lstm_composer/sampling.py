@@ -5,6 +5,7 @@ network told its key, tilts towards that key (`in_key`, `in_scale`, `KeyBalance`
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -15,6 +16,7 @@ from lstm_composer.form import KEY_PROFILES
 from lstm_composer.tokens import token_pitches
 
 LOOP_PERIOD = 8  # patterns of up to this many tokens count as loops
+REPEAT_WINDOW = 64  # tokens: the stretch in which `LoopGuard` counts how often each token was drawn
 DENSITY_STRENGTH = 4.0  # how firmly generation keeps to a density of onsets (`toward_density`)
 BALANCE_HALF_LIFE = 32  # tokens: how far back `KeyBalance` counts a piece's pitch classes, halving each time
 BALANCE_PRIOR = 8.0  # tokens' worth of the corpus's own shares that `KeyBalance` starts from
@@ -35,6 +37,11 @@ class Sampling:
     # is not drawn. Real pieces rarely hold such a stretch past 20 tokens; a network that can
     # copy can fall into one for good. None: no limit.
     loop_limit: int | None = 24
+    # No token takes more of the last REPEAT_WINDOW tokens than it takes in this share of the
+    # training pieces' windows of that length (`repeat_cap`): a network that can copy its own
+    # last tokens falls into one note struck hundreds of times, interrupted just often enough
+    # to pass `loop_limit`. None: no cap.
+    repeat_quantile: float | None = 0.99
     # For a network told where in the beat each onset falls: an onset gap that would put the
     # next onset on a beat phase holding less than this share of the training pieces' onsets
     # is not drawn (`BeatClock`). None: onsets anywhere.
@@ -59,7 +66,8 @@ class Sampling:
     @property
     def plain(self) -> "Sampling":
         """The same temperature, without the top-k and top-p cuts."""
-        return Sampling(self.temperature, top_p=None, loop_limit=None, grid_share=None, refresh=None, key_weight=0.0)
+        return Sampling(self.temperature, top_p=None, loop_limit=None, repeat_quantile=None, grid_share=None,
+                        refresh=None, key_weight=0.0)
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
@@ -70,6 +78,8 @@ class Sampling:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.loop_limit is not None and self.loop_limit <= LOOP_PERIOD:
             raise ValueError(f"loop_limit must be above {LOOP_PERIOD}, got {self.loop_limit}")
+        if self.repeat_quantile is not None and not 0.0 < self.repeat_quantile <= 1.0:
+            raise ValueError(f"repeat_quantile must be in (0, 1], got {self.repeat_quantile}")
         if self.grid_share is not None and not 0.0 <= self.grid_share < 1.0:
             raise ValueError(f"grid_share must be in [0, 1), got {self.grid_share}")
         if self.refresh is not None and self.refresh < 1:
@@ -97,11 +107,13 @@ def sample(probabilities: np.ndarray, rng: np.random.Generator, sampling: Sampli
 class LoopGuard:
     """Keeps a token sequence out of loops: knows, for each period up to LOOP_PERIOD, how long
     the stretch repeating that period at the end of the sequence is, and takes away the
-    probability of the token that would carry a stretch past `limit` tokens."""
+    probability of the token that would carry a stretch past `limit` tokens; with `cap`, also
+    that of a token drawn `cap` times in the last REPEAT_WINDOW - 1 tokens."""
 
-    def __init__(self, limit: int | None, tokens):
-        self.limit, self.tokens = limit, []
+    def __init__(self, limit: int | None, tokens, cap: int | None = None):
+        self.limit, self.cap, self.tokens = limit, cap, []
         self.runs = np.zeros(LOOP_PERIOD + 1, dtype=np.int64)  # runs[p]: positions equal to the one p before
+        self.counts: Counter = Counter()  # each token's draws in the last REPEAT_WINDOW - 1 tokens
         for token in tokens:
             self.add(int(token))
 
@@ -110,20 +122,72 @@ class LoopGuard:
             repeats = len(self.tokens) >= period and self.tokens[-period] == token
             self.runs[period] = self.runs[period] + 1 if repeats else 0
         self.tokens.append(token)
+        self.counts[token] += 1
+        if len(self.tokens) >= REPEAT_WINDOW:
+            self.counts[self.tokens[-REPEAT_WINDOW]] -= 1
+
+    def banned(self) -> list[int]:
+        looping = set() if self.limit is None else {
+            self.tokens[-period] for period in range(1, LOOP_PERIOD + 1)
+            if len(self.tokens) >= period and self.runs[period] + period + 1 > self.limit}
+        crowding = set() if self.cap is None else {token for token, n in self.counts.items() if n >= self.cap}
+        return sorted(looping | crowding)
 
     def allowed(self, probabilities: np.ndarray) -> np.ndarray:
-        if self.limit is None:
-            return probabilities
-        banned = sorted({self.tokens[-period] for period in range(1, LOOP_PERIOD + 1)
-                         if len(self.tokens) >= period and self.runs[period] + period + 1 > self.limit})
-        if not banned:
-            return probabilities
-        kept = probabilities.copy()
+        return without(probabilities, self.banned())
+
+
+class CopyGuard:
+    """Keeps a token sequence from copying the corpus: knows, for every corpus position, how many
+    of the sequence's last tokens it ends a copy of (within one piece), and takes away the
+    probability of each token that would carry such a copy past `limit` tokens."""
+
+    def __init__(self, limit: int, ids: np.ndarray, bounds: np.ndarray):
+        self.limit, self.ids = limit, ids
+        self.order = np.argsort(ids, kind="stable")  # positions grouped by token, each group in order
+        self.first = np.searchsorted(ids[self.order], np.arange(int(ids.max(initial=0)) + 2))
+        self.piece_start = np.zeros(len(ids) + 1, dtype=bool)
+        self.piece_start[bounds] = True  # and the end of the corpus: nothing follows there
+        self.ends = np.empty(0, dtype=np.int64)  # corpus positions that end a copy of the last tokens
+        self.lengths = np.empty(0, dtype=np.int64)  # and how long each copy is
+
+    def add(self, token: int) -> None:
+        ends = self.order[self.first[token]:self.first[token + 1]] if token + 1 < len(self.first) else self.ends[:0]
+        lengths = np.ones(len(ends), dtype=np.int64)
+        if len(self.ends):
+            before = np.minimum(np.searchsorted(self.ends, ends - 1), len(self.ends) - 1)
+            goes_on = (self.ends[before] == ends - 1) & ~self.piece_start[ends]
+            lengths[goes_on] = self.lengths[before[goes_on]] + 1
+        self.ends, self.lengths = ends, lengths
+
+    def banned(self) -> list[int]:
+        following = self.ends[self.lengths >= self.limit] + 1
+        return np.unique(self.ids[following[~self.piece_start[following]]]).tolist()
+
+    def allowed(self, probabilities: np.ndarray) -> np.ndarray:
+        return without(probabilities, self.banned())
+
+
+def without(probabilities: np.ndarray, banned: list[int]) -> np.ndarray:
+    """The token probabilities with the `banned` tokens taken out (the rest evenly where the
+    network sees nothing else at all)."""
+    if not banned:
+        return probabilities
+    kept = probabilities.copy()
+    kept[banned] = 0.0
+    if kept.sum() <= 0:
+        kept = np.ones_like(probabilities)
         kept[banned] = 0.0
-        if kept.sum() <= 0:  # the network sees nothing else at all: anything else, evenly
-            kept = np.ones_like(probabilities)
-            kept[banned] = 0.0
-        return kept / kept.sum()
+    return kept / kept.sum()
+
+
+def repeat_cap(pieces, quantile: float) -> int:
+    """How many times one token may be drawn in REPEAT_WINDOW tokens: the count of the most
+    frequent token in a window (every 8th window of each piece's token ids in `pieces`) that
+    `quantile` of the windows stay within; REPEAT_WINDOW where no piece is as long."""
+    most = [np.unique(ids[start:start + REPEAT_WINDOW], return_counts=True)[1].max()
+            for ids in pieces for start in range(0, len(ids) - REPEAT_WINDOW + 1, 8)]
+    return int(np.ceil(np.quantile(most, quantile))) if most else REPEAT_WINDOW
 
 
 @lru_cache(maxsize=4)
