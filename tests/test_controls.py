@@ -133,6 +133,23 @@ def test_density_by_name_keeps_to_the_corpus_quartiles(tmp_path):
         GenerateConfig(model_dir, density="busy")
 
 
+def test_a_primer_is_a_moment_of_the_corpus_not_a_token(tmp_path):
+    # "a" holds three times the tokens of "b" in about as much time (30 quarters against 40):
+    # drawn by token a window lies in "b" one time in five, drawn by time about half the time.
+    from lstm_composer.model_dir import ModelDir
+    from lstm_composer.primers import primer_from_corpus
+
+    model = ModelDir(keyed_model_dir(tmp_path)).load()
+    gaps = np.array(model.expression.ioi)
+
+    def share_of_b(by_time):
+        drawn = [primer_from_corpus(model.tokens(), model.vocabulary, model.config, np.random.default_rng(seed),
+                                    gaps=gaps if by_time else None).detail["piece_id"] for seed in range(300)]
+        return drawn.count("b") / len(drawn)
+
+    assert share_of_b(False) < 0.3 and 0.4 < share_of_b(True) < 0.65, (share_of_b(False), share_of_b(True))
+
+
 def test_a_piece_of_n_bars_has_n_bars_and_ends_held_on_its_tonic(tmp_path):
     from music21 import converter
 

@@ -55,12 +55,13 @@ def test_the_cap_is_the_most_frequent_tokens_count_that_most_windows_stay_within
 
 def test_no_token_of_a_piece_is_drawn_more_often_in_a_window_than_the_training_pieces_allow(tmp_path):
     # A second piece of sixteen notes, each four times in 64: the cap. The network copies the
-    # first piece's loop of four onsets, sixteen times each in 64 tokens, when nothing stops it.
+    # first piece's loop of four onsets (where seed 2's primer lies), sixteen times each in 64
+    # tokens, when nothing stops it.
     varied = [[60 + (i * 5) % 16] for i in range(64)]
     model_dir = copying_model_dir(tmp_path, {"loop": LOOP * 10, "varied": varied})
 
     def most_in_a_window(quantile):
-        tokens = compose(GenerateConfig(str(model_dir), length=160, seed=0, form=None, max_copy=None,
+        tokens = compose(GenerateConfig(str(model_dir), length=160, seed=2, form=None, max_copy=None,
                                         sampling=Sampling(repeat_quantile=quantile, key_weight=0.0))).tokens
         return max(Counter(tokens[i:i + REPEAT_WINDOW]).most_common(1)[0][1] for i in range(len(tokens) - 63))
 

@@ -160,7 +160,8 @@ def choose_primer(config: GenerateConfig, model: TrainedModel, rng: np.random.Ge
                                 config.tempo, model.config, style_index(config, model))
     return primer_from_corpus(model.tokens(), model.vocabulary, model.config, rng, model.held_out,
                               model.time_signatures() if model.config.metre else None, config.key,
-                              style_index(config, model))
+                              style_index(config, model),
+                              np.array(model.expression.ioi) if model.expression else None)
 
 
 def start_conductor(config: GenerateConfig, model: TrainedModel, primer: Primer, rng: np.random.Generator,

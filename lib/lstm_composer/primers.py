@@ -135,13 +135,15 @@ def _file_attributes(kept: list, config: ModelConfig | None, expression: Express
 def primer_from_corpus(stream: TokenStream, vocabulary: Vocabulary, config: ModelConfig,
                        rng: np.random.Generator, held_out: tuple[str, ...] = (),
                        time_signatures: dict[str, list] | None = None, key: int | None = None,
-                       style: int = 0) -> Primer:
+                       style: int = 0, gaps: np.ndarray | None = None) -> Primer:
     """A window of `sequence_length` tokens drawn by `rng` from the training pieces, as the
     paper did: never from the pieces the training run held out (`held_out`), which evaluation
     keeps for comparing generated pieces with music the network never saw. `time_signatures`:
     each piece's, for a network told where in its bar each onset falls. With `key`, a window
     that ends in a key of its mode (major, minor), transposed into `key`. With `style`, a window
-    of a piece of that style (`ModelConfig.styles`, from 1)."""
+    of a piece of that style (`ModelConfig.styles`, from 1). With `gaps` (each onset gap class's
+    length), a window is drawn by the time it spans: a moment of the corpus, not a token, so
+    that busy passages, which hold more tokens, are not drawn more often than they last."""
     length = config.sequence_length
     pieces = {piece for piece, label in stream.piece_styles().items() if not style or label == style}
     starts = window_starts(stream, length, pieces - set(held_out))
@@ -149,10 +151,10 @@ def primer_from_corpus(stream: TokenStream, vocabulary: Vocabulary, config: Mode
         raise GenerationError(f"no training piece of the corpus{' in that style' if style else ''} is longer than "
                               f"{length} tokens")
     if key is None:
-        start, shift = int(starts[rng.integers(len(starts))]), 0
+        start, shift = int(rng.choice(starts, p=moments(stream, starts, length, gaps))), 0
         tokens = vocabulary.decode(stream.ids[start:start + length])
     else:
-        start, shift, tokens = window_in_key(stream, vocabulary, starts, length, key, rng)
+        start, shift, tokens = window_in_key(stream, vocabulary, starts, length, key, rng, gaps)
     piece = int(np.searchsorted(stream.bounds, start, side="right")) - 1
     classes = transposed_attributes(stream.attributes(config)[start:start + length], config, shift)[:, 1:] \
         if config.expressive else None
@@ -168,15 +170,27 @@ def primer_from_corpus(stream: TokenStream, vocabulary: Vocabulary, config: Mode
                   classes, last=last)
 
 
+def moments(stream: TokenStream, starts: np.ndarray, length: int, gaps: np.ndarray | None) -> np.ndarray | None:
+    """The chance of drawing each window of `starts`: by the time it spans (its onset gaps, by
+    `gaps`, each class's length), or evenly (None) without gaps."""
+    if gaps is None or stream.expression is None:
+        return None
+    elapsed = np.concatenate([[0.0], np.cumsum(np.asarray(gaps)[stream.expression[:, 0]])])
+    spans = np.maximum(elapsed[starts + length] - elapsed[starts + 1], 1e-3)
+    return spans / spans.sum()
+
+
 def window_in_key(stream: TokenStream, vocabulary: Vocabulary, starts: np.ndarray, length: int, key: int,
-                  rng: np.random.Generator) -> tuple[int, int, list[str]]:
+                  rng: np.random.Generator, gaps: np.ndarray | None = None) -> tuple[int, int, list[str]]:
     """(start, semitones, tokens): a window that ends in a key of `key`'s mode, drawn by `rng`,
     and its tokens moved by the semitones (-6 to 5) that bring that key to `key`."""
     if stream.key is None:
         raise GenerationError("this model was not told its key (a preset without the key input): --key needs "
                               "one that was, such as small or expressive")
     starts = starts[stream.key[starts + length - 1] // 12 == key // 12]
-    for start in rng.permutation(starts)[:64]:
+    drawn = rng.choice(starts, min(64, len(starts)), replace=False, p=moments(stream, starts, length, gaps)) \
+        if len(starts) else starts
+    for start in drawn:
         shift = (key % 12 - int(stream.key[start + length - 1]) + 6) % 12 - 6
         tokens = [transpose_token(token, shift) for token in vocabulary.decode(stream.ids[start:start + length])]
         if all(token in vocabulary.index for token in tokens):
