@@ -30,7 +30,7 @@ from lstm_composer.primers import (GenerationError, Primer, primer_from_corpus, 
 from lstm_composer.redo import CANDIDATES, Bars, as_tokens, kept_loss, kept_notes, passage, placed
 from lstm_composer.render.midi import MAX_TEMPO, MIN_TEMPO
 from lstm_composer.reprise import Form, Reprise
-from lstm_composer.sampling import (BeatClock, CopyGuard, KeyBalance, LoopGuard, Sampling, in_key, in_scale, key_fit,
+from lstm_composer.sampling import (BeatClock, CopyGuard, KeyBalance, LoopGuard, Sampling, TokenRules, key_fit,
                                    mode_shares, not_before, pitch_classes, repeat_cap, sample, scale_mask,
                                    toward_density)
 from lstm_composer.statistics import DENSITY_LEVELS
@@ -197,8 +197,7 @@ def draw(config: GenerateConfig, model: TrainedModel, decoder, primer: Primer,
     length = config.length if config.bars is None else config.bars * primer.last.metre.steps  # at most
     generated, times = continuation(decoder, decoder.prime(positions), length, rng, config.sampling, vocabulary,
                                     positions, clock, plan, timing, config.density, config.bars,
-                                    balance=key_balance(config, model, positions), cap=token_cap(config, model),
-                                    copies=copy_guard(config, model))
+                                    rules=token_rules(config, model, positions, timing))
     return generated, plan.echoes if plan else [-1] * len(generated), times, longest_copy(generated[:, 0], stream)
 
 
@@ -206,6 +205,17 @@ def training_tokens(model: TrainedModel) -> np.ndarray:
     """Whether each token of the model's corpus lies in a training piece (not a held-out one)."""
     stream, held_out = model.tokens(), set(model.held_out)
     return np.repeat([piece not in held_out for piece in stream.piece_ids], np.diff(stream.bounds))
+
+
+def token_rules(config: GenerateConfig, model: TrainedModel, positions: np.ndarray,
+                timing: Conductor | None) -> TokenRules:
+    """The rules each token drawn after `positions` passes (`sampling.TokenRules`), as `config` asks."""
+    sampling, tokens = config.sampling, tuple(model.vocabulary.tokens)
+    keyed = timing is not None and timing.key is not None
+    return TokenRules(LoopGuard(sampling.loop_limit, [int(row[0]) for row in positions], token_cap(config, model)),
+                      copy_guard(config, model), key_balance(config, model, positions),
+                      key_fit(tokens) if keyed and sampling.key_weight else None,
+                      scale_mask(tokens) if keyed and sampling.in_scale else None, sampling.key_weight)
 
 
 def copy_guard(config: GenerateConfig, model: TrainedModel) -> CopyGuard | None:
@@ -271,7 +281,7 @@ def redo(config: GenerateConfig, model: TrainedModel, decoder, rng: np.random.Ge
         timing = start_conductor(config, model, primer, rng, clock)
         generated, times = continuation(decoder, primed, span[1] - span[0] + 1, rng, config.sampling, vocabulary,
                                         positions, clock, None, timing, config.density, span=span,
-                                        cap=token_cap(config, model), copies=copy_guard(config, model))
+                                        rules=token_rules(config, model, positions, timing))
         shown, events = perform(replace(config, keep_primer=True), model, primer, generated, [-1] * len(generated),
                                 times, voicing_rng)
         new = placed(events[len(shown):], lead, bars.start, bars.end, kept)
@@ -331,8 +341,7 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
                  clock: BeatClock | None = None, plan: Reprise | None = None,
                  timing: Conductor | None = None, density: float | None = None,
                  bars: int | None = None, span: tuple[int, int] | None = None,
-                 balance: KeyBalance | None = None, cap: int | None = None,
-                 copies: CopyGuard | None = None) -> tuple[np.ndarray, list[int]]:
+                 rules: TokenRules | None = None) -> tuple[np.ndarray, list[int]]:
     """((length, heads) ids, the time of each onset) drawn one position at a time after a primed
     (probabilities, state) pair: the token, and for an expressive model its onset gap, duration
     and velocity classes, and its bass when the network has a bass head (drawn after the token,
@@ -341,45 +350,34 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
     in and a rebuilt state (`Sampling.refresh`) starts from. `clock`, for a network that is
     told where in the beat each onset falls, keeps the onsets on the grid; `timing` tells the
     network where each falls and in which key (`conductor.Conductor`), and keeps to `density`
-    onsets per quarter (`sampling.toward_density`); `balance` keeps a key's pitch classes near
-    their shares in the corpus (`sampling.KeyBalance`). `plan` has some windows begin by playing
-    an earlier one again (`reprise.Reprise`). With `bars`, it stops at the first onset in the last
+    onsets per quarter (`sampling.toward_density`); `rules` take tokens out or tilt them before
+    each draw (`sampling.TokenRules`; by default only the loop guard of `sampling`). `plan` has
+    some windows begin by playing an earlier one again (`reprise.Reprise`), unless that would copy
+    the corpus further than the rules' copy guard allows. With `bars`, it stops at the first onset in the last
     of that many bars from the first onset's bar (`timing` knows the bars). With `span`, the
     first onset falls at its first time or after it (where an onset gap reaches so far), and it
     stops before an onset at its second."""
     probabilities, state = primed
     generated = np.empty((length, len(probabilities) + (decoder.bass_head is not None)), dtype=np.int32)
     primer = () if primer is None else primer
-    loops = LoopGuard(sampling.loop_limit, [int(row[0]) for row in primer], cap)
+    rules = rules or TokenRules(LoopGuard(sampling.loop_limit, [int(row[0]) for row in primer]))
     window = deque(primer, maxlen=decoder.config.sequence_length)  # what a rebuilt state starts from
     times = []
-    keyed = timing is not None and timing.key is not None
-    fit = key_fit(tuple(vocabulary.tokens)) if keyed and sampling.key_weight else None  # (keys, tokens), once
-    allowed = scale_mask(tuple(vocabulary.tokens)) if keyed and sampling.in_scale else None
     for i in range(length):
         drawn = plan.replay() if plan else None
-        if drawn is not None and copies is not None and drawn[0] in copies.banned():
+        if drawn is not None and rules.copies_too_much(drawn[0]):
             plan.stop()  # a window played again ends where it would copy the corpus past the limit
             drawn = None
         if drawn is None:
             heads = list(probabilities)  # the token's, the onset gap's, ...: tilted by the rules that apply
-            if fit is not None:
-                heads[0] = in_key(heads[0], fit[timing.key], sampling.key_weight)
-            if balance is not None:
-                heads[0] = balance.tilt(heads[0], timing.key)
-            if allowed is not None:
-                heads[0] = in_scale(heads[0], allowed[timing.key])
+            heads[0] = rules.tilt(heads[0], timing.key if timing is not None else None)
             if span and i == 0:
                 heads[1] = not_before(heads[1], clock.steps, span[0] - timing.time)
             if timing is not None and density:
                 heads[1] = toward_density(heads[1], clock.steps, len(clock.grid), timing.density(), density)
-            drawn = draw_position(decoder, heads, state, rng, sampling, vocabulary, loops, copies, clock,
+            drawn = draw_position(decoder, heads, state, rng, sampling, vocabulary, clock,
                                   timing.phase if timing else None)
-        loops.add(drawn[0])
-        if copies is not None:
-            copies.add(drawn[0])
-        if balance is not None:
-            balance.add(drawn[0])
+        rules.add(drawn[0])
         generated[i] = drawn
         if timing is not None:
             timing.advance(drawn[1])
@@ -400,14 +398,10 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
 
 
 def draw_position(decoder, probabilities: list[np.ndarray], state, rng: np.random.Generator, sampling: Sampling,
-                  vocabulary: Vocabulary | None, loops: LoopGuard, copies: CopyGuard | None,
-                  clock: BeatClock | None, phase: int | None) -> list[int]:
+                  vocabulary: Vocabulary | None, clock: BeatClock | None, phase: int | None) -> list[int]:
     """One position drawn from the network's heads, by the sampling rules: the top-k and top-p
     cuts for the token only (on a confident rhythm or loudness head they would leave one value)."""
     heads = list(probabilities)
-    heads[0] = loops.allowed(heads[0])
-    if copies is not None:
-        heads[0] = copies.allowed(heads[0])
     if clock is not None:
         heads[1] = clock.on_grid(heads[1], phase)
     drawn = [sample(heads[0], rng, sampling)] + [sample(p, rng, sampling.plain) for p in heads[1:]]

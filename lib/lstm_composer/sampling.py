@@ -190,6 +190,39 @@ def repeat_cap(pieces, quantile: float) -> int:
     return int(np.ceil(np.quantile(most, quantile))) if most else REPEAT_WINDOW
 
 
+class TokenRules:
+    """The rules the token's probabilities pass before each draw, in this order, and what they
+    remember of the tokens drawn: for a network told its key, the key's preference (`fit`: rows
+    of `key_fit`, weighted by `key_weight`), its balance and its scale (`scale`: rows of
+    `scale_mask`); then the loop guard with its cap, and the copy guard."""
+
+    def __init__(self, loops: LoopGuard, copies: CopyGuard | None = None, balance: "KeyBalance | None" = None,
+                 fit: np.ndarray | None = None, scale: np.ndarray | None = None, key_weight: float = 0.0):
+        self.loops, self.copies, self.balance = loops, copies, balance
+        self.fit, self.scale, self.key_weight = fit, scale, key_weight
+
+    def tilt(self, probabilities: np.ndarray, key: int | None) -> np.ndarray:
+        """The token probabilities as the rules leave them, in `key` (`form.KEY_NAMES`) or none."""
+        if key is not None:
+            if self.fit is not None:
+                probabilities = in_key(probabilities, self.fit[key], self.key_weight)
+            if self.balance is not None:
+                probabilities = self.balance.tilt(probabilities, key)
+            if self.scale is not None:
+                probabilities = in_scale(probabilities, self.scale[key])
+        probabilities = self.loops.allowed(probabilities)
+        return probabilities if self.copies is None else self.copies.allowed(probabilities)
+
+    def copies_too_much(self, token: int) -> bool:
+        """Whether `token` would carry a run copied from one corpus piece past the copy guard's limit."""
+        return self.copies is not None and token in self.copies.banned()
+
+    def add(self, token: int) -> None:
+        for rule in (self.loops, self.copies, self.balance):
+            if rule is not None:
+                rule.add(token)
+
+
 @lru_cache(maxsize=4)
 def pitch_classes(tokens: tuple[str, ...]) -> np.ndarray:
     """(tokens, 12) bool: the pitch classes each token sounds, C first."""
