@@ -31,7 +31,7 @@ from lstm_composer.redo import CANDIDATES, Bars, as_tokens, kept_loss, kept_note
 from lstm_composer.render.midi import MAX_TEMPO, MIN_TEMPO
 from lstm_composer.reprise import Form, Reprise
 from lstm_composer.sampling import (BeatClock, CopyGuard, KeyBalance, LoopGuard, Sampling, TokenRules, key_fit,
-                                   mode_shares, not_before, pitch_classes, repeat_cap, sample, scale_mask,
+                                   mode_shares, not_before, pitch_classes, sample, scale_mask,
                                    toward_density)
 from lstm_composer.statistics import DENSITY_LEVELS
 from lstm_composer.tokens import Token, Vocabulary
@@ -219,6 +219,7 @@ def token_rules(config: GenerateConfig, model: TrainedModel, positions: np.ndarr
 
 
 def copy_guard(config: GenerateConfig, model: TrainedModel) -> CopyGuard | None:
+    """The guard that keeps a piece from copying more than `config.max_copy` tokens of one corpus piece."""
     if config.max_copy is None:
         return None
     stream = model.tokens()
@@ -227,11 +228,8 @@ def copy_guard(config: GenerateConfig, model: TrainedModel) -> CopyGuard | None:
 
 def token_cap(config: GenerateConfig, model: TrainedModel) -> int | None:
     """How often one token may be drawn in `sampling.REPEAT_WINDOW` tokens, by the training pieces."""
-    if config.sampling.repeat_quantile is None:
-        return None
-    stream = model.tokens()
-    training = stream.rows(set(stream.piece_ids) - set(model.held_out))
-    return repeat_cap([stream.piece(i) for i in training], config.sampling.repeat_quantile)
+    quantile = config.sampling.repeat_quantile
+    return None if quantile is None else model.repeat_cap(quantile)
 
 
 def beat_clock(config: GenerateConfig, model: TrainedModel, primer: Primer) -> BeatClock | None:

@@ -32,6 +32,7 @@ from functools import cached_property
 from lstm_composer import storage
 from lstm_composer.expression import Expression
 from lstm_composer.presets import ModelConfig
+from lstm_composer.sampling import repeat_cap
 from lstm_composer.statistics import density_levels
 from lstm_composer.storage import Workspace
 from lstm_composer.tables import (Corpus, TokenStream, copy_corpus, piece_onsets, piece_values,
@@ -362,6 +363,19 @@ class TrainedModel:
     def _density_levels(self) -> dict[str, float]:
         return density_levels(onsets for piece, onsets in piece_onsets(self.corpus).items()
                               if piece not in self.held_out)
+
+    @cached_property
+    def _repeat_caps(self) -> dict[float, int]:
+        return {}
+
+    def repeat_cap(self, quantile: float) -> int:
+        """How often one token may be drawn in `sampling.REPEAT_WINDOW` tokens, by the training
+        pieces' windows (`sampling.repeat_cap`), counted once per loaded model and quantile."""
+        if quantile not in self._repeat_caps:
+            stream = self.tokens()
+            training = stream.rows(set(stream.piece_ids) - set(self.held_out))
+            self._repeat_caps[quantile] = repeat_cap([stream.piece(i) for i in training], quantile)
+        return self._repeat_caps[quantile]
 
     def density_levels(self) -> dict[str, float]:
         """The training pieces' onsets per quarter named low, medium and high, read once per loaded model."""
