@@ -264,6 +264,32 @@ def test_an_octave_line_from_a_second_voice_to_a_first_starts_before_it_stops(tm
     assert sorted(p.midi for n in score.flatten().notes for p in n.pitches)[:2] == [26, 33]
 
 
+def test_an_octave_line_from_a_second_voice_to_a_first_that_holds_a_note_starts_in_the_first(tmp_path):
+    import warnings
+
+    from music21 import converter, spanner
+
+    from lstm_composer.metre import Metre
+
+    # A bar of 3/4 from a generated piece: G#5 held from before the line (the first voice) when
+    # F6 (the second voice) begins it, F#6 (the first voice) ends it. No rest of the first voice
+    # to start on: the line starts on its first note under it, and F6 keeps its own pitch.
+    rows = [("F5", 0.125, 0.125, [77]), ("F#3", 0.25, 0.125, [54]), ("5.8", 0.375, 0.125, [65, 68, 80]),
+            ("5", 0.5, 0.125, [41, 53]), ("G#5", 0.625, 4.0, [80]), ("C#5", 0.75, 0.125, [73]),
+            ("F6", 0.875, 0.125, [89]), ("F#5", 1.0, 4.0, [78]), ("F#6", 1.125, 0.5, [90]),
+            ("2", 1.25, 8.0, [62, 74]), ("4.5", 1.375, 1.0, [64, 65, 76]), ("F#3", 1.5, 8.0, [54])]
+    events = [Event(token, offset, duration, 80, pitches) for token, offset, duration, pitches in rows]
+    path = write_musicxml(events, tmp_path / "held.musicxml", metre=Metre(3, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Could not import octave-shift": the line would be dropped
+        score = converter.parse(path)
+    lines = score.spannerBundle.getByClass(spanner.Ottava)
+    assert [(line.type, [p.midi for n in line.getSpannedElements() for p in n.pitches]) for line in lines] == [
+        ("8va", [80, 78, 90])]  # as they sound
+    assert sorted({p.midi for n in score.flatten().notes for p in n.pitches}) == sorted(
+        {p for _, _, _, pitches in rows for p in pitches})
+
+
 def test_piano_roll_is_a_png_of_a_sensible_size(tmp_path):
     data = plot_piano_roll(PIECE, tmp_path / "roll.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

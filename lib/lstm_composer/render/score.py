@@ -412,8 +412,10 @@ def _in_writing_order(passage: list[list]) -> list:
     """The notes and chords of a passage (its onsets' groups, in time), to be spanned by a line
     that starts at the first and stops at the last, the first written before the last. A bar is
     written voice by voice, so a line from a note of the second voice to one of the first in the
-    same bar would stop before it starts (music21 cannot read it): it starts instead on the
-    first voice's note or rest struck with its first note, where there is one."""
+    same bar would stop before it starts (music21 and MuseScore drop it, and the notes written
+    an octave off for it read wrong): it starts instead on the first voice's rest struck with
+    its first note; where that voice holds a note from before, it starts at that voice's first
+    note in the passage, and the notes before it are left out (written at pitch)."""
     groups = [sorted(group, key=_voice_number) for group in passage]  # within an onset, the earlier voice first
     elements = [element for group in groups for element in group]
     first, last = _voice(elements[0]), _voice(elements[-1])
@@ -422,7 +424,10 @@ def _in_writing_order(passage: list[list]) -> list:
         return elements
     start = elements[0].getOffsetBySite(first)
     anchor = next((element for element in last.notesAndRests if element.getOffsetBySite(last) == start), None)
-    return [anchor] + elements if anchor is not None else elements
+    if anchor is not None:
+        return [anchor] + elements
+    begins = next(i for i, element in enumerate(elements) if _voice_number(element) <= _voice_number(elements[-1]))
+    return elements[begins:]
 
 
 def _mean_pitch(elements: list) -> float:
