@@ -31,8 +31,7 @@ from lstm_composer.redo import CANDIDATES, Bars, as_tokens, kept_loss, kept_note
 from lstm_composer.render.midi import MAX_TEMPO, MIN_TEMPO
 from lstm_composer.reprise import Form, Reprise
 from lstm_composer.sampling import (BeatClock, CopyGuard, KeyBalance, LoopGuard, Sampling, TokenRules, key_fit,
-                                   mode_shares, not_before, pitch_classes, sample, scale_mask,
-                                   toward_density)
+                                   not_before, pitch_classes, sample, scale_mask, toward_density)
 from lstm_composer.statistics import DENSITY_LEVELS
 from lstm_composer.tokens import Token, Vocabulary
 from lstm_composer.voicing import allowed_basses, voice_tokens
@@ -198,13 +197,8 @@ def draw(config: GenerateConfig, model: TrainedModel, decoder, primer: Primer,
     generated, times = continuation(decoder, decoder.prime(positions), length, rng, config.sampling, vocabulary,
                                     positions, clock, plan, timing, config.density, config.bars,
                                     rules=token_rules(config, model, positions, timing))
-    return generated, plan.echoes if plan else [-1] * len(generated), times, longest_copy(generated[:, 0], stream)
-
-
-def training_tokens(model: TrainedModel) -> np.ndarray:
-    """Whether each token of the model's corpus lies in a training piece (not a held-out one)."""
-    stream, held_out = model.tokens(), set(model.held_out)
-    return np.repeat([piece not in held_out for piece in stream.piece_ids], np.diff(stream.bounds))
+    copy = longest_copy(generated[:, 0], stream, model.token_index)
+    return generated, plan.echoes if plan else [-1] * len(generated), times, copy
 
 
 def token_rules(config: GenerateConfig, model: TrainedModel, positions: np.ndarray,
@@ -223,7 +217,7 @@ def copy_guard(config: GenerateConfig, model: TrainedModel) -> CopyGuard | None:
     if config.max_copy is None:
         return None
     stream = model.tokens()
-    return CopyGuard(config.max_copy, stream.ids, stream.bounds)
+    return CopyGuard(config.max_copy, stream.ids, stream.bounds, model.token_index)
 
 
 def token_cap(config: GenerateConfig, model: TrainedModel) -> int | None:
@@ -236,7 +230,7 @@ def beat_clock(config: GenerateConfig, model: TrainedModel, primer: Primer) -> B
     """For a network told where in the beat each onset falls: the beat grid of its training pieces."""
     if not model.config.phase:
         return None
-    return BeatClock.of(model.expression, primer.last.phase, model.tokens().phase[training_tokens(model)],
+    return BeatClock.of(model.expression, primer.last.phase, model.tokens().phase[model.training_tokens],
                         config.sampling.grid_share)
 
 
@@ -245,10 +239,8 @@ def key_balance(config: GenerateConfig, model: TrainedModel, positions: np.ndarr
     classes in that key's mode to keep near, counted from the primer's tokens (`positions`) on."""
     if config.key is None or not model.config.key or not config.sampling.key_balance:
         return None
-    stream, training = model.tokens(), training_tokens(model)
-    members = pitch_classes(tuple(model.vocabulary.tokens))
-    return KeyBalance(members, mode_shares(stream.ids[training], stream.key[training], members),
-                      config.sampling.key_balance, [row[0] for row in positions])
+    return KeyBalance(pitch_classes(tuple(model.vocabulary.tokens)), model.mode_shares, config.sampling.key_balance,
+                      [row[0] for row in positions])
 
 
 def redo(config: GenerateConfig, model: TrainedModel, decoder, rng: np.random.Generator,
@@ -291,7 +283,7 @@ def redo(config: GenerateConfig, model: TrainedModel, decoder, rng: np.random.Ge
     primer = replace(primer, detail={**primer.detail, "redo": str(config.redo), "candidates": config.candidates,
                                      "kept_loss": loss and round(loss, 4),
                                      "kept_loss_after_original": original and round(original, 4)})
-    report = describe(config, primer, generated, new, longest_copy(generated[:, 0], model.tokens()))
+    report = describe(config, primer, generated, new, longest_copy(generated[:, 0], model.tokens(), model.token_index))
     return Composition(tokens=[e.token for e in events], events=events, primer_length=0, report=report,
                        metre=primer.last.metre)
 

@@ -29,10 +29,13 @@ import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import numpy as np
+
 from lstm_composer import storage
 from lstm_composer.expression import Expression
 from lstm_composer.presets import ModelConfig
-from lstm_composer.sampling import repeat_cap
+from lstm_composer.originality import TokenIndex
+from lstm_composer.sampling import mode_shares, pitch_classes, repeat_cap
 from lstm_composer.statistics import density_levels
 from lstm_composer.storage import Workspace
 from lstm_composer.tables import (Corpus, TokenStream, copy_corpus, piece_onsets, piece_values,
@@ -363,6 +366,24 @@ class TrainedModel:
     def _density_levels(self) -> dict[str, float]:
         return density_levels(onsets for piece, onsets in piece_onsets(self.corpus).items()
                               if piece not in self.held_out)
+
+    @cached_property
+    def token_index(self) -> TokenIndex:
+        """Where each token occurs in the corpus (`originality.TokenIndex`), built once per loaded model."""
+        return TokenIndex.of(self.tokens().ids)
+
+    @cached_property
+    def training_tokens(self) -> np.ndarray:
+        """Whether each token of the corpus lies in a training piece (not a held-out one)."""
+        stream, held_out = self.tokens(), set(self.held_out)
+        return np.repeat([piece not in held_out for piece in stream.piece_ids], np.diff(stream.bounds))
+
+    @cached_property
+    def mode_shares(self) -> np.ndarray:
+        """The training pieces' shares of pitch classes in each mode (`sampling.mode_shares`),
+        counted once per loaded model."""
+        stream, training = self.tokens(), self.training_tokens
+        return mode_shares(stream.ids[training], stream.key[training], pitch_classes(tuple(self.vocabulary.tokens)))
 
     @cached_property
     def _repeat_caps(self) -> dict[float, int]:

@@ -21,20 +21,36 @@ class CopiedRun:
     output_position: int | None  # where it starts in the generated tokens
 
 
-def longest_copy(generated: np.ndarray, stream: TokenStream) -> CopiedRun:
+@dataclass(frozen=True)
+class TokenIndex:
+    """Where each token id occurs in a corpus's token ids: the positions grouped by token, each
+    group in order (`order[first[t]:first[t + 1]]` are token t's)."""
+
+    order: np.ndarray
+    first: np.ndarray
+
+    @classmethod
+    def of(cls, ids: np.ndarray) -> "TokenIndex":
+        order = np.argsort(ids, kind="stable")
+        return cls(order, np.searchsorted(ids[order], np.arange(int(ids.max(initial=0)) + 2)))
+
+    def positions(self, token: int) -> np.ndarray:
+        """The corpus positions holding `token`, in order (none for a token the corpus lacks)."""
+        return self.order[self.first[token]:self.first[token + 1]] if token + 1 < len(self.first) else self.order[:0]
+
+
+def longest_copy(generated: np.ndarray, stream: TokenStream, index: TokenIndex | None = None) -> CopiedRun:
     """Exact search: for every generated position, follow all corpus positions holding the
-    same token for as long as the next tokens agree and the piece goes on."""
+    same token for as long as the next tokens agree and the piece goes on. `index`: the
+    stream's `TokenIndex`, where it is already built."""
     ids = stream.ids
+    index = index or TokenIndex.of(ids)
     piece_end = np.repeat(stream.bounds[1:], np.diff(stream.bounds))
-    order = np.argsort(ids, kind="stable")
-    first = np.searchsorted(ids[order], np.arange(int(ids.max(initial=0)) + 2))
     best = CopiedRun(0, None, None, None)
     for i, token in enumerate(generated):
         if len(generated) - i <= best.length:
             break
-        if token + 1 >= len(first):
-            continue
-        positions = order[first[token]:first[token + 1]]
+        positions = index.positions(int(token))
         k = 1
         while len(positions) and i + k < len(generated):
             nxt = positions + k

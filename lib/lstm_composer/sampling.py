@@ -13,6 +13,7 @@ import numpy as np
 
 from lstm_composer.expression import GRID_SHARE, Expression, metric_grid
 from lstm_composer.form import KEY_PROFILES
+from lstm_composer.originality import TokenIndex
 from lstm_composer.tokens import token_pitches
 
 LOOP_PERIOD = 8  # patterns of up to this many tokens count as loops
@@ -142,17 +143,15 @@ class CopyGuard:
     of the sequence's last tokens it ends a copy of (within one piece), and takes away the
     probability of each token that would carry such a copy past `limit` tokens."""
 
-    def __init__(self, limit: int, ids: np.ndarray, bounds: np.ndarray):
-        self.limit, self.ids = limit, ids
-        self.order = np.argsort(ids, kind="stable")  # positions grouped by token, each group in order
-        self.first = np.searchsorted(ids[self.order], np.arange(int(ids.max(initial=0)) + 2))
+    def __init__(self, limit: int, ids: np.ndarray, bounds: np.ndarray, index: TokenIndex):
+        self.limit, self.ids, self.index = limit, ids, index  # `index`: the ids' `TokenIndex`
         self.piece_start = np.zeros(len(ids) + 1, dtype=bool)
         self.piece_start[bounds] = True  # and the end of the corpus: nothing follows there
         self.ends = np.empty(0, dtype=np.int64)  # corpus positions that end a copy of the last tokens
         self.lengths = np.empty(0, dtype=np.int64)  # and how long each copy is
 
     def add(self, token: int) -> None:
-        ends = self.order[self.first[token]:self.first[token + 1]] if token + 1 < len(self.first) else self.ends[:0]
+        ends = self.index.positions(token)
         lengths = np.ones(len(ends), dtype=np.int64)
         if len(self.ends):
             before = np.minimum(np.searchsorted(self.ends, ends - 1), len(self.ends) - 1)
