@@ -4,7 +4,8 @@ measured with music21.
     python bench/score_check.py output/generated.musicxml ...
     python bench/score_check.py --midi ../shared/midi/piano-midi/midis/.../piece.mid:3 ...
 
-Per file: notes written beyond three ledger lines outside an octave line (8va, 8vb), dynamics
+Per file: notes written beyond three ledger lines outside an octave line (8va, 8vb) and under one
+(MuseScore 3 has no 15ma line: the top octave of the piano keeps some under 8va), dynamics
 marks and hairpins per bar, and accidentals per written note. `--midi FILE[:N]` writes a MIDI
 file's notes as a score first (bars of N quarters, or in the file's first metre; the key
 signatures of its passages), as a real piece's page to compare with.
@@ -21,42 +22,41 @@ def diatonic(pitch) -> int:
     return pitch.diatonicNoteNum  # C4 = 29, one step per letter name
 
 
-def beyond_three_ledger_lines(score) -> tuple[int, int]:
-    """(notes more than three ledger lines off their staff and under no octave line, notes)."""
+def beyond_three_ledger_lines(score) -> tuple[int, int, int]:
+    """(notes more than three ledger lines off their staff under no octave line, those under
+    one, as written there, and all notes). music21 reads the notes under a line at the pitch
+    they sound."""
     from music21 import pitch as m21pitch, spanner
 
     treble_top, treble_bottom = diatonic(m21pitch.Pitch("F5")), diatonic(m21pitch.Pitch("E4"))
     bass_top, bass_bottom = diatonic(m21pitch.Pitch("A3")), diatonic(m21pitch.Pitch("G2"))
-    far = total = 0
+    shift = {id(element): -7 if line.type == "8va" else 7  # diatonic steps from sounding to written
+             for line in score.recurse().getElementsByClass(spanner.Ottava) for element in line.getSpannedElements()}
+    outside = under = total = 0
     for part, (top, bottom) in zip(score.parts, ((treble_top, treble_bottom), (bass_top, bass_bottom))):
-        # An octave line covers the time from its first note's onset to its last note's end.
-        notes = list(part.recurse().notes)
-        offsets = {id(element): element.getOffsetInHierarchy(part) for element in notes}
-        lines = [(min(offsets[id(e)] for e in spanned), max(offsets[id(e)] + e.quarterLength for e in spanned))
-                 for spanned in (line.getSpannedElements() for line in score.recurse().getElementsByClass(
-                     spanner.Ottava)) if spanned and all(id(e) in offsets for e in spanned)]
-        for element in notes:
-            at = offsets[id(element)]
-            for written in element.pitches:
+        for element in part.recurse().notes:
+            for sounding in element.pitches:
                 total += 1
-                steps = max(diatonic(written) - top, bottom - diatonic(written), 0)
-                if steps // 2 > 3 and not any(start <= at < end for start, end in lines):
-                    far += 1
-    return far, total
+                written = diatonic(sounding) + shift.get(id(element), 0)
+                if max(written - top, bottom - written, 0) // 2 > 3:
+                    under += id(element) in shift
+                    outside += id(element) not in shift
+    return outside, under, total
 
 
 def measure(path: Path) -> str:
     from music21 import converter
 
     score = converter.parse(str(path))
-    far, notes = beyond_three_ledger_lines(score)
+    outside, under, notes = beyond_three_ledger_lines(score)
     bars = max(len(part.getElementsByClass("Measure")) for part in score.parts)
     marks = len(list(score.recurse().getElementsByClass("Dynamic")))
     hairpins = len(list(score.recurse().getElementsByClass("DynamicWedge")))
     xml = path.read_text()
     written = len(re.findall(r"<note\b(?:(?!</note>).)*<pitch>", xml, re.S))
     accidentals = len(re.findall(r"<accidental\b", xml))
-    return (f"{path.name}: {bars} bars, {notes} notes; beyond three ledger lines outside an octave line: {far}; "
+    return (f"{path.name}: {bars} bars, {notes} notes; beyond three ledger lines outside an octave line: {outside}, "
+            f"under one (as written): {under}; "
             f"dynamics marks per bar {marks / bars:.2f}, hairpins {hairpins / bars:.2f}; "
             f"accidentals per note {accidentals / written:.3f}")
 

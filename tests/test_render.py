@@ -155,6 +155,21 @@ def test_musicxml_of_the_papers_timing_has_eighths_in_full_bars(tmp_path):
                            (9.0, 1.0), (10.0, 2.0)]
 
 
+def test_written_bars_of_a_metre_that_ends_inside_a_beat_are_full():
+    from music21 import pitch
+
+    from lstm_composer.render.notation import GRID, written
+
+    # 3/8 (36 steps of 1/24 quarter): bar 1 ends halfway through its second quarter, inside the
+    # rest between D5's 16th and F5's. A value run over the bar line, rests included, made an
+    # overfull bar that music21 does not always mend, and MuseScore read every later note late.
+    notes = [(0, 12, [72]), (24, 6, [74]), (42, 6, [77])]
+    bars = written(notes, 2, 36, lambda bar: lambda midi: pitch.Pitch(midi=midi))
+    assert [sum(e.quarterLength for e in bar) * GRID for bar in bars] == [36, 36]
+    assert [(bar, e.offset * GRID, e.isRest) for bar, elements in enumerate(bars) for e in elements][:5] == [
+        (0, 0, False), (0, 12, True), (0, 24, False), (0, 30, True), (1, 0, True)]
+
+
 def test_musicxml_splits_a_chord_between_the_hands_so_that_neither_stretches_past_an_octave(tmp_path):
     events = [Event("0.4", 0.0, 1.0, 80, (48, 60, 64, 67, 72, 76)),  # C3 and C4 to E5: 16 semitones above C4
               Event("7.0.4", 1.0, 1.0, 80, (43, 60, 64, 67)),  # G2 | C4 E4 G4: both hands within an octave
@@ -245,6 +260,34 @@ def test_musicxml_puts_a_chord_reaching_beyond_three_ledger_lines_under_an_octav
         ("8va", [69, 93])]  # as they sound; written A3 and A5
 
 
+def test_a_chord_too_wide_for_the_treble_staff_gives_its_lowest_note_to_the_bass(tmp_path):
+    from music21 import converter, spanner
+
+    # D#4 to A6 (a voicing of the bundled corpus): on the treble staff A6 needs a line, and
+    # under one D#4 would be written D#3, four ledger lines down; D#4 goes to the bass staff.
+    events = [Event("3.6.9.0", 0.0, 1.0, 80, (63, 66, 69, 72, 81, 93)), Event("C5", 1.0, 1.0, 80)]
+    score = converter.parse(write_musicxml(events, tmp_path / "wide.musicxml"))
+    lines = score.spannerBundle.getByClass(spanner.Ottava)
+    assert [(line.type, [p.midi for n in line.getSpannedElements() for p in n.pitches]) for line in lines] == [
+        ("8va", [66, 69, 72, 81, 93])]  # as they sound
+    assert [p.midi for n in score.parts[1].flatten().notes for p in n.pitches] == [63]
+
+
+def test_a_high_note_held_over_a_line_below_it_is_written_up_to_where_the_line_stops(tmp_path):
+    from music21 import converter, spanner
+
+    # A4 with G#6 struck on beat 4 and held into bar 2 over C#4 to A#4 in the other voice: the
+    # line ends where C#4 is struck, and the held chord is written up to there. Tied on past the
+    # line, its G#6 would be written an octave higher than the note it is tied from.
+    events = [Event("9.8", 3.0, 3.0, 80, (69, 92))] + [
+        Event(str(pitch % 12), 4.0 + 0.5 * i, 0.5, 80, (pitch,)) for i, pitch in enumerate([61, 64, 70, 64])]
+    score = converter.parse(write_musicxml(events, tmp_path / "held-high.musicxml"))
+    lines = score.spannerBundle.getByClass(spanner.Ottava)
+    assert [[(n.getOffsetInHierarchy(score.parts[0]), [p.midi for p in n.pitches]) for n in line.getSpannedElements()]
+            for line in lines] == [[(3.0, [69, 92])]]
+    assert [note for note in sounding(score.parts[0]) if note[0] == 92] == [(92, 72, 24)]  # up to bar 2
+
+
 def test_an_octave_line_from_a_second_voice_to_a_first_starts_before_it_stops(tmp_path):
     import warnings
 
@@ -264,16 +307,17 @@ def test_an_octave_line_from_a_second_voice_to_a_first_starts_before_it_stops(tm
     assert sorted(p.midi for n in score.flatten().notes for p in n.pitches)[:2] == [26, 33]
 
 
-def test_an_octave_line_from_a_second_voice_to_a_first_that_holds_a_note_starts_in_the_first(tmp_path):
+def test_a_note_held_into_an_octave_line_from_another_voice_is_written_up_to_the_line(tmp_path):
     import warnings
 
     from music21 import converter, spanner
 
     from lstm_composer.metre import Metre
 
-    # A bar of 3/4 from a generated piece: G#5 held from before the line (the first voice) when
-    # F6 (the second voice) begins it, F#6 (the first voice) ends it. No rest of the first voice
-    # to start on: the line starts on its first note under it, and F6 keeps its own pitch.
+    # A bar of 3/4 from a generated piece: G#5 held (the first voice) when F6 (the second
+    # voice) begins the line, F#6 (the first voice) ends it. Tied on under the line, G#5 would
+    # change octave in its tie, and the line had no note of the first voice to start on: G#5
+    # is written up to the line at most (F6, 21/24), and the line starts on the first voice's rest.
     rows = [("F5", 0.125, 0.125, [77]), ("F#3", 0.25, 0.125, [54]), ("5.8", 0.375, 0.125, [65, 68, 80]),
             ("5", 0.5, 0.125, [41, 53]), ("G#5", 0.625, 4.0, [80]), ("C#5", 0.75, 0.125, [73]),
             ("F6", 0.875, 0.125, [89]), ("F#5", 1.0, 4.0, [78]), ("F#6", 1.125, 0.5, [90]),
@@ -285,7 +329,9 @@ def test_an_octave_line_from_a_second_voice_to_a_first_that_holds_a_note_starts_
         score = converter.parse(path)
     lines = score.spannerBundle.getByClass(spanner.Ottava)
     assert [(line.type, [p.midi for n in line.getSpannedElements() for p in n.pitches]) for line in lines] == [
-        ("8va", [80, 78, 90])]  # as they sound
+        ("8va", [89, 78, 90])]  # as they sound
+    assert [(start, start + length <= 21) for pitch, start, length in sounding(score.parts[0]) if pitch == 80] == [
+        (9, True), (15, True)]  # the chord's G#5, and the held one
     assert sorted({p.midi for n in score.flatten().notes for p in n.pitches}) == sorted(
         {p for _, _, _, pitches in rows for p in pitches})
 

@@ -7,7 +7,7 @@ steps (its metre's). Every beat is a quarter note.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Callable
+from typing import Callable, Iterable
 
 GRID = 24  # positions per quarter: 32nds (3) and sextuplets (4) both fit
 DIVISIONS = (2, 4, 3, 8, 6, 12, 24)  # parts of a beat, the plainest first
@@ -15,24 +15,30 @@ TUPLET_DIVISIONS = (3, 6, 12, 24)  # written as triplets, sextuplets, 12- and 24
 WHOLE_BAR_VALUES = (6 * GRID, 4 * GRID, 3 * GRID, 2 * GRID, 3 * GRID // 2)  # dotted whole .. dotted quarter
 
 
-def written(notes: list, measures: int, measure: int, spelling: Callable[[int], Callable]) -> list[list]:
+def written(notes: list, measures: int, measure: int, spelling: Callable[[int], Callable],
+            breaks: Iterable[int] = ()) -> list[list]:
     """One voice's notes as music21 notes, chords and rests, a list for each measure, each
     pitch spelled by `spelling(bar)` (MIDI pitch → music21 pitch).
 
-    Gaps become rests. Notes are split, and tied, into values a pianist reads: no value
-    hides a beat boundary unless it starts on a beat of plain (non-tuplet) beats, and none
-    hides the middle of the bar unless it starts the bar.
+    Gaps become rests, split at each of `breaks` (where an octave line starts, so that the
+    line has a note or rest of every voice to start at). Notes are split, and tied, into
+    values a pianist reads: no value hides a beat boundary unless it starts on a beat of plain
+    (non-tuplet) beats, and none hides the middle of the bar unless it starts the bar.
     """
     from music21 import tie
+
+    def rests(start: int, end: int) -> list:
+        points = [start] + sorted(point for point in set(breaks) if start < point < end) + [end]
+        return [(a, b, None) for a, b in zip(points, points[1:])]
 
     spans: list[tuple[int, int, list[int] | None]] = []
     time = 0
     for start, length, pitches in notes:
         if start > time:
-            spans.append((time, start, None))
+            spans += rests(time, start)
         spans.append((start, start + length, pitches))
         time = start + length
-    spans.append((time, measures * measure, None))
+    spans += rests(time, measures * measure)
     divisions = beat_divisions({point for start, end, _ in spans for point in (start, end)})
 
     bars: list[list] = [[] for _ in range(measures)]
@@ -90,8 +96,8 @@ def written_value(at: int, end: int, divisions: dict[int, int], rest: bool, meas
                 return length, 1
     division = divisions.get(beat, 1)
     unit = GRID // division
-    span = min(end, (beat + 1) * GRID) - at
-    if span < unit:  # shorter than one part of the beat's division (a note ended at a bar line inside the beat)
+    span = min(end, (beat + 1) * GRID, at - in_bar + measure) - at  # within the beat and the bar (3/8 ends inside one)
+    if span < unit:  # shorter than one part of the beat's division (a note or a bar ends inside the beat)
         division = next(d for d in DIVISIONS if span % (GRID // d) == 0 and at % (GRID // d) == 0)
         unit = GRID // division
     written = max(n for n in (1, 2, 3, 4, 6, 8) if n <= span // unit)  # plain or dotted values

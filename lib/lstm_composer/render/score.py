@@ -222,15 +222,22 @@ def _left_hand(pitches: list[int]) -> int:
     """How many of the pitches struck together (in ascending order) go on the bass staff: those
     below middle C, unless another split lets each hand span no more than `_HAND_SPAN` where
     that one does not (a chord of C3 and C4 to E5 is written C3 C4 | E4 to E5: each hand an
-    octave), keeping each staff's notes within two ledger lines of it. Of equally playable
-    splits, the one nearest middle C."""
+    octave), keeping each staff's notes within two ledger lines of it. First of all, no staff
+    gets a chord it could not write within three ledger lines even under an octave line
+    (D#4 with A6 in the treble: D#4 goes to the bass). Of equally playable splits, the one
+    nearest middle C."""
     def stretched(hand: list[int]) -> bool:
         return bool(hand) and hand[-1] - hand[0] > _HAND_SPAN
+
+    def unwritable(treble: list[int], bass: list[int]) -> int:
+        return ((bool(treble) and treble[-1] > _OCTAVE_LINE["8va"][2] and treble[0] < _OCTAVE_REACH["8va"])
+                + (bool(bass) and bass[0] < _OCTAVE_LINE["8vb"][2] and bass[-1] > _OCTAVE_REACH["8vb"]))
 
     at_middle_c = sum(1 for pitch in pitches if pitch < MIDDLE_C)
     readable = [k for k in range(len(pitches) + 1)  # no more than two ledger lines between the staves
                 if (k == 0 or pitches[k - 1] <= _HIGHEST_BASS) and (k == len(pitches) or pitches[k] >= _LOWEST_TREBLE)]
-    return min(readable, key=lambda k: (stretched(pitches[:k]) + stretched(pitches[k:]), abs(k - at_middle_c)))
+    return min(readable, key=lambda k: (unwritable(pitches[k:], pitches[:k]),
+                                        stretched(pitches[:k]) + stretched(pitches[k:]), abs(k - at_middle_c)))
 
 
 def _voices(notes: list) -> list[list]:
@@ -279,7 +286,10 @@ def _staff(notes: list, measures: int, staff_clef, staff_instrument, metre: Metr
     def spelling(bar: int):
         return spellers[bar_keys[min(bar, measures - 1)]]
 
-    voices = [written(voice, measures, metre.steps, spelling) for voice in _voices(notes)] or [
+    treble = isinstance(staff_clef, clef.TrebleClef)
+    notes, octave_spans = _octave_passages(notes, treble, metre.steps)
+    line_starts = [start for start, _ in octave_spans]
+    voices = [written(voice, measures, metre.steps, spelling, line_starts) for voice in _voices(notes)] or [
         written([], measures, metre.steps, spelling)]
     staff = stream.PartStaff()
     for number in range(measures):
@@ -311,7 +321,7 @@ def _staff(notes: list, measures: int, staff_clef, staff_instrument, metre: Metr
     staff.makeNotation(inPlace=True)
     for voice in staff.recurse().getElementsByClass(stream.Voice):  # makeNotation brackets only unvoiced bars
         makeNotation.makeTupletBrackets(voice, inPlace=True)
-    _octave_lines(staff, treble=isinstance(staff_clef, clef.TrebleClef), bar=float(metre.quarters))
+    _octave_lines(staff, octave_spans, treble)
     return staff
 
 
@@ -348,35 +358,38 @@ def _speller(key: int):
     return spell
 
 
-def _octave_lines(staff, treble: bool, bar: float) -> None:
-    """Write passages beyond three ledger lines an octave lower under an 8va line (from E6 up;
-    an 8vb line from A1 down), one line per passage, whichever voice the notes are in.
+def _octave_passages(notes: list, treble: bool, bar: int) -> tuple[list, list[tuple[int, int]]]:
+    """Passages beyond three ledger lines, to be written an octave off under an 8va line (from
+    E6 up; an 8vb line from A1 down): (the staff's notes, those of the passages written an
+    octave off, and the passages' (start, end) in GRID steps).
 
-    A line carries on over notes that read as well an octave off (from E5 up, from A2 down)
-    for up to a bar between the notes that need it, so that a passage around the line's
-    threshold gets one line, not one per note; a lone note or two that need no more than three
-    ledger lines (up to E6, down to A1) keep them. Everything that starts under a line is
-    written an octave off, as the line says it sounds. (MuseScore 3 labels a 15ma line "8",
-    so there is none: the top of the piano still gets its ledger lines under 8va.)
+    `notes`: the staff's (start, length, pitches), sorted. A passage is a run of onsets, one
+    line each, whichever voice the notes are in. It carries on over notes that read as well an
+    octave off (from E5 up, from A2 down) for up to `bar` steps between the notes that need it,
+    so that a passage around the line's threshold gets one line, not one per note; a lone note
+    or two that need no more than three ledger lines (up to E6, down to A1) keep them. A line
+    covers everything that sounds under it: a note of the passage still sounding when the next
+    onset outside it is struck is written up to that onset, and one held into the passage from
+    before it up to the passage (the pedal holds them; the MIDI file keeps their lengths): a
+    note tied into or out of the line would change octave in the middle of its tie. (MuseScore 3 labels a 15ma line "8", so there is none: the top of the piano still gets
+    its ledger lines under 8va.)
     """
-    from music21 import spanner
-
     beyond, readable, lone = _OCTAVE_LINE["8va" if treble else "8vb"]
     reach = _OCTAVE_REACH["8va" if treble else "8vb"]
     sign = 1 if treble else -1  # higher is further out on the treble staff, lower on the bass staff
-    onsets: dict[float, list] = {}  # the staff's notes and chords (of any voice) by offset
-    for element in staff.flatten().notes:
-        onsets.setdefault(float(element.offset), []).append(element)
+    onsets: dict[int, list[int]] = {}  # start → the indices of the notes and chords struck there
+    for i, (start, _, _) in enumerate(notes):
+        onsets.setdefault(start, []).append(i)
 
-    def inner(element) -> int:  # a note's or chord's pitch nearest the staff, signed
-        return min(sign * p.midi for p in element.pitches)
+    def inner(i: int) -> int:  # a note's or chord's pitch nearest the staff, signed
+        return min(sign * p for p in notes[i][2])
 
-    def outer(onset) -> int:
-        return max(sign * p.midi for element in onset for p in element.pitches)
+    def outer(onset: int) -> int:
+        return max(sign * p for i in onsets[onset] for p in notes[i][2])
 
     # An onset needs the line when one of its notes or chords lies wholly beyond `beyond`, and
     # fits under it when all of them lie beyond `readable`.
-    passages: list[list] = []  # each a list of the onsets under one line
+    passages: list[list[int]] = []  # each the onsets under one line
     passage, carried, needing = [], [], []  # onsets under the line, fitting ones after it, those that need it
 
     def close():  # the passage so far gets its line, unless it is a lone note or two within `lone`
@@ -385,25 +398,49 @@ def _octave_lines(staff, treble: bool, bar: float) -> None:
             passages.append(passage)
         passage, carried, needing = [], [], []
 
-    for offset, group in sorted(onsets.items()):  # group: the notes and chords struck at offset
-        if needing and offset - needing[-1] > bar:
+    for onset, struck in sorted(onsets.items()):
+        if needing and onset - needing[-1] > bar:
             close()
-        fits = min(inner(element) for element in group) >= sign * readable
-        reaching = outer(group) > sign * lone and min(inner(element) for element in group) >= sign * reach
-        if fits and max(inner(element) for element in group) >= sign * beyond or reaching:
-            passage += carried + [group]
+        nearest = min(inner(i) for i in struck)
+        fits = nearest >= sign * readable
+        reaching = outer(onset) > sign * lone and nearest >= sign * reach
+        if fits and max(inner(i) for i in struck) >= sign * beyond or reaching:
+            passage += carried + [onset]
             carried = []
-            needing.append(offset)
+            needing.append(onset)
         elif fits and needing:
-            carried.append(group)
+            carried.append(onset)
         else:
             close()
     close()
+    written, spans = list(notes), []
+    following = dict(zip(sorted(onsets), sorted(onsets)[1:]))
     for passage in passages:
-        elements = _in_writing_order(passage)
-        for element in elements:
-            for pitch in element.pitches:
-                pitch.octave -= sign
+        until = following.get(passage[-1])  # the next onset outside the passage
+        under = [i for onset in passage for i in onsets[onset]]
+        for i, (start, length, pitches) in enumerate(written):
+            if start < passage[0] < start + length:  # held into the line from before it
+                written[i] = (start, passage[0] - start, pitches)
+        for i in under:
+            start, length, pitches = notes[i]
+            written[i] = (start, length if until is None else min(length, until - start),
+                          [p - 12 * sign for p in pitches])
+        spans.append((passage[0], max(written[i][0] + written[i][1] for i in under)))
+    return written, spans
+
+
+def _octave_lines(staff, spans: list[tuple[int, int]], treble: bool) -> None:
+    """An 8va (8vb) line over the notes and chords struck within each of `_octave_passages`'
+    spans (GRID steps), already written an octave off."""
+    from music21 import spanner
+
+    struck = [(round(element.getOffsetInHierarchy(staff) * GRID), element) for element in staff.recurse().notes]
+    for start, end in spans:
+        onsets: dict[int, list] = {}
+        for at, element in struck:
+            if start <= at < end:
+                onsets.setdefault(at, []).append(element)
+        elements = _in_writing_order([onsets[at] for at in sorted(onsets)])
         staff.insert(0, spanner.Ottava(*elements, type="8va" if treble else "8vb",
                                        placement="above" if treble else "below"))
 
@@ -413,9 +450,8 @@ def _in_writing_order(passage: list[list]) -> list:
     that starts at the first and stops at the last, the first written before the last. A bar is
     written voice by voice, so a line from a note of the second voice to one of the first in the
     same bar would stop before it starts (music21 and MuseScore drop it, and the notes written
-    an octave off for it read wrong): it starts instead on the first voice's rest struck with
-    its first note; where that voice holds a note from before, it starts at that voice's first
-    note in the passage, and the notes before it are left out (written at pitch)."""
+    an octave off for it read wrong): it starts instead on the first voice's note or rest struck
+    with its first note (`written` breaks a rest there)."""
     groups = [sorted(group, key=_voice_number) for group in passage]  # within an onset, the earlier voice first
     elements = [element for group in groups for element in group]
     first, last = _voice(elements[0]), _voice(elements[-1])
@@ -423,11 +459,7 @@ def _in_writing_order(passage: list[list]) -> list:
     if not same_bar or _voice_number(elements[-1]) >= _voice_number(elements[0]):
         return elements
     start = elements[0].getOffsetBySite(first)
-    anchor = next((element for element in last.notesAndRests if element.getOffsetBySite(last) == start), None)
-    if anchor is not None:
-        return [anchor] + elements
-    begins = next(i for i, element in enumerate(elements) if _voice_number(element) <= _voice_number(elements[-1]))
-    return elements[begins:]
+    return [next(element for element in last.notesAndRests if element.getOffsetBySite(last) == start)] + elements
 
 
 def _mean_pitch(elements: list) -> float:
