@@ -27,8 +27,8 @@ def keyed_model_dir(tmp_path, metre: bool = False, styles: dict[str, str] | None
     from networks import expressive_model_dir_with
 
     config = replace(PRESETS["expressive"], sequence_length=12, lstm_units=(16, 16), dense_units=16, embedding_dim=6,
-                     precision="float32", bass=False, pointer=False, dense_targets=False, phase=True, metre=metre,
-                     key=True, transpose=(0, 0), styles=tuple(sorted(set((styles or {}).values()))))
+                     precision="float32", bass=False, given_token=False, pointer=False, dense_targets=False, phase=True,
+                     metre=metre, key=True, transpose=(0, 0), styles=tuple(sorted(set((styles or {}).values()))))
     rng = np.random.default_rng(3)
     places = [(piece, step, position) for piece, step, count in (("a", 0.25, 120), ("b", 1.0, 40))
               for position in range(count)]  # one busy piece, one calm

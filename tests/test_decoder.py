@@ -30,9 +30,11 @@ def shrunk(name: str, **changes):
 
 CONFIGS = {name: shrunk(name) for name in PRESETS}
 # An expressive network without the composer's pointer, bass head, beat phase and dense targets.
-CONFIGS["expressive-plain"] = shrunk("expressive", bass=False, pointer=False, dense_targets=False, phase=False,
-                                     metre=False, key=False,
+CONFIGS["expressive-plain"] = shrunk("expressive", bass=False, given_token=False, pointer=False, dense_targets=False,
+                                     phase=False, metre=False, key=False,
                                      transpose=(0, 0))
+# `small` as saved before its heads saw the chosen token.
+CONFIGS["small-side-by-side"] = shrunk("small", given_token=False)
 
 
 def random_positions(config, rng, steps: int) -> np.ndarray:
@@ -45,14 +47,14 @@ def random_positions(config, rng, steps: int) -> np.ndarray:
 
 
 def keras_inputs(config, positions: np.ndarray, chosen: np.ndarray):
-    """The network's inputs for one window of positions; `chosen`: the bass head's tokens."""
+    """The network's inputs for one window of positions; `chosen`: the tokens the heads that see one are given."""
     from lstm_composer.dataset import encode_windows
     from lstm_composer.model import CHOSEN_TOKEN
 
     if not config.expressive:
         return encode_windows(tf.constant(positions[None, :, 0]), config, VOCAB)
     inputs = {name: positions[None, :, i] for i, name in enumerate(config.attributes)}
-    if config.bass:
+    if config.chosen_input:
         inputs[CHOSEN_TOKEN] = chosen[None]
     return inputs
 
@@ -90,17 +92,19 @@ def test_the_decoder_gives_what_keras_gives_for_every_head_at_every_position(nam
     steps, windows = (2 * WINDOW + 5, 1) if config.dense_targets else (WINDOW, 3)
     for _ in range(windows):
         positions = random_positions(config, rng, steps)
-        chosen = np.append(positions[1:, 0], rng.integers(VOCAB))  # the bass head's token: the next one
+        chosen = np.append(positions[1:, 0], rng.integers(VOCAB))  # the token given to the heads: the next one
         expected = network(keras_inputs(config, positions, chosen), training=False)
         expected = [o.numpy()[0] for o in (expected if isinstance(expected, list) else [expected])]
         if not config.dense_targets:
             probabilities, state = decoder.prime(positions)
-            for head, p in enumerate(probabilities):
+            for head, p in enumerate(probabilities + decoder.given(state, chosen[-1])):
                 np.testing.assert_allclose(p, expected[head], atol=1e-5)
             continue
         state = decoder.initial_state()
         for t in range(steps):
             probabilities, state = decoder.step(positions[t], state)
+            probabilities += decoder.given(state, chosen[t])
+            assert len(probabilities) == len(config.heads) - config.bass
             for head, p in enumerate(probabilities):
                 np.testing.assert_allclose(p, expected[head][t], atol=1e-5)
             if config.bass:

@@ -86,6 +86,8 @@ def keras_scores(network, config, pieces: dict, expressive: bool) -> dict:
             phases = beat_phase(np.cumsum([Expression().ioi[c] for c in classes[:, 0]]))
             inputs = {"token": ids[None, :-1], "ioi": classes[None, :-1, 0], "duration": classes[None, :-1, 1],
                       "velocity": classes[None, :-1, 2], "phase": phases[None, :-1]}
+            if config.chosen_input:  # the heads that see the token chosen for their position: the next one
+                inputs["chosen_token"] = ids[None, 1:]
             outputs = [o.numpy()[0].astype(np.float64) for o in copy(inputs, training=False)]
             targets = np.concatenate([ids[1:, None], classes[1:]], axis=1)
         else:

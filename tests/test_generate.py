@@ -265,9 +265,8 @@ def expressive_config():
     """Four heads over windows, without the composer's pointer, bass head and dense targets
     (tests/test_model.py has those)."""
     return replace(PRESETS["expressive"], sequence_length=12, lstm_units=(16, 16), dense_units=16,
-                   embedding_dim=6, precision="float32", bass=False, pointer=False, dense_targets=False, phase=False,
-                   metre=False, key=False,
-                   transpose=(0, 0))
+                   embedding_dim=6, precision="float32", bass=False, given_token=False, pointer=False, dense_targets=False,
+                   phase=False, metre=False, key=False, transpose=(0, 0))
 
 
 def expressive_model_dir(tmp_path, steps: list[float], config, first_offset: float = 0.0):
@@ -315,6 +314,34 @@ def test_an_expressive_model_writes_its_own_rhythm_and_dynamics(tmp_path):
     assert (primed.report.distinct_onset_gaps, primed.report.distinct_durations,
             primed.report.distinct_velocity_bins) == (len(gaps), len({e.duration for e in generated}),
                                                       len({e.velocity for e in generated}))
+
+
+def test_heads_that_see_the_chosen_token_draw_its_gap_duration_and_loudness_after_it():
+    from lstm_composer.decoder import Decoder
+    from lstm_composer.expression import Expression
+    from lstm_composer.generate import continuation
+    from lstm_composer.model import CHOSEN_TOKEN, build_model, embedding_name, head_name
+
+    # The onset gap, duration and velocity heads read nothing but the token chosen for their
+    # position: token t is played with gap, duration and velocity class 1 + t % 6. Drawn side by
+    # side from the state, a token would get another token's classes most of the time.
+    config = replace(expressive_config(), dense_targets=True, given_token=True)
+    vocab, sizes = 12, Expression().sizes()
+    network = randomised(build_model(config, vocab, expression_sizes=sizes, window=None), seed=7)
+    chosen = network.get_layer(embedding_name(CHOSEN_TOKEN, config))
+    chosen.set_weights([np.eye(vocab, config.embedding_dim, dtype=np.float32)[np.arange(vocab) % 6]])
+    for name in ("ioi", "duration", "velocity"):
+        head = network.get_layer(head_name(name))
+        weights = np.zeros(head.get_weights()[0].shape, np.float32)
+        weights[config.dense_units + np.arange(6), 1 + np.arange(6)] = 30.0
+        head.set_weights([weights, np.zeros_like(head.get_weights()[1])])
+    decoder = Decoder(network, config, vocab)
+    primer = np.random.default_rng(0).integers(1, 8, size=(10, len(config.attributes)))
+    generated, _ = continuation(decoder, decoder.prime(primer), 200, np.random.default_rng(1), Sampling(),
+                                primer=primer)
+    assert len(set(generated[:, 0].tolist())) > 6  # the token head is drawn freely
+    for column in (1, 2, 3):
+        assert generated[:, column].tolist() == (1 + generated[:, 0] % 6).tolist()
 
 
 def test_generated_onsets_keep_to_the_beat_grid_of_the_corpus(tmp_path):

@@ -30,7 +30,8 @@ TINY = PRESETS["tiny"]
     ({"dense_targets": True}, "dense targets and transposition need embedding inputs"),  # tiny: scalar
     ({"transpose": (-5, 6)}, "dense targets and transposition need embedding inputs"),
     ({"dense_targets": True, "input_encoding": "embedding"}, "dense targets and transposition need .*sparse"),
-    ({"bass": True}, "a bass head needs an expressive model"),
+    ({"bass": True}, "a bass head, and heads that see the chosen token, need an expressive model"),
+    ({"given_token": True}, "a bass head, and heads that see the chosen token, need an expressive model"),
     ({"phase": True}, "a beat-phase input needs an expressive model"),
     ({"optimizer": "sgd"}, "optimizer must be one of .*'sgd'"),
     ({"expressive": True}, "an expressive model needs embedding inputs and sparse targets"),  # tiny: scalar, one-hot

@@ -141,7 +141,7 @@ def dense_batches(table, config: ModelConfig, jitter: bool, seed: int,
         if not config.expressive:
             return inputs[..., 0], targets[..., 0], weights
         features = {name: inputs[..., i] for i, name in enumerate(config.attributes)}
-        if config.bass:
+        if config.chosen_input:
             from lstm_composer.model import CHOSEN_TOKEN
 
             features[CHOSEN_TOKEN] = targets[..., 0]

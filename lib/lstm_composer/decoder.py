@@ -29,13 +29,14 @@ class DecoderState(NamedTuple):
     keys: np.ndarray  # the pointer's keys of earlier positions whose next token is known
     values: np.ndarray  # the token that followed each of those positions
     pending_key: np.ndarray | None  # the last position's key, waiting for its next token
-    features: np.ndarray | None  # the last position's features before the heads (for the bass head)
+    features: np.ndarray | None  # the last position's features before the heads (for those that see the token)
     history: np.ndarray  # the tokens fed so far (for the pointer's motif matches)
 
 
 class Decoder:
-    """The network of `config` as a NumPy step function. A bass head is conditioned on the
-    token chosen for its position: `step` leaves it out, and `bass_probabilities` gives it
+    """The network of `config` as a NumPy step function. A head that sees the token chosen
+    for its position (the bass head; with `config.given_token` the onset gap, duration and
+    velocity heads too) is left out by `step`: `given` and `bass_probabilities` give them
     once the token is drawn. `read` names every layer whose weights it took."""
 
     def __init__(self, network, config: ModelConfig, vocab_size: int):
@@ -94,12 +95,14 @@ class Decoder:
         else:
             names = []  # the paper's scalar input
         head_names = [TOKEN_LOGITS if config.pointer else head_name("token")] + [head_name(n) for n in config.heads[1:]]
-        expected = set(names) | ({embedding_name(CHOSEN_TOKEN, config)} if config.bass else set())
+        expected = set(names) | ({embedding_name(CHOSEN_TOKEN, config)} if config.chosen_input else set())
         if expected != set(embeddings) or set(head_names) != set(heads) or (config.pointer and self.pointer is None):
             raise ValueError(f"the network's embeddings {sorted(embeddings)} and heads {sorted(heads)} are not "
                              f"those of a {config.name} model")
         self.embeddings = [embeddings[name] for name in names]
-        self.heads = [heads[name] for name in head_names if name != head_name("bass")]
+        given = set(head_names[1:]) - {head_name("bass")} if config.given_token else set()
+        self.heads = [heads[name] for name in head_names if name != head_name("bass") and name not in given]
+        self.given_heads = [heads[name] for name in head_names if name in given]
         self.bass_head = heads.get(head_name("bass"))
         self.chosen_embedding = embeddings.get(embedding_name(CHOSEN_TOKEN, config))
 
@@ -111,8 +114,9 @@ class Decoder:
 
     def step(self, position, state: DecoderState) -> tuple[list[np.ndarray], DecoderState]:
         """Feed one position (a token id, or a sequence of one id per input); return the next
-        position's probabilities, one float64 array per head (the bass head aside), and the
-        new state. `state` is not changed, so one primed state can start several continuations."""
+        position's probabilities, one float64 array per head (those that see the chosen token
+        aside: `given`), and the new state. `state` is not changed, so one primed state can
+        start several continuations."""
         ids = np.atleast_1d(position)
         if self.embeddings:
             x = np.concatenate([table[i] for table, i in zip(self.embeddings, ids)])
@@ -163,6 +167,13 @@ class Decoder:
         probabilities = shares[-1] * _softmax(logits)
         np.add.at(probabilities, values, shares[:-1])
         return probabilities, (keys, values, memory @ key_weights, history)
+
+    def given(self, state: DecoderState, token: int) -> list[np.ndarray]:
+        """The onset gap's, duration's and velocity's probabilities for the next position once its
+        token is chosen, for a network whose heads see it (`config.given_token`); none otherwise
+        (`step` gave them)."""
+        features = np.concatenate([state.features, self.chosen_embedding[token]]) if self.given_heads else None
+        return [_softmax(features @ W + b).astype(np.float64) for W, b in self.given_heads]
 
     def bass_probabilities(self, state: DecoderState, token: int) -> np.ndarray:
         """The bass head's probabilities for the next position, once its token is chosen."""

@@ -132,7 +132,7 @@ class NetworkScorer:
         if not self.config.expressive:
             return encode_windows(tf.constant(rows[..., 0]), self.config, self.vocab_size)
         inputs = {name: tf.constant(rows[..., i]) for i, name in enumerate(self.config.attributes)}
-        if self.config.bass:
+        if self.config.chosen_input:
             inputs[CHOSEN_TOKEN] = tf.constant(chosen)
         return inputs
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 
@@ -348,11 +349,19 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
     first onset falls at its first time or after it (where an onset gap reaches so far), and it
     stops before an onset at its second."""
     probabilities, state = primed
-    generated = np.empty((length, len(probabilities) + (decoder.bass_head is not None)), dtype=np.int32)
+    generated = np.empty((length, len(decoder.config.heads)), dtype=np.int32)
     primer = () if primer is None else primer
     rules = rules or TokenRules(LoopGuard(sampling.loop_limit, [int(row[0]) for row in primer]))
     window = deque(primer, maxlen=decoder.config.sequence_length)  # what a rebuilt state starts from
     times = []
+
+    def gap_rules(gaps: np.ndarray) -> np.ndarray:  # the onset gap's tilts, once the token is drawn
+        if span and not times:  # the first onset
+            gaps = not_before(gaps, clock.steps, span[0] - timing.time)
+        if timing is not None and density:
+            gaps = toward_density(gaps, clock.steps, len(clock.grid), timing.density(), density)
+        return gaps
+
     for i in range(length):
         drawn = plan.replay() if plan else None
         if drawn is not None and rules.copies_too_much(drawn[0]):
@@ -361,12 +370,8 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
         if drawn is None:
             heads = list(probabilities)  # the token's, the onset gap's, ...: tilted by the rules that apply
             heads[0] = rules.tilt(heads[0], timing.key if timing is not None else None)
-            if span and i == 0:
-                heads[1] = not_before(heads[1], clock.steps, span[0] - timing.time)
-            if timing is not None and density:
-                heads[1] = toward_density(heads[1], clock.steps, len(clock.grid), timing.density(), density)
             drawn = draw_position(decoder, heads, state, rng, sampling, vocabulary, clock,
-                                  timing.phase if timing else None)
+                                  timing.phase if timing else None, gap_rules)
         rules.add(drawn[0])
         generated[i] = drawn
         if timing is not None:
@@ -388,13 +393,19 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
 
 
 def draw_position(decoder, probabilities: list[np.ndarray], state, rng: np.random.Generator, sampling: Sampling,
-                  vocabulary: Vocabulary | None, clock: BeatClock | None, phase: int | None) -> list[int]:
-    """One position drawn from the network's heads, by the sampling rules: the top-k and top-p
-    cuts for the token only (on a confident rhythm or loudness head they would leave one value)."""
-    heads = list(probabilities)
-    if clock is not None:
-        heads[1] = clock.on_grid(heads[1], phase)
-    drawn = [sample(heads[0], rng, sampling)] + [sample(p, rng, sampling.plain) for p in heads[1:]]
+                  vocabulary: Vocabulary | None, clock: BeatClock | None, phase: int | None,
+                  gap_rules: Callable[[np.ndarray], np.ndarray] | None = None) -> list[int]:
+    """One position drawn from the network's heads, the token first, by the sampling rules: the
+    top-k and top-p cuts for the token only (on a confident rhythm or loudness head they would
+    leave one value). A network whose heads see the chosen token gives them once it is drawn;
+    `gap_rules` then tilt the onset gap's, and `clock` keeps it on the beat grid."""
+    token = sample(probabilities[0], rng, sampling)
+    heads = list(probabilities[1:]) + decoder.given(state, token)
+    if heads and gap_rules is not None:
+        heads[0] = gap_rules(heads[0])
+    if heads and clock is not None:
+        heads[0] = clock.on_grid(heads[0], phase)
+    drawn = [token] + [sample(p, rng, sampling.plain) for p in heads]
     if decoder.bass_head is not None:
         allowed = _bass_mask(vocabulary.tokens[drawn[0]])
         basses = decoder.bass_probabilities(state, drawn[0]) * allowed

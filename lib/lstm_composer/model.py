@@ -19,7 +19,7 @@ ATTRIBUTE_EMBEDDING = 16  # width of the ioi, duration, velocity, bass and phase
 PITCHES = 128  # classes of the bass head: MIDI pitches
 POINTER_KEYS = 64  # width of the pointer head's queries and keys
 MOTIF_LENGTH = 3  # the pointer weighs matches of the last 1, 2 and 3 tokens
-CHOSEN_TOKEN = "chosen_token"  # the bass head's extra input: the token of the position it voices
+CHOSEN_TOKEN = "chosen_token"  # the extra input of the heads that see the token chosen for their position
 TOKEN_LOGITS = "token_logits"  # with a pointer, the vocabulary's logits before the pointer mixes them in
 KEYS = 24  # classes of the key input: 12 major keys, then 12 minor (form.KEY_NAMES)
 
@@ -45,7 +45,8 @@ def build_model(config: ModelConfig, vocab_size: int, for_training: bool = False
     and beat phase, `config.phase`), each through its own embedding, and has one softmax head
     for each (inputs named as in `config.attributes`, heads `next_<name>`). The bass head also
     sees the token chosen for the position it voices (input `chosen_token`: in training, the
-    target token). With `config.dense_targets` every position has a prediction; with
+    target token), and so do the onset gap, duration and velocity heads with
+    `config.given_token`. With `config.dense_targets` every position has a prediction; with
     `config.pointer` the token head mixes its softmax with a pointer to earlier positions of
     the window (`Pointer`). `for_training` applies the preset's training precision; the saved
     network is always float32, and its heads are float32 in any case. `window`: time steps of
@@ -62,15 +63,16 @@ def build_model(config: ModelConfig, vocab_size: int, for_training: bool = False
         span = config.sequence_length - 1
         token_head = Pointer(vocab_size, span=span, lags=span, name=head_name("token"),
                              dtype="float32")([memory, token_head, tokens])
-    outputs = [token_head]
+    outputs, voiced = [token_head], None
     for name, size in zip(config.heads[1:], sizes[1:]):
         head_features = features
-        if name == "bass":
-            chosen = layers.Input(shape=(window,), dtype="int32", name=CHOSEN_TOKEN)
-            inputs.append(chosen)
-            voiced = layers.Embedding(vocab_size, config.embedding_dim, name=embedding_name(CHOSEN_TOKEN, config),
-                                      dtype=dtype)(chosen)
-            head_features = layers.Concatenate(name="bass_features", dtype=dtype)([features, voiced])
+        if name == "bass" or config.given_token:
+            if voiced is None:  # made where the first head needs it, as in models saved before given_token
+                chosen = layers.Input(shape=(window,), dtype="int32", name=CHOSEN_TOKEN)
+                inputs.append(chosen)
+                voiced = layers.Embedding(vocab_size, config.embedding_dim,
+                                          name=embedding_name(CHOSEN_TOKEN, config), dtype=dtype)(chosen)
+            head_features = layers.Concatenate(name=f"{name}_features", dtype=dtype)([features, voiced])
         outputs.append(layers.Dense(size, activation="softmax", name=head_name(name), dtype="float32")(head_features))
     return tf.keras.Model(inputs, outputs if config.expressive else outputs[0], name=f"lstm_composer_{config.name}")
 

@@ -50,8 +50,15 @@ class ModelConfig:
     # (a learned cache, as in pointer-sentinel language models). Needs dense_targets.
     pointer: bool = False
     # A head for the lowest pitch of the next position (its bass), given the token chosen
-    # there: chords are then voiced over a bass line the network writes. Needs expressive.
+    # there: chords are then voiced over a bass line the network writes. Needs expressive and
+    # dense_targets.
     bass: bool = False
+    # The onset gap, duration and velocity heads also see the token chosen for their position
+    # (in training, the target token), as the bass head does: a position is drawn token first,
+    # then when, how long and how loud that token is played. Drawn from one state side by side,
+    # a chord took the gaps of the runs around it (`make run`'s model put 73% of its chords a
+    # sixteenth or less after the last onset; its corpus, 45%). Needs expressive and dense_targets.
+    given_token: bool = False
     optimizer: str = "rmsprop"  # the paper's; or "adam" (with gradients clipped to norm 1)
     # Each position also tells where its onset falls within the beat (`expression.PHASES`
     # steps of a quarter), so the network keeps to a metric grid. An input, not a head: it
@@ -115,8 +122,9 @@ class ModelConfig:
             raise ValueError("dense targets and transposition need embedding inputs and sparse targets")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.bass and not self.expressive:
-            raise ValueError("a bass head needs an expressive model")
+        if (self.bass or self.given_token) and not (self.expressive and self.dense_targets):
+            raise ValueError("a bass head, and heads that see the chosen token, need an expressive model "
+                             "with dense targets")
         if self.phase and (not self.expressive or self.rhythm != "beats"):
             raise ValueError("a beat-phase input needs an expressive model with rhythm in beats")
         if self.metre and not self.phase:
@@ -139,6 +147,12 @@ class ModelConfig:
         if not self.expressive:
             return ("token",)
         return ("token", "ioi", "duration", "velocity") + (("bass",) if self.bass else ())
+
+    @property
+    def chosen_input(self) -> bool:
+        """Whether the network also reads the token chosen for the position it predicts
+        (`model.CHOSEN_TOKEN`): for its bass head, and for every head with `given_token`."""
+        return self.bass or self.given_token
 
     @property
     def head_weights(self) -> dict[str, float]:
@@ -190,14 +204,15 @@ PRESETS: dict[str, ModelConfig] = {
                           recurrent_dropout=0.0, input_encoding="embedding", embedding_dim=64,
                           sparse_targets=True, batch_size=16, precision="auto", batch_norm=False,
                           expressive=True, dense_targets=True, transpose=(-5, 6), pointer=True, bass=True,
-                          phase=True, metre=True, key=True, optimizer="adam", learning_rate=0.001),
+                          given_token=True, phase=True, metre=True, key=True, optimizer="adam",
+                          learning_rate=0.001),
     # `expressive` small enough to train on a laptop's two cores in minutes (`make run`).
     "small": replace(PAPER, name="small", sequence_length=128, lstm_units=(192, 192),
                      recurrent_dropout=0.0, dense_units=192, input_encoding="embedding",
                      embedding_dim=48, sparse_targets=True, batch_size=16, learning_rate=0.001,
                      batch_norm=False, expressive=True, dense_targets=True, transpose=(-5, 6),
-                     pointer=True, bass=True, phase=True, metre=True, key=True, optimizer="adam",
-                     weight_average=0.99),
+                     pointer=True, bass=True, given_token=True, phase=True, metre=True, key=True,
+                     optimizer="adam", weight_average=0.99),
     # The paper's network in miniature, seconds per epoch, for tests.
     "tiny": replace(PAPER, name="tiny", sequence_length=8, lstm_units=(16, 16), dense_units=16,
                     recurrent_dropout=0.0, batch_size=16),
