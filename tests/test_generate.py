@@ -316,10 +316,10 @@ def test_an_expressive_model_writes_its_own_rhythm_and_dynamics(tmp_path):
                                                       len({e.velocity for e in generated}))
 
 
-def test_heads_that_see_the_chosen_token_draw_its_gap_duration_and_loudness_after_it():
+def test_heads_that_see_the_chosen_token_draw_its_gap_duration_and_loudness_after_it_and_gap_rules_choose_it():
     from lstm_composer.decoder import Decoder
     from lstm_composer.expression import Expression
-    from lstm_composer.generate import continuation
+    from lstm_composer.generate import continuation, draw_position
     from lstm_composer.model import CHOSEN_TOKEN, build_model, embedding_name, head_name
 
     # The onset gap, duration and velocity heads read nothing but the token chosen for their
@@ -342,6 +342,19 @@ def test_heads_that_see_the_chosen_token_draw_its_gap_duration_and_loudness_afte
     assert len(set(generated[:, 0].tolist())) > 6  # the token head is drawn freely
     for column in (1, 2, 3):
         assert generated[:, column].tolist() == (1 + generated[:, 0] % 6).tolist()
+
+    # A rule on the onset gap (here: class 3 only) chooses the token too: only tokens played
+    # with that gap are drawn, where tilting the gap alone would find no gap to keep.
+    only_three = np.eye(sizes[0])[3]
+
+    def gap_rule(gaps):
+        return gaps * only_three / (gaps * only_three).sum() if (gaps * only_three).sum() > 0 else gaps
+
+    probabilities, state = decoder.prime(primer)
+    rng = np.random.default_rng(2)
+    drawn = [draw_position(decoder, probabilities, state, rng, Sampling(), None, None, None, gap_rule)
+             for _ in range(50)]
+    assert {(token % 6, gap) for token, gap, *_ in drawn} == {(2, 3)}
 
 
 def test_generated_onsets_keep_to_the_beat_grid_of_the_corpus(tmp_path):

@@ -175,6 +175,15 @@ class Decoder:
         features = np.concatenate([state.features, self.chosen_embedding[token]]) if self.given_heads else None
         return [_softmax(features @ W + b).astype(np.float64) for W, b in self.given_heads]
 
+    def gaps_of_every_token(self, state: DecoderState) -> np.ndarray:
+        """(tokens, onset gap classes): the onset gap's probabilities for the next position,
+        given each token of the vocabulary in turn (`config.given_token`)."""
+        W, b = self.given_heads[0]
+        width = len(state.features)
+        logits = state.features @ W[:width] + self.chosen_embedding @ W[width:] + b
+        odds = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return odds / odds.sum(axis=1, keepdims=True)
+
     def bass_probabilities(self, state: DecoderState, token: int) -> np.ndarray:
         """The bass head's probabilities for the next position, once its token is chosen."""
         if self.bass_head is None:

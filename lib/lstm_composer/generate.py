@@ -397,14 +397,23 @@ def draw_position(decoder, probabilities: list[np.ndarray], state, rng: np.rando
                   gap_rules: Callable[[np.ndarray], np.ndarray] | None = None) -> list[int]:
     """One position drawn from the network's heads, the token first, by the sampling rules: the
     top-k and top-p cuts for the token only (on a confident rhythm or loudness head they would
-    leave one value). A network whose heads see the chosen token gives them once it is drawn;
-    `gap_rules` then tilt the onset gap's, and `clock` keeps it on the beat grid."""
-    token = sample(probabilities[0], rng, sampling)
+    leave one value). `gap_rules` tilt the onset gap's probabilities, and `clock` keeps it on the
+    beat grid. A network whose heads see the chosen token gives them once it is drawn; each
+    token is first weighed by how likely its own gaps are to pass those tilts, so that a density
+    or a grid asked for also chooses what is played, not only when."""
+    def tilted(gaps: np.ndarray) -> np.ndarray:
+        gaps = gap_rules(gaps) if gap_rules is not None else gaps
+        return clock.on_grid(gaps, phase) if clock is not None else gaps
+
+    tokens = probabilities[0]
+    if decoder.given_heads and (gap_rules is not None or clock is not None):
+        gaps = decoder.gaps_of_every_token(state)
+        passing = gaps @ tilted(np.full(gaps.shape[1], 1.0 / gaps.shape[1]))  # each gap's weight
+        tokens = tokens * passing / (tokens * passing).sum() if (tokens * passing).sum() > 0 else tokens
+    token = sample(tokens, rng, sampling)
     heads = list(probabilities[1:]) + decoder.given(state, token)
-    if heads and gap_rules is not None:
-        heads[0] = gap_rules(heads[0])
-    if heads and clock is not None:
-        heads[0] = clock.on_grid(heads[0], phase)
+    if heads:
+        heads[0] = tilted(heads[0])
     drawn = [token] + [sample(p, rng, sampling.plain) for p in heads]
     if decoder.bass_head is not None:
         allowed = _bass_mask(vocabulary.tokens[drawn[0]])
