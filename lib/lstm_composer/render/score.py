@@ -4,7 +4,7 @@ The piece's metre gives the bars and its keys (those asked for, or the best fit 
 passages' notes) the key signatures, each pitch spelled in the key of its bar. Onsets and
 lengths go to a grid of 1/24 quarter (32nds and sextuplets), each beat in the plainest division that holds it
 (`notation.py`); held notes become a second voice; the dynamics change where a phrase
-begins, hairpins within it; the extremes of the piano go under octave lines.
+begins, hairpins within it; the extremes of the piano go under octave lines (`octaves.py`).
 """
 from __future__ import annotations
 
@@ -16,17 +16,9 @@ from lstm_composer.events import Event
 from lstm_composer.form import KEY_NAMES, passage_keys
 from lstm_composer.metre import PHRASE_BARS, Metre
 from lstm_composer.render.notation import GRID, beat_divisions, release_on_grid, written
+from lstm_composer.render.octaves import OCTAVE_LINE, OCTAVE_REACH, octave_lines, octave_passages, voice_number
 from lstm_composer.render.output import MIDDLE_C, prepared
 
-# Octave lines (`_octave_lines`), as MIDI pitches: notes beyond `beyond` need one, notes up to
-# `readable` can go under one, and a lone note or two up to `lone` keep their ledger lines
-# (three at most: more than three, and a line is written even over one note).
-_OCTAVE_LINE = {"8va": (88, 76, 88), "8vb": (33, 45, 33)}  # E6, E5, E6; A1, A2, A1
-# A chord that reaches beyond three ledger lines from notes inside the staff goes under the line
-# whole when its lowest note, written an octave off, needs at most three ledger lines on the
-# other side of the staff (F4 up: F3 written; G3 down: G4 written).
-_OCTAVE_REACH = {"8va": 65, "8vb": 55}
-_OCTAVE_RUN = 3  # onsets that need the line: fewer, within `lone`, keep their ledger lines
 # Velocities a MIDI player gives each dynamic mark, softest first.
 _DYNAMICS = (("ppp", 16), ("pp", 33), ("p", 49), ("mp", 64), ("mf", 80), ("f", 96), ("ff", 112), ("fff", 127))
 _HAND_SPAN = 12  # semitones, an octave: the widest a hand is written to strike at once where a split allows
@@ -128,7 +120,7 @@ def _write_dynamics(staves, marks: list[tuple[float, str]], wedges: list[tuple[f
 
     # A hairpin runs from a note to a later one of the same voice: from one voice to another in
     # a bar, its end would come before its start in the file.
-    struck = [sorted(((round(element.getOffsetInHierarchy(staff) * GRID), _voice_number(element), element)
+    struck = [sorted(((round(element.getOffsetInHierarchy(staff) * GRID), voice_number(element), element)
                       for element in staff.recurse().notes), key=lambda note: note[:2]) for staff in staves]
     for offset, name in marks:
         at = round(offset * GRID)
@@ -151,19 +143,6 @@ def _write_dynamics(staves, marks: list[tuple[float, str]], wedges: list[tuple[f
                 wedge.placement = "below"
                 staff.insert(0, wedge)
                 break
-
-
-def _voice(element):
-    """The voice a note or chord is written in (None outside voices), whichever stream it was reached through."""
-    from music21 import stream
-
-    return next((site for site in element.sites.get() if isinstance(site, stream.Voice)), None)
-
-
-def _voice_number(element) -> int:
-    """The number of the voice a note or chord is written in (0 outside voices)."""
-    voice = _voice(element)
-    return int(voice.id) if voice is not None else 0
 
 
 def _staff_notes(events: Sequence[Event]) -> tuple[list, list]:
@@ -230,8 +209,8 @@ def _left_hand(pitches: list[int]) -> int:
         return bool(hand) and hand[-1] - hand[0] > _HAND_SPAN
 
     def unwritable(treble: list[int], bass: list[int]) -> int:
-        return ((bool(treble) and treble[-1] > _OCTAVE_LINE["8va"][2] and treble[0] < _OCTAVE_REACH["8va"])
-                + (bool(bass) and bass[0] < _OCTAVE_LINE["8vb"][2] and bass[-1] > _OCTAVE_REACH["8vb"]))
+        return ((bool(treble) and treble[-1] > OCTAVE_LINE["8va"][2] and treble[0] < OCTAVE_REACH["8va"])
+                + (bool(bass) and bass[0] < OCTAVE_LINE["8vb"][2] and bass[-1] > OCTAVE_REACH["8vb"]))
 
     at_middle_c = sum(1 for pitch in pitches if pitch < MIDDLE_C)
     readable = [k for k in range(len(pitches) + 1)  # no more than two ledger lines between the staves
@@ -287,7 +266,7 @@ def _staff(notes: list, measures: int, staff_clef, staff_instrument, metre: Metr
         return spellers[bar_keys[min(bar, measures - 1)]]
 
     treble = isinstance(staff_clef, clef.TrebleClef)
-    notes, octave_spans = _octave_passages(notes, treble, metre.steps)
+    notes, octave_spans = octave_passages(notes, treble, metre.steps)
     line_starts = [start for start, _ in octave_spans]
     voices = [written(voice, measures, metre.steps, spelling, line_starts) for voice in _voices(notes)] or [
         written([], measures, metre.steps, spelling)]
@@ -321,7 +300,7 @@ def _staff(notes: list, measures: int, staff_clef, staff_instrument, metre: Metr
     staff.makeNotation(inPlace=True)
     for voice in staff.recurse().getElementsByClass(stream.Voice):  # makeNotation brackets only unvoiced bars
         makeNotation.makeTupletBrackets(voice, inPlace=True)
-    _octave_lines(staff, octave_spans, treble)
+    octave_lines(staff, octave_spans, treble)
     return staff
 
 
@@ -356,110 +335,6 @@ def _speller(key: int):
         return next((p for p in plain.getAllCommonEnharmonics() if p.name == wanted), plain)
 
     return spell
-
-
-def _octave_passages(notes: list, treble: bool, bar: int) -> tuple[list, list[tuple[int, int]]]:
-    """Passages beyond three ledger lines, to be written an octave off under an 8va line (from
-    E6 up; an 8vb line from A1 down): (the staff's notes, those of the passages written an
-    octave off, and the passages' (start, end) in GRID steps).
-
-    `notes`: the staff's (start, length, pitches), sorted. A passage is a run of onsets, one
-    line each, whichever voice the notes are in. It carries on over notes that read as well an
-    octave off (from E5 up, from A2 down) for up to `bar` steps between the notes that need it,
-    so that a passage around the line's threshold gets one line, not one per note; a lone note
-    or two that need no more than three ledger lines (up to E6, down to A1) keep them. A line
-    covers everything that sounds under it: a note of the passage still sounding when the next
-    onset outside it is struck is written up to that onset, and one held into the passage from
-    before it up to the passage (the pedal holds them; the MIDI file keeps their lengths): a
-    note tied into or out of the line would change octave in the middle of its tie. (MuseScore 3 labels a 15ma line "8", so there is none: the top of the piano still gets
-    its ledger lines under 8va.)
-    """
-    beyond, readable, lone = _OCTAVE_LINE["8va" if treble else "8vb"]
-    reach = _OCTAVE_REACH["8va" if treble else "8vb"]
-    sign = 1 if treble else -1  # higher is further out on the treble staff, lower on the bass staff
-    onsets: dict[int, list[int]] = {}  # start → the indices of the notes and chords struck there
-    for i, (start, _, _) in enumerate(notes):
-        onsets.setdefault(start, []).append(i)
-
-    def inner(i: int) -> int:  # a note's or chord's pitch nearest the staff, signed
-        return min(sign * p for p in notes[i][2])
-
-    def outer(onset: int) -> int:
-        return max(sign * p for i in onsets[onset] for p in notes[i][2])
-
-    # An onset needs the line when one of its notes or chords lies wholly beyond `beyond`, and
-    # fits under it when all of them lie beyond `readable`.
-    passages: list[list[int]] = []  # each the onsets under one line
-    passage, carried, needing = [], [], []  # onsets under the line, fitting ones after it, those that need it
-
-    def close():  # the passage so far gets its line, unless it is a lone note or two within `lone`
-        nonlocal passage, carried, needing
-        if needing and (len(needing) >= _OCTAVE_RUN or max(outer(onset) for onset in passage) > sign * lone):
-            passages.append(passage)
-        passage, carried, needing = [], [], []
-
-    for onset, struck in sorted(onsets.items()):
-        if needing and onset - needing[-1] > bar:
-            close()
-        nearest = min(inner(i) for i in struck)
-        fits = nearest >= sign * readable
-        reaching = outer(onset) > sign * lone and nearest >= sign * reach
-        if fits and max(inner(i) for i in struck) >= sign * beyond or reaching:
-            passage += carried + [onset]
-            carried = []
-            needing.append(onset)
-        elif fits and needing:
-            carried.append(onset)
-        else:
-            close()
-    close()
-    written, spans = list(notes), []
-    following = dict(zip(sorted(onsets), sorted(onsets)[1:]))
-    for passage in passages:
-        until = following.get(passage[-1])  # the next onset outside the passage
-        under = [i for onset in passage for i in onsets[onset]]
-        for i, (start, length, pitches) in enumerate(written):
-            if start < passage[0] < start + length:  # held into the line from before it
-                written[i] = (start, passage[0] - start, pitches)
-        for i in under:
-            start, length, pitches = notes[i]
-            written[i] = (start, length if until is None else min(length, until - start),
-                          [p - 12 * sign for p in pitches])
-        spans.append((passage[0], max(written[i][0] + written[i][1] for i in under)))
-    return written, spans
-
-
-def _octave_lines(staff, spans: list[tuple[int, int]], treble: bool) -> None:
-    """An 8va (8vb) line over the notes and chords struck within each of `_octave_passages`'
-    spans (GRID steps), already written an octave off."""
-    from music21 import spanner
-
-    struck = [(round(element.getOffsetInHierarchy(staff) * GRID), element) for element in staff.recurse().notes]
-    for start, end in spans:
-        onsets: dict[int, list] = {}
-        for at, element in struck:
-            if start <= at < end:
-                onsets.setdefault(at, []).append(element)
-        elements = _in_writing_order([onsets[at] for at in sorted(onsets)])
-        staff.insert(0, spanner.Ottava(*elements, type="8va" if treble else "8vb",
-                                       placement="above" if treble else "below"))
-
-
-def _in_writing_order(passage: list[list]) -> list:
-    """The notes and chords of a passage (its onsets' groups, in time), to be spanned by a line
-    that starts at the first and stops at the last, the first written before the last. A bar is
-    written voice by voice, so a line from a note of the second voice to one of the first in the
-    same bar would stop before it starts (music21 and MuseScore drop it, and the notes written
-    an octave off for it read wrong): it starts instead on the first voice's note or rest struck
-    with its first note (`written` breaks a rest there)."""
-    groups = [sorted(group, key=_voice_number) for group in passage]  # within an onset, the earlier voice first
-    elements = [element for group in groups for element in group]
-    first, last = _voice(elements[0]), _voice(elements[-1])
-    same_bar = first is not None and last is not None and first.activeSite is last.activeSite
-    if not same_bar or _voice_number(elements[-1]) >= _voice_number(elements[0]):
-        return elements
-    start = elements[0].getOffsetBySite(first)
-    return [next(element for element in last.notesAndRests if element.getOffsetBySite(last) == start)] + elements
 
 
 def _mean_pitch(elements: list) -> float:
