@@ -105,6 +105,9 @@ class Decoder:
         self.given_heads = [heads[name] for name in head_names if name in given]
         self.bass_head = heads.get(head_name("bass"))
         self.chosen_embedding = embeddings.get(embedding_name(CHOSEN_TOKEN, config))
+        if self.given_heads:  # the onset gap's logits that each token adds, the same at every step
+            W, b = self.given_heads[0]
+            self.gap_logits_by_token = self.chosen_embedding @ W[W.shape[0] - self.chosen_embedding.shape[1]:] + b
 
     def initial_state(self) -> DecoderState:
         """Zero state and an empty memory: what the network starts every window from."""
@@ -178,9 +181,8 @@ class Decoder:
     def gaps_of_every_token(self, state: DecoderState) -> np.ndarray:
         """(tokens, onset gap classes): the onset gap's probabilities for the next position,
         given each token of the vocabulary in turn (`config.given_token`)."""
-        W, b = self.given_heads[0]
-        width = len(state.features)
-        logits = state.features @ W[:width] + self.chosen_embedding @ W[width:] + b
+        W = self.given_heads[0][0]
+        logits = state.features @ W[:len(state.features)] + self.gap_logits_by_token
         odds = np.exp(logits - logits.max(axis=1, keepdims=True))
         return odds / odds.sum(axis=1, keepdims=True)
 

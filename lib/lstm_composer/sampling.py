@@ -125,7 +125,10 @@ class LoopGuard:
         self.tokens.append(token)
         self.counts[token] += 1
         if len(self.tokens) >= REPEAT_WINDOW:
-            self.counts[self.tokens[-REPEAT_WINDOW]] -= 1
+            leaving = self.tokens[-REPEAT_WINDOW]
+            self.counts[leaving] -= 1
+            if not self.counts[leaving]:
+                del self.counts[leaving]  # so that `banned` looks at the window's tokens only
 
     def banned(self) -> list[int]:
         looping = set() if self.limit is None else {
