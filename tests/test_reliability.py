@@ -131,6 +131,7 @@ def test_a_lost_rank_stops_training_with_the_resume_command_and_resume_completes
 
 def test_the_stop_message_names_the_first_rank_horovod_saw_stop_and_when_it_may_not_be_the_lost_one(tmp_path):
     from lstm_composer.presets import preset
+    from lstm_composer.progress import Failure
     from lstm_composer.training import TrainConfig, stopped_message
 
     config = TrainConfig(str(tmp_path / "corpus"), str(tmp_path / "model"), preset("tiny"), epochs=2, num_proc=2)
@@ -146,3 +147,12 @@ def test_the_stop_message_names_the_first_rank_horovod_saw_stop_and_when_it_may_
     assert "no epoch finished, nothing is saved" in killed
     failed = stopped_message(horovod_error(0, 1), config)
     assert failed.startswith("Horovod rank 0 stopped first: its process exited with code 1") and "loses another" in failed
+    # Rank 0 told the driver why it stopped, but only that it lost its peer: the killed rank said nothing.
+    lost_peer = Failure("0", "error", "HorovodInternalError: Horovod has been shut down. This was caused by an "
+                                      "exception on one of the ranks")
+    failed = stopped_message(horovod_error(0, 1), config, [lost_peer])
+    assert failed.startswith("Horovod rank 0 stopped first: its process exited with code 1") and "loses another" in failed
+    assert failed.splitlines()[-1].startswith("rank 0 failed: HorovodInternalError")
+    own = Failure("1", "setup", "ValueError: the corpus has no notes")
+    failed = stopped_message(horovod_error(0, 1), config, [lost_peer, own])
+    assert "loses another" not in failed and failed.splitlines()[-1].startswith("rank 1 failed: ValueError")

@@ -233,13 +233,14 @@ def stopped_message(error: Exception, config: TrainConfig, failures: list[Failur
     error of its own, and may be seen first; so the cause is the first failure line a rank sent
     (`rank.train_rank`) that is not about a lost peer, and without one the message says that the
     rank named may not be the one that failed."""
+    causes = [f for f in failures if not LOST_PEER.search(f.message)]
     lost = re.search(r"Process name: (\d+)\s+Exit code: (-?\d+)", str(error))
     if lost:
         code = int(lost[2])
         signal_number = -code if code < 0 else code - 128 if code > 128 else None  # a shell reports 128 + N
         how = f"was killed (signal {signal_number})" if signal_number else f"exited with code {code}"
         stopped = f"Horovod rank {lost[1]} stopped first: its process {how}, and Horovod stopped the other ranks"
-        if not signal_number and not failures:
+        if not signal_number and not causes:
             stopped += " (a rank also stops when it loses another, which may be the one that failed: see its log)"
     else:
         stopped = f"Horovod failed: {first_line(error)}"
@@ -247,10 +248,9 @@ def stopped_message(error: Exception, config: TrainConfig, failures: list[Failur
     last = directory.checkpoint("last")
     saved = (f"epochs 1 to {last.epoch + 1} are saved in {config.model_dir}" if last
              else f"no epoch finished, nothing is saved in {config.model_dir}")
-    causes = [f for f in failures if not LOST_PEER.search(f.message)] or list(failures)
-    if not causes:
+    if not failures:
         return f"{stopped}; {saved}.\n{advice('error', directory)}"
-    cause = causes[0]
+    cause = (causes or failures)[0]
     return f"{stopped}; {saved}.\nrank {cause.rank} failed: {cause.message.rstrip('.')}. {advice(cause.kind, directory)}"
 
 
