@@ -179,6 +179,41 @@ def test_a_piece_of_n_bars_has_n_bars_and_ends_held_on_its_tonic(tmp_path):
     assert free.events[-1].duration < bar  # without --bars, no held chord at the end
 
 
+def test_the_last_phrase_holds_the_key_the_notes_before_it_fit(tmp_path):
+    from lstm_composer.conductor import Conductor, KeyChanges
+    from lstm_composer.decoder import Decoder
+    from lstm_composer.generate import beat_clock, choose_primer, continuation, fitting_key
+    from lstm_composer.metre import PHRASE_BARS
+    from lstm_composer.model_dir import ModelDir
+
+    model = ModelDir(keyed_model_dir(tmp_path, metre=True)).load()
+    # C, E and G, each for the longest duration class, fit C major.
+    longest = int(np.argmax(model.expression.duration))
+    triad = [[model.vocabulary.index[note_name(p)], 0, longest, 0] for p in (60, 64, 67, 72, 76)]
+    assert KEY_NAMES[fitting_key(model)(np.array(triad))] == "C major"
+
+    config = GenerateConfig(str(tmp_path), seed=0)
+    primer = choose_primer(config, model, np.random.default_rng(0))
+    clock, decoder = beat_clock(config, model, primer), Decoder(model.network, model.config, len(model.vocabulary))
+    positions, bars, steps = primer.positions(model.vocabulary), 6, primer.last.metre.steps
+    always = KeyChanges(np.tile(np.eye(24)[7], (2, 1)))  # every window a fifth up, to major
+
+    def told_key(closing_key):
+        timing = Conductor(model.config, clock.steps, len(clock.grid), primer.last.bar_position, primer.last.metre, 0,
+                           primer.last.bar, 16, always, np.random.default_rng(1))
+        _, times = continuation(decoder, decoder.prime(positions), bars * steps, np.random.default_rng(2), Sampling(),
+                                model.vocabulary, positions, clock, None, timing, bars=bars, closing_key=closing_key)
+        return timing.key, times
+
+    asked = []
+    key, times = told_key(lambda generated: asked.append(len(generated)) or 21)  # A minor
+    assert key == 21 and asked  # held from the last phrase on, where the changes would go to majors only
+    first_bar = times[0] - times[0] % steps
+    into = [time - first_bar for time in times]
+    assert into[asked[0] - 1] >= (bars - PHRASE_BARS) * steps > into[asked[0] - 2]  # at the last phrase's first onset
+    assert told_key(None)[0] < 12  # without it, the piece goes on changing key
+
+
 def eight_bars(path, first_velocity: int = 30) -> list[tuple[float, int, float, int]]:
     """A MIDI file of eight 4/4 bars of quarter notes in the corpus's range, each louder than the
     last, a two-note chord on every bar's first beat; its (onset, pitch, duration, velocity) notes."""

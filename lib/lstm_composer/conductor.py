@@ -4,7 +4,8 @@ The conductor keeps the time of the last onset (in `phases` steps per quarter, f
 of the piece the primer comes from) and, for a network told so, its beat phase, the quarter of
 its bar and its bar's place in the phrase (`metre.py`), and the key the piece is in. The key is
 held (`--key`), or changes at the start of a window of `form.WINDOW_BEATS` quarters as the
-training pieces' keys change from one window to the next (`KeyChanges`).
+training pieces' keys change from one window to the next (`KeyChanges`); a piece of a given
+number of bars holds the key its notes fit best for its last phrase (`close`).
 """
 from __future__ import annotations
 
@@ -80,6 +81,10 @@ class Conductor:
         if window != self.window and self.changes is not None:
             self.key = self.changes.next(self.key, self.rng)
         self.window = window
+
+    def close(self, key: int) -> None:
+        """The last phrase: in `key`, held there."""
+        self.key, self.changes = key, None
 
     def density(self) -> float:
         """Onsets per quarter over the last WINDOW_BEATS quarters (0 before there are two)."""

@@ -23,7 +23,8 @@ import numpy as np
 from lstm_composer.conductor import Conductor, KeyChanges
 from lstm_composer.ending import with_ending
 from lstm_composer.events import Event, fixed_step, play
-from lstm_composer.metre import Metre, bar_offset
+from lstm_composer.form import key_scores
+from lstm_composer.metre import PHRASE_BARS, Metre, bar_offset
 from lstm_composer.model_dir import ModelDir, TrainedModel
 from lstm_composer.originality import CopiedRun, Report, longest_copy, longest_cycle
 from lstm_composer.primers import (GenerationError, Primer, primer_from_corpus, primer_from_file, primer_from_tokens,
@@ -197,9 +198,23 @@ def draw(config: GenerateConfig, model: TrainedModel, decoder, primer: Primer,
     length = config.length if config.bars is None else config.bars * primer.last.metre.steps  # at most
     generated, times = continuation(decoder, decoder.prime(positions), length, rng, config.sampling, vocabulary,
                                     positions, clock, plan, timing, config.density, config.bars,
-                                    rules=token_rules(config, model, positions, timing))
+                                    rules=token_rules(config, model, positions, timing),
+                                    closing_key=fitting_key(model) if timing and config.key is None else None)
     copy = longest_copy(generated[:, 0], stream, model.token_index)
     return generated, plan.echoes if plan else [-1] * len(generated), times, copy
+
+
+def fitting_key(model: TrainedModel) -> Callable[[np.ndarray], int]:
+    """The key (`form.KEY_NAMES`) that generated positions fit best: how long each pitch class
+    sounds in them (by each position's duration class), against the key profiles."""
+    members = pitch_classes(tuple(model.vocabulary.tokens)).astype(np.float64)
+    heads = model.config.heads
+    durations = np.asarray(model.expression.duration) if "duration" in heads else None
+
+    def key_of(generated: np.ndarray) -> int:
+        lengths = durations[generated[:, heads.index("duration")]] if durations is not None else np.ones(len(generated))
+        return int(np.argmax(key_scores(lengths @ members[generated[:, 0]])))
+    return key_of
 
 
 def token_rules(config: GenerateConfig, model: TrainedModel, positions: np.ndarray,
@@ -332,7 +347,8 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
                  clock: BeatClock | None = None, plan: Reprise | None = None,
                  timing: Conductor | None = None, density: float | None = None,
                  bars: int | None = None, span: tuple[int, int] | None = None,
-                 rules: TokenRules | None = None) -> tuple[np.ndarray, list[int]]:
+                 rules: TokenRules | None = None,
+                 closing_key: Callable[[np.ndarray], int] | None = None) -> tuple[np.ndarray, list[int]]:
     """((length, heads) ids, the time of each onset) drawn one position at a time after a primed
     (probabilities, state) pair: the token, and for an expressive model its onset gap, duration
     and velocity classes, and its bass when the network has a bass head (drawn after the token,
@@ -345,7 +361,8 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
     each draw (`sampling.TokenRules`; by default only the loop guard of `sampling`). `plan` has
     some windows begin by playing an earlier one again (`reprise.Reprise`), unless that would copy
     the corpus further than the rules' copy guard allows. With `bars`, it stops at the first onset in the last
-    of that many bars from the first onset's bar (`timing` knows the bars). With `span`, the
+    of that many bars from the first onset's bar (`timing` knows the bars), and the last phrase
+    holds the key that `closing_key` finds the positions drawn before it fit best. With `span`, the
     first onset falls at its first time or after it (where an onset gap reaches so far), and it
     stops before an onset at its second."""
     probabilities, state = primed
@@ -381,8 +398,12 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
             times.append(timing.time)
             if plan:
                 timing.key = plan.add(drawn, timing.time, timing.key)
-            if bars and times[-1] - times[0] + times[0] % timing.metre.steps >= (bars - 1) * timing.metre.steps:
-                return generated[:i + 1], times
+            if bars:
+                into = times[-1] - times[0] + times[0] % timing.metre.steps  # from the first onset's bar
+                if into >= (bars - 1) * timing.metre.steps:
+                    return generated[:i + 1], times
+                if closing_key and timing.changes is not None and into >= (bars - PHRASE_BARS) * timing.metre.steps:
+                    timing.close(closing_key(generated[:i + 1]))  # the last phrase
             drawn = drawn + timing.inputs()
         window.append(drawn)
         if sampling.refresh is not None and (i + 1) % sampling.refresh == 0:
