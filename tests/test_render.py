@@ -201,16 +201,17 @@ def test_musicxml_splits_a_chord_between_the_hands_so_that_neither_stretches_pas
 def test_dynamics_change_where_phrases_begin_and_hairpins_grow_within_them(tmp_path):
     from music21 import dynamics
 
-    # Twelve 4/4 bars of quarter-note C5s: a phrase at p; one that starts at p and grows to ff
-    # in its second half; one at ff throughout, which a single soft note does not move.
-    velocities = [49] * 16 + [49] * 8 + [112] * 8 + [112] * 15 + [20]
+    # Sixteen 4/4 bars of quarter-note C5s: a phrase at p; one that starts at p and grows to ff
+    # in its second half; one at ff throughout, which a single soft note does not move; one
+    # that begins at p and is back at ff for the most of it: no mark, a crescendo.
+    velocities = [49] * 16 + [49] * 8 + [112] * 8 + [112] * 15 + [20] + [49] * 7 + [112] * 9
     events = [Event("C5", float(beat), 1.0, velocity) for beat, velocity in enumerate(velocities)]
     _, treble, _ = read_musicxml(write_musicxml(events, tmp_path / "phrases.musicxml"))
     assert [(d.value, d.getOffsetInHierarchy(treble)) for d in treble.recurse().getElementsByClass(
         dynamics.Dynamic)] == [("p", 0.0), ("ff", 32.0)]
     wedges = list(treble.recurse().getElementsByClass(dynamics.DynamicWedge))
     assert [(type(w).__name__, w.getFirst().getOffsetInHierarchy(treble), w.getLast().getOffsetInHierarchy(treble))
-            for w in wedges] == [("Crescendo", 20.0, 27.0)]
+            for w in wedges] == [("Crescendo", 20.0, 27.0), ("Crescendo", 52.0, 59.0)]
 
 
 def test_musicxml_writes_the_piano_extremes_under_octave_lines(tmp_path):

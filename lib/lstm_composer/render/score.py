@@ -33,8 +33,9 @@ def _dynamics(events: Sequence[Event], bar: float) -> tuple[list[tuple[float, st
     grows louder or softer within itself.
 
     A phrase begins at the median velocity of the events of its first half, so one loud note
-    among soft ones earns no mark; a new mark needs it to move by `_DYNAMIC_CHANGE` from the
-    last mark's and to name another level. A hairpin needs the median of the phrase's second
+    among soft ones earns no mark; a new mark needs it, and the median of the whole phrase, to
+    move by `_DYNAMIC_CHANGE` from the last mark's (a swell that the phrase does not keep earns
+    none), and to name another level. A hairpin needs the median of the phrase's second
     half to differ from its first half's by as much; it runs from the first onset of the
     phrase's second bar to the last onset before its last bar.
     """
@@ -50,7 +51,9 @@ def _dynamics(events: Sequence[Event], bar: float) -> tuple[list[tuple[float, st
         halves = [[e for e in members if (e.offset < middle) == first] for first in (True, False)]
         median = _median_velocity(halves[0] or members)  # where the phrase starts
         name = _dynamic_name(median)
-        if marked_velocity is None or (abs(median - marked_velocity) >= _DYNAMIC_CHANGE and name != marks[-1][1]):
+        moved = marked_velocity is not None and all(
+            abs(velocity - marked_velocity) >= _DYNAMIC_CHANGE for velocity in (median, _median_velocity(members)))
+        if marked_velocity is None or (moved and name != marks[-1][1]):
             marks.append((members[0].offset, name))
             marked_velocity = median
         inside = [e.offset for e in members if number * phrase + bar <= e.offset < (number + 1) * phrase - bar]
