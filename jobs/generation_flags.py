@@ -13,7 +13,8 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=1.0, help="below 1 safer, above 1 wilder")
     parser.add_argument("--top-k", type=int, help="draw among the k likeliest tokens only (1: argmax)")
     parser.add_argument("--top-p", type=float, default=0.9,
-                        help="draw among the likeliest tokens that reach this probability (1: all)")
+                        help="draw among the likeliest notes that reach this share of the notes' probability, and "
+                             "the likeliest chords likewise (1: all)")
     parser.add_argument("--loop-limit", type=int, default=24,
                         help="longest stretch repeating a pattern of up to 8 tokens (0: no limit)")
     parser.add_argument("--repeat-quantile", type=float, default=0.99,

@@ -142,6 +142,18 @@ def test_sampling_draws_each_token_as_often_as_its_share_says():
     np.testing.assert_allclose(shares(Sampling(temperature=0.5, top_p=None)), squared / squared.sum(), atol=0.02)
 
 
+def test_the_nucleus_is_taken_among_notes_and_among_chords_each_on_its_own():
+    # Two likely notes and five chords of 0.04 each: one cut at 0.7 keeps the two notes only; a
+    # cut per kind keeps the notes and four of the chords, so the chords keep their share.
+    probabilities = np.array([0.5, 0.3, 0.04, 0.04, 0.04, 0.04, 0.04])
+    chords = np.array([False, False, True, True, True, True, True])
+    rng = np.random.default_rng(0)
+    drawn = np.bincount([sample(probabilities, rng, Sampling(top_p=0.7), chords) for _ in range(10_000)],
+                        minlength=7) / 10_000
+    np.testing.assert_allclose(drawn, np.append(probabilities[:6], 0) / 0.96, atol=0.02)
+    assert {sample(probabilities, rng, Sampling(top_p=0.7)) for _ in range(300)} == {0, 1}
+
+
 def test_a_primer_files_tokens_start_the_output(model_dir, tmp_path):
     # C4 (60) is in the vocabulary, C2 (36) is not and is reported; a chord of 0.4.7 is in.
     notes = [(60, 0), (62, 240), (36, 480), (64, 720), (67, 960)]

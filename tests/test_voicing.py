@@ -9,7 +9,7 @@ import pytest
 from lstm_composer.tables import Corpus, notes_voicings
 
 from lstm_composer.tokens import note_name, token_for
-from lstm_composer.voicing import Voicings, allowed_basses, chord_type, relative_classes
+from lstm_composer.voicing import Voicings, allowed_basses, chord_type, relative_classes, voice_tokens
 
 # C major over C2 with the third and fifth high, twice; over E2 once (first inversion), and
 # A minor in close position around middle C.
@@ -61,6 +61,19 @@ def test_the_notes_table_gives_voicings_and_top_voice_steps(tmp_path):
     assert voicings.top_steps == {-2: 1, 4: 1}
     assert voicings.shapes == {"0.3.7|3": [((0, 3, 7), 1)], "0.4.7|4": [((0, 4, 7, 16), 1)],
                                "0.3.7|4": [((0, 3, 7, 15), 1)]}
+
+
+def test_a_chord_struck_again_over_its_bass_keeps_its_first_voicing():
+    # C major over C2 voiced close and spread, equally often, and a top voice that may go anywhere.
+    voicings = Voicings.count([("0.4.7", [36, 40, 43], 1), ("0.4.7", [36, 55, 64, 72], 1)])
+    tokens = ["0.4.7", "E4", "0.4.7", "D4"] * 10 + ["0.4.7"]
+    for seed in range(5):
+        voiced = voice_tokens(tokens, np.full(len(tokens), 36), voicings, None, np.random.default_rng(seed))
+        assert len({pitches for token, pitches in zip(tokens, voiced) if token == "0.4.7"}) == 1
+        assert voiced[1] == (64,) and voiced[3] == (62,)
+    # Over another bass, a voicing of its own.
+    other = voice_tokens(["0.4.7", "0.4.7"], np.array([36, 48]), voicings, None, np.random.default_rng(0))
+    assert [min(pitches) for pitches in other] == [36, 48]
 
 
 def test_a_chord_is_voiced_as_the_corpus_voices_it_even_transposed():

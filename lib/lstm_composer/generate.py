@@ -431,7 +431,7 @@ def draw_position(decoder, probabilities: list[np.ndarray], state, rng: np.rando
         gaps = decoder.gaps_of_every_token(state)
         passing = gaps @ tilted(np.full(gaps.shape[1], 1.0 / gaps.shape[1]))  # each gap's weight
         tokens = tokens * passing / (tokens * passing).sum() if (tokens * passing).sum() > 0 else tokens
-    token = sample(tokens, rng, sampling)
+    token = sample(tokens, rng, sampling, vocabulary.chords if vocabulary is not None else None)
     heads = list(probabilities[1:]) + decoder.given(state, token)
     if heads:
         heads[0] = tilted(heads[0])

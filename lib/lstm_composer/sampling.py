@@ -91,18 +91,29 @@ class Sampling:
             raise ValueError(f"key_balance must be in [0, 5], got {self.key_balance}")
 
 
-def sample(probabilities: np.ndarray, rng: np.random.Generator, sampling: Sampling) -> int:
+def sample(probabilities: np.ndarray, rng: np.random.Generator, sampling: Sampling,
+           chords: np.ndarray | None = None) -> int:
     """One token id drawn from `probabilities` as `sampling` says. Ties in the top-k and
-    top-p cuts keep the lower id, so top-k 1 is exactly the argmax."""
+    top-p cuts keep the lower id, so top-k 1 is exactly the argmax.
+
+    `chords` ((tokens,) bool: which are chords): the top-p cut is taken among the chords and
+    among the notes each on its own. A vocabulary spreads its chords over many tokens, each
+    rare; one cut over all of them keeps the few likely notes and drops most chords, so that a
+    network's pieces would hold fewer chords than it predicts (the bundled corpus's tokens are
+    53% chords; one cut at 0.9 left 37%, a cut per kind 54%)."""
     order = np.argsort(-probabilities, kind="stable")
     logits = np.log(np.maximum(probabilities[order], 1e-300)) / sampling.temperature
     weights = np.exp(logits - logits[0])
-    keep = len(order) if sampling.top_k is None else min(sampling.top_k, len(order))
+    kept = np.arange(len(order)) < (len(order) if sampling.top_k is None else sampling.top_k)
     if sampling.top_p is not None:
-        cumulative = np.cumsum(weights / weights.sum())
-        keep = min(keep, int(np.searchsorted(cumulative, sampling.top_p)) + 1)
-    weights = weights[:keep]
-    return int(order[rng.choice(keep, p=weights / weights.sum())])
+        kinds = np.zeros(len(order), dtype=bool) if chords is None else chords[order]
+        for kind in (False, True):
+            members = np.flatnonzero(kinds == kind)
+            if len(members):
+                cumulative = np.cumsum(weights[members]) / weights[members].sum()
+                kept[members[int(np.searchsorted(cumulative, sampling.top_p)) + 1:]] = False
+    weights = weights * kept
+    return int(order[rng.choice(len(order), p=weights / weights.sum())])
 
 
 class LoopGuard:

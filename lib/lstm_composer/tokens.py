@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Iterable, NamedTuple, Sequence
+
+import numpy as np
 
 from lstm_composer.midi import MidiSong, seconds_at
 
@@ -229,6 +231,11 @@ class Vocabulary:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    @cached_property
+    def chords(self) -> np.ndarray:
+        """(tokens,) bool: which tokens are chords."""
+        return np.array([is_chord(token) for token in self.tokens], dtype=bool)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocabulary) and self.tokens == other.tokens

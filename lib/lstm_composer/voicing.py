@@ -9,7 +9,9 @@ usual bass note is placed in the octave nearest the previous bass, inside the ra
 corpus puts its chord basses. Everything is relative to the bass, so a transposed chord finds
 the voicings of the chords it was transposed from. Of the voicings found, those whose top note
 moves from the previous onset's top as the corpus's top voice moves into its chords are
-preferred: a melody on top, not a top note that jumps wherever a voicing happens to end.
+preferred: a melody on top, not a top note that jumps wherever a voicing happens to end. A chord
+struck again over the same bass keeps the voicing it had the first time, as a pianist's hand
+does, so that a figure the network repeats sounds repeated.
 """
 from __future__ import annotations
 
@@ -153,10 +155,12 @@ def voice_tokens(tokens: list[str], basses: np.ndarray | None, voicings: Voicing
                  rng: np.random.Generator, echoes: list[int] | None = None) -> list[tuple[int, ...]]:
     """The pitches of each token: single pitches as they are; chords over the bass the network
     drew (`basses`), or else over a bass chosen near the previous one, in a voicing the corpus
-    uses for such chords, its top note led from the previous onset's as the corpus leads it.
+    uses for such chords, its top note led from the previous onset's as the corpus leads it; a
+    chord over a bass it was voiced over before, as it was then.
     `previous`: the pitches of the onset before the first token, if any. `echoes`: for each
     token, an earlier one it plays again (its pitches are taken as they are), or -1."""
     voiced = []
+    first_voicing: dict[tuple[str, int], tuple[int, ...]] = {}  # (chord, bass) → its pitches the first time
     previous_bass = min(previous) if previous else None
     previous_top = max(previous) if previous else None
     for i, token in enumerate(tokens):
@@ -169,8 +173,12 @@ def voice_tokens(tokens: list[str], basses: np.ndarray | None, voicings: Voicing
                 bass = voicings.choose_bass(token, previous_bass, rng)
             else:
                 bass = None
-            pitches = (tuple(voicings.voice(token, bass, rng, previous_top)) if bass is not None
-                       else tuple(token_pitches(token)))
+            if bass is None:
+                pitches = tuple(token_pitches(token))
+            elif (token, bass) in first_voicing:
+                pitches = first_voicing[(token, bass)]
+            else:
+                pitches = first_voicing[(token, bass)] = tuple(voicings.voice(token, bass, rng, previous_top))
         voiced.append(pitches)
         previous_bass = min(pitches) if is_chord(token) or min(pitches) < 60 else previous_bass
         previous_top = max(pitches)
