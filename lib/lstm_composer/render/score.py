@@ -51,9 +51,8 @@ def _dynamics(events: Sequence[Event], bar: float) -> tuple[list[tuple[float, st
         halves = [[e for e in members if (e.offset < middle) == first] for first in (True, False)]
         median = _median_velocity(halves[0] or members)  # where the phrase starts
         name = _dynamic_name(median)
-        moved = marked_velocity is not None and all(
-            abs(velocity - marked_velocity) >= _DYNAMIC_CHANGE for velocity in (median, _median_velocity(members)))
-        if marked_velocity is None or (moved and name != marks[-1][1]):
+        if marked_velocity is None or (name != marks[-1][1] and min(
+                abs(median - marked_velocity), abs(_median_velocity(members) - marked_velocity)) >= _DYNAMIC_CHANGE):
             marks.append((members[0].offset, name))
             marked_velocity = median
         inside = [e.offset for e in members if number * phrase + bar <= e.offset < (number + 1) * phrase - bar]
