@@ -42,6 +42,10 @@ def test_the_top_note_moves_as_the_corpus_top_voice_moves():
     assert spread_share(44) < 0.05  # from G#2, the close one (G2)
     assert 0.4 < spread_share(None) < 0.6  # nothing before it: by how often alone
     assert voicings.step_weight(-30) == voicings.step_weight(-24) == 1  # clipped, never impossible
+    # Two voicings as common as each other, one a repeat of the top note (counted 3 times), one
+    # an octave's leap (once): the repeat wins by (3 + 1)² to (1 + 1)², not 4 to 2.
+    even = Voicings.count([("0.4.7", [36, 40, 43], 1), ("0.4.7", [36, 40, 55], 1)], top_steps={0: 3, 12: 1})
+    assert 0.75 < np.mean([even.voice("0.4.7", 36, rng, 43)[-1] == 43 for _ in range(1000)]) < 0.85
 
 
 def test_the_notes_table_gives_voicings_and_top_voice_steps(tmp_path):

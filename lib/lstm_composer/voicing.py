@@ -26,6 +26,10 @@ from lstm_composer.tokens import HIGHEST_KEY, LOWEST_KEY, is_chord, note_pitch, 
 
 SHAPES_KEPT = 16  # the most frequent voicings kept per chord shape and octave
 LEAP_LIMIT = 24  # top-voice steps beyond two octaves share the outermost counts
+# How strongly a voicing is chosen by the step its top note makes: the corpus's count of that
+# step, plus one, to this power. At 1, generated top voices leapt over a fifth 42% of the time
+# (the bundled pieces 28%); at 2, make run's classifier AUC fell on each of four sets of pieces.
+STEP_POWER = 2
 
 
 def relative_classes(pitches: Sequence[int]) -> str:
@@ -147,8 +151,8 @@ class Voicings:
 
     def step_weight(self, step: int) -> float:
         """How often the corpus's top voice moves by `step` semitones into a chord, plus one
-        (a step it never made stays possible)."""
-        return self.top_steps.get(int(np.clip(step, -LEAP_LIMIT, LEAP_LIMIT)), 0) + 1.0
+        (a step it never made stays possible), to the power STEP_POWER."""
+        return (self.top_steps.get(int(np.clip(step, -LEAP_LIMIT, LEAP_LIMIT)), 0) + 1.0) ** STEP_POWER
 
 
 def voice_tokens(tokens: list[str], basses: np.ndarray | None, voicings: Voicings, previous: tuple[int, ...] | None,
