@@ -67,6 +67,17 @@ def test_the_notes_table_gives_voicings_and_top_voice_steps(tmp_path):
                                "0.3.7|4": [((0, 3, 7, 15), 1)]}
 
 
+def test_a_chord_before_a_note_is_voiced_to_lead_into_it():
+    # C major over C2 voiced close (top G2) and spread (top C5), equally often; the corpus's top
+    # voice mostly stays or moves by a step. Before C5 the spread voicing, before G#2 the close.
+    voicings = Voicings.count([("0.4.7", [36, 40, 43], 1), ("0.4.7", [36, 55, 64, 72], 1)],
+                              top_steps={-2: 40, -1: 50, 0: 100, 1: 50, 2: 40, 12: 1})
+    for following, top in (("C5", 72), ("G#2", 43)):
+        for seed in range(20):
+            voiced = voice_tokens(["0.4.7", following], np.array([36, 0]), voicings, None, np.random.default_rng(seed))
+            assert max(voiced[0]) == top, (following, seed, voiced)
+
+
 def test_a_chord_struck_again_over_its_bass_keeps_its_first_voicing():
     # C major over C2 voiced close and spread, equally often, and a top voice that may go anywhere.
     voicings = Voicings.count([("0.4.7", [36, 40, 43], 1), ("0.4.7", [36, 55, 64, 72], 1)])

@@ -8,10 +8,10 @@ bass: the network's bass head chooses it when the model has one; otherwise the c
 usual bass note is placed in the octave nearest the previous bass, inside the range where the
 corpus puts its chord basses. Everything is relative to the bass, so a transposed chord finds
 the voicings of the chords it was transposed from. Of the voicings found, those whose top note
-moves from the previous onset's top as the corpus's top voice moves into its chords are
-preferred: a melody on top, not a top note that jumps wherever a voicing happens to end. A chord
-struck again over the same bass keeps the voicing it had the first time, as a pianist's hand
-does, so that a figure the network repeats sounds repeated.
+moves from the previous onset's top, and into a single note that follows, as the corpus's top
+voice moves are preferred: a melody on top, not a top note that jumps wherever a voicing
+happens to end. A chord struck again over the same bass keeps the voicing it had the first
+time, as a pianist's hand does, so that a figure the network repeats sounds repeated.
 """
 from __future__ import annotations
 
@@ -126,12 +126,14 @@ class Voicings:
         candidates = [p for p in range(LOWEST_KEY, HIGHEST_KEY + 1) if p % 12 == pitch_class]
         return min(candidates, key=lambda p: (abs(p - target), p))
 
-    def voice(self, token: str, bass: int, rng: np.random.Generator, previous_top: int | None = None) -> list[int]:
+    def voice(self, token: str, bass: int, rng: np.random.Generator, previous_top: int | None = None,
+              next_note: int | None = None) -> list[int]:
         """The pitches of `token` over `bass`: a voicing the corpus uses for this chord shape
         in this octave, else in any octave, else the classes stacked closely upwards; never off
         the piano. A voicing is drawn by how often the corpus uses it, times how often the
         corpus's top voice makes the step from `previous_top` (the last onset's highest pitch)
-        to its top note. A single pitch is itself."""
+        to its top note, and from its top note to `next_note` (a single note that follows). A
+        single pitch is itself."""
         if not is_chord(token):
             return [note_pitch(token)]
         classes = sorted({(int(pc) - bass) % 12 for pc in token.split(".")})
@@ -145,6 +147,8 @@ class Voicings:
             weights = np.array([n for _, n in found], dtype=np.float64)
             if previous_top is not None and self.top_steps:
                 weights *= [self.step_weight(bass + shape[-1] - previous_top) for shape, _ in found]
+            if next_note is not None and self.top_steps:
+                weights *= [self.step_weight(next_note - bass - shape[-1]) for shape, _ in found]
             shape = found[rng.choice(len(found), p=weights / weights.sum())][0]
             return [bass + interval for interval in shape]
         return [bass + interval for interval in classes if bass + interval <= HIGHEST_KEY]
@@ -159,8 +163,8 @@ def voice_tokens(tokens: list[str], basses: np.ndarray | None, voicings: Voicing
                  rng: np.random.Generator, echoes: list[int] | None = None) -> list[tuple[int, ...]]:
     """The pitches of each token: single pitches as they are; chords over the bass the network
     drew (`basses`), or else over a bass chosen near the previous one, in a voicing the corpus
-    uses for such chords, its top note led from the previous onset's as the corpus leads it; a
-    chord over a bass it was voiced over before, as it was then.
+    uses for such chords, its top note led from the previous onset's and into a single note
+    after it as the corpus leads it; a chord over a bass it was voiced over before, as it was then.
     `previous`: the pitches of the onset before the first token, if any. `echoes`: for each
     token, an earlier one it plays again (its pitches are taken as they are), or -1."""
     voiced = []
@@ -182,7 +186,10 @@ def voice_tokens(tokens: list[str], basses: np.ndarray | None, voicings: Voicing
             elif (token, bass) in first_voicing:
                 pitches = first_voicing[(token, bass)]
             else:
-                pitches = first_voicing[(token, bass)] = tuple(voicings.voice(token, bass, rng, previous_top))
+                following = tokens[i + 1] if i + 1 < len(tokens) else None
+                next_note = note_pitch(following) if following is not None and not is_chord(following) else None
+                pitches = first_voicing[(token, bass)] = tuple(voicings.voice(token, bass, rng, previous_top,
+                                                                              next_note))
         voiced.append(pitches)
         previous_bass = min(pitches) if is_chord(token) or min(pitches) < 60 else previous_bass
         previous_top = max(pitches)
