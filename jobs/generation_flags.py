@@ -11,6 +11,8 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--length", type=int, default=500, help="new tokens per piece")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same piece")
     parser.add_argument("--temperature", type=float, default=1.0, help="below 1 safer, above 1 wilder")
+    parser.add_argument("--gap-temperature", type=float, default=Sampling.gap_temperature,
+                        help="the onset gaps' temperature, as a share of --temperature (1: the same)")
     parser.add_argument("--top-k", type=int, help="draw among the k likeliest tokens only (1: argmax)")
     parser.add_argument("--top-p", type=float, default=0.9,
                         help="draw among the likeliest notes that reach this share of the notes' probability, and "
@@ -35,7 +37,7 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
 
 def sampling(args: argparse.Namespace) -> Sampling:
     """The sampling the flags ask for; a ValueError names a flag that makes none."""
-    return Sampling(args.temperature, args.top_k, args.top_p, args.loop_limit or None,
+    return Sampling(args.temperature, args.gap_temperature, args.top_k, args.top_p, args.loop_limit or None,
                     repeat_quantile=args.repeat_quantile or None, refresh=args.refresh or None,
                     key_weight=args.key_weight, key_balance=args.key_balance)
 

@@ -106,13 +106,14 @@ def test_a_piece_in_a_key_leans_less_on_its_likeliest_class_with_the_key_balance
     model_dir, key = keyed_model_dir(tmp_path), parse_key("E- minor")
 
     def largest_share(balance: float, seed: int) -> float:
-        config = GenerateConfig(model_dir, length=200, seed=seed, key=key, sampling=Sampling(key_balance=balance))
+        config = GenerateConfig(model_dir, length=200, seed=seed, key=key,
+                                sampling=Sampling(key_weight=2.0, key_balance=balance))  # the key's tonic, much preferred
         piece = compose(config)
         classes = Counter(p % 12 for event in piece.events[piece.primer_length:] for p in event.pitches)
         return max(classes.values()) / sum(classes.values())
 
-    for seed in range(3):
-        assert largest_share(3.0, seed) < largest_share(0.0, seed)
+    balanced, free = ([largest_share(balance, seed) for seed in range(6)] for balance in (3.0, 0.0))
+    assert np.mean(balanced) < np.mean(free) - 0.05  # 0.37 against 0.46
 
 
 def test_key_and_a_primer_file_are_refused_together(tmp_path):
@@ -176,7 +177,7 @@ def test_a_piece_of_n_bars_has_n_bars_and_ends_held_on_its_tonic(tmp_path):
             notes.append((tick, message.note))
     assert min(note for t, note in notes if t == notes[-1][0]) % 12 == key % 12
     free = compose(GenerateConfig(model_dir, length=60, seed=1))
-    assert free.events[-1].duration < bar  # without --bars, no held chord at the end
+    assert len(free.events) == 60 and free.events[-1].token == free.tokens[-1]  # without --bars, no chord added
 
 
 def test_the_last_phrase_holds_the_key_the_notes_before_it_fit(tmp_path):

@@ -369,6 +369,28 @@ def test_heads_that_see_the_chosen_token_draw_its_gap_duration_and_loudness_afte
     assert {(token % 6, gap) for token, gap, *_ in drawn} == {(2, 3)}
 
 
+def test_the_onset_gap_is_drawn_at_its_own_temperature_duration_and_loudness_at_the_tokens():
+    from lstm_composer.decoder import Decoder
+    from lstm_composer.expression import Expression
+    from lstm_composer.generate import draw_position
+    from lstm_composer.model import build_model
+
+    config, sizes = expressive_config(), Expression().sizes()
+    decoder = Decoder(randomised(build_model(config, len(TOKENS), expression_sizes=sizes), seed=7), config, len(TOKENS))
+    state = decoder.initial_state()
+    # every head: class 0 at 0.6, class 1 at 0.4; at half the temperature 0.36 : 0.16
+    heads = [np.r_[0.6, 0.4, np.zeros(size - 2)] for size in sizes[:3]]
+    rng = np.random.default_rng(0)
+    for gap_temperature, gap_share in ((1.0, 0.6), (0.5, 0.36 / 0.52)):
+        drawn = np.array([draw_position(decoder, [np.full(len(TOKENS), 1 / len(TOKENS))] + heads, state, rng,
+                                        Sampling(gap_temperature=gap_temperature), None, None, None)
+                          for _ in range(3000)])
+        shares = (drawn[:, 1:4] == 0).mean(axis=0)  # the onset gap's, the duration's, the velocity's
+        assert shares == pytest.approx([gap_share, 0.6, 0.6], abs=0.03), gap_temperature
+    with pytest.raises(ValueError, match="gap_temperature"):
+        Sampling(gap_temperature=0)
+
+
 def test_generated_onsets_keep_to_the_beat_grid_of_the_corpus(tmp_path):
     """Every onset of this corpus falls half a beat after a beat (gaps of one and two beats from
     0.5): a piece after one of its windows is written on the same offbeats, and its onset gaps

@@ -418,7 +418,7 @@ def draw_position(decoder, probabilities: list[np.ndarray], state, rng: np.rando
                   gap_rules: Callable[[np.ndarray], np.ndarray] | None = None) -> list[int]:
     """One position drawn from the network's heads, the token first, by the sampling rules: the
     top-k and top-p cuts for the token only (on a confident rhythm or loudness head they would
-    leave one value). `gap_rules` tilt the onset gap's probabilities, and `clock` keeps it on the
+    leave one value), the onset gap at its own temperature (`Sampling.gap_temperature`). `gap_rules` tilt the onset gap's probabilities, and `clock` keeps it on the
     beat grid. A network whose heads see the chosen token gives them once it is drawn; each
     token is first weighed by how likely its own gaps are to pass those tilts, so that a density
     or a grid asked for also chooses what is played, not only when."""
@@ -435,7 +435,7 @@ def draw_position(decoder, probabilities: list[np.ndarray], state, rng: np.rando
     heads = list(probabilities[1:]) + decoder.given(state, token)
     if heads:
         heads[0] = tilted(heads[0])
-    drawn = [token] + [sample(p, rng, sampling.plain) for p in heads]
+    drawn = [token] + [sample(p, rng, sampling.gaps if i == 0 else sampling.plain) for i, p in enumerate(heads)]
     if decoder.bass_head is not None:
         allowed = _bass_mask(vocabulary.tokens[drawn[0]])
         basses = decoder.bass_probabilities(state, drawn[0]) * allowed
