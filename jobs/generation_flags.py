@@ -24,7 +24,7 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
                              "pieces' windows (0: no cap)")
     parser.add_argument("--refresh", type=int, default=32,
                         help="rebuild the network's state from its last window every N tokens (0: carry it on)")
-    parser.add_argument("--key-weight", type=float, default=0.6,
+    parser.add_argument("--key-weight", type=float, default=Sampling.key_weight,
                         help="how strongly tokens that fit the key are preferred, for a model told its key (0: not)")
     parser.add_argument("--key-balance", type=float, default=3.0,
                         help="with --key: how firmly each pitch class is kept near its share in the corpus's "

@@ -113,7 +113,7 @@ def test_a_piece_in_a_key_leans_less_on_its_likeliest_class_with_the_key_balance
         return max(classes.values()) / sum(classes.values())
 
     balanced, free = ([largest_share(balance, seed) for seed in range(6)] for balance in (3.0, 0.0))
-    assert np.mean(balanced) < np.mean(free) - 0.05  # 0.37 against 0.46
+    assert all(b < f for b, f in zip(balanced, free)) and np.mean(balanced) < np.mean(free) - 0.03
 
 
 def test_key_and_a_primer_file_are_refused_together(tmp_path):
@@ -295,5 +295,7 @@ def test_a_primer_files_notes_start_the_output_only_when_kept(tmp_path):
     # The same notes after it, as far into their bar: the output without the file starts at the bar
     # of its first note.
     moved = {e.offset - f.offset for e, f in zip(kept.events[24:], after.events)}
-    assert len(moved) == 1 and moved.pop() in (28.0, 32.0)
+    assert len(moved) == 1
+    shift = moved.pop()
+    assert shift % 4 == 0 and shift >= 28  # whole bars: those of the file before the bar the new notes start in
     assert [replace(e, offset=0.0) for e in kept.events[24:]] == [replace(e, offset=0.0) for e in after.events]

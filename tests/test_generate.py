@@ -261,7 +261,8 @@ def test_expression_classes_round_trip_within_half_a_step():
     assert np.all(np.abs(back - x) <= step[np.searchsorted(values, back)] / 2 + 1e-9)
     assert np.array_equal(values[expression.classes(np.zeros(len(values)), values, np.ones(len(values)))[:, 1]],
                           values)  # grid values map to themselves
-    assert expression.classes(np.zeros(1), np.array([40.0]), np.ones(1))[0, 1] == len(values) - 1  # clipped
+    held = values[expression.classes(np.zeros(3), np.array([30.0, 70.0, 300.0]), np.ones(3))[:, 1]]
+    assert held.tolist() == [32.0, 64.0, 64.0]  # a chord held for bars is held, past sixteen bars clipped
 
     velocities = np.arange(1, 128)
     played = np.array(expression.velocity)[expression.classes(np.zeros(127), np.ones(127), velocities)[:, 2]]

@@ -27,7 +27,7 @@ def test_a_32nd_is_a_value_of_its_own_on_a_beat_of_24_phases():
     assert np.array(beats.ioi)[classes[:, 0]].tolist() == pytest.approx([0.0, 1 / 8, 1 / 8, 1 / 6, 1 / 6, 1 / 6])
     assert np.array(beats.duration)[classes[:, 1]].tolist() == [0.125] * 6
     assert beat_phase(offsets).tolist() == [0, 3, 6, 10, 14, 18]
-    assert beats.sizes() == (15, 14, 8, 24)
+    assert beats.sizes() == (15, 19, 8, 24)  # gaps to two bars, durations to sixteen
     assert Expression.from_dict(json.loads(json.dumps(beats.to_dict()))) == beats
     # The vocab.json of a model trained before the 32nd: its own values, and 12 phases a beat.
     earlier = {"ioi": [0.0, 1 / 6, 0.25, 0.5, 1.0], "duration": [1 / 6, 0.25, 0.5, 1.0], "velocity": [8, 24]}

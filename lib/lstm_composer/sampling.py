@@ -61,7 +61,7 @@ class Sampling:
     # For a network told its key: each token's probability is multiplied by exp(key_weight x
     # how well its pitch classes fit the key, by the key's profile (`key_fit`)), so that the
     # piece keeps to its key as the corpus's passages do. 0: the network's probabilities as they are.
-    key_weight: float = 0.6
+    key_weight: float = 0.7
     # Only tokens whose pitch classes all belong to the key's scale (a minor key's natural,
     # harmonic and melodic forms together): for a piece asked for in a key (`--key`).
     in_scale: bool = False
