@@ -9,7 +9,8 @@ The values are saved in the model's `vocab.json`, so a model always decodes with
 
 Two units for the gaps and durations (`RHYTHMS`):
 - `beats`: note values (32nds, sixteenths, triplets, dotted values, up to two bars; durations up
-  to sixteen) of the quarter note of the file's ticks and tempo map. For sequenced files, whose beat is in the tempo map.
+  to sixteen) of the quarter note of the file's ticks and tempo map. For sequenced files, whose
+  beat is in the tempo map.
 - `seconds`: time values from 30 ms to 5.4 s, four per doubling, by the tempo map. For
   recordings of someone playing, whose tempo map holds one nominal tempo and whose rhythm
   (rubato included) is in real time: their "quarter notes" are no note values.

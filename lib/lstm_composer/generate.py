@@ -418,10 +418,11 @@ def draw_position(decoder, probabilities: list[np.ndarray], state, rng: np.rando
                   gap_rules: Callable[[np.ndarray], np.ndarray] | None = None) -> list[int]:
     """One position drawn from the network's heads, the token first, by the sampling rules: the
     top-k and top-p cuts for the token only (on a confident rhythm or loudness head they would
-    leave one value), the onset gap at its own temperature (`Sampling.gap_temperature`). `gap_rules` tilt the onset gap's probabilities, and `clock` keeps it on the
-    beat grid. A network whose heads see the chosen token gives them once it is drawn; each
-    token is first weighed by how likely its own gaps are to pass those tilts, so that a density
-    or a grid asked for also chooses what is played, not only when."""
+    leave one value), the onset gap at its own temperature (`Sampling.gap_temperature`).
+    `gap_rules` tilt the onset gap's probabilities, and `clock` keeps it on the beat grid. A
+    network whose heads see the chosen token gives them once it is drawn; each token is first
+    weighed by how likely its own gaps are to pass those tilts, so that a density or a grid
+    asked for also chooses what is played, not only when."""
     def tilted(gaps: np.ndarray) -> np.ndarray:
         gaps = gap_rules(gaps) if gap_rules is not None else gaps
         return clock.on_grid(gaps, phase) if clock is not None else gaps
