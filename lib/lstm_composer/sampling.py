@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -69,13 +69,13 @@ class Sampling:
     # corpus's passages in that key's mode (`KeyBalance`). 0: not at all.
     key_balance: float = 3.0
 
-    @property
+    @cached_property
     def plain(self) -> "Sampling":
         """The same temperature, without the top-k and top-p cuts."""
         return Sampling(self.temperature, top_p=None, loop_limit=None, repeat_quantile=None, grid_share=None,
                         refresh=None, key_weight=0.0)
 
-    @property
+    @cached_property
     def gaps(self) -> "Sampling":
         """How an onset gap is drawn: `plain` at `gap_temperature` of the temperature."""
         return replace(self.plain, temperature=self.temperature * self.gap_temperature)
