@@ -10,7 +10,8 @@ pieces' first --length tokens). --density: for each of low, medium and high (the
 quartiles of onsets per quarter) and --rates, the onsets per quarter mido counts in each file
 against the rate asked for (within 20% is the goal). --bars: pieces of --bars bars; the bars
 music21 counts in each MusicXML file, and whether the lowest note of the last chord mido reads
-in the MIDI file is the tonic of the key music21 finds (Krumhansl-Schmuckler). --redo: bars
+in the MIDI file is the tonic of the key music21 finds (Krumhansl-Schmuckler) in the MIDI file
+(what sounds), and in the score (whose two voices a staff write some held notes shorter). --redo: bars
 --redo-bars of each of --pieces MIDI files of --redo-from (files the model never trained on, by
 default piano-midi's, sorted by name, those with fewer bars left out) written anew; whether
 the other bars are the file's note for note, as mido reads both files and a piano plays them
@@ -57,16 +58,18 @@ def note_ons(path: Path) -> tuple[list[tuple[int, int]], int]:
     return notes, midi.ticks_per_beat
 
 
-def bars_and_tonic_ending(path: Path) -> tuple[int, bool]:
+def bars_and_tonic_ending(path: Path) -> tuple[int, bool, bool]:
     """The bars of the MusicXML file beside `path` (music21), and whether the last onset's lowest
-    MIDI note (mido) is the tonic of the key music21 finds in the score."""
+    MIDI note (mido) is the tonic of the key music21 finds in the MIDI file, and in the score."""
     from music21 import converter
 
     score = converter.parse(str(path.with_suffix(".musicxml")))
-    tonic = score.analyze("KrumhanslSchmuckler").tonic.pitchClass
     notes, _ = note_ons(path)
     lowest = min(note for when, note in notes if when == notes[-1][0])
-    return max(len(part.getElementsByClass("Measure")) for part in score.parts), lowest % 12 == tonic
+    heard, written = (converter.parse(str(path)).analyze("KrumhanslSchmuckler").tonic.pitchClass,
+                      score.analyze("KrumhanslSchmuckler").tonic.pitchClass)
+    return max(len(part.getElementsByClass("Measure")) for part in score.parts), lowest % 12 == heard, \
+        lowest % 12 == written
 
 
 def onsets_per_quarter(path: Path) -> float:
@@ -191,8 +194,9 @@ def bars_figures(args, model: TrainedModel, scratch: Path) -> None:
         piece = compose(GenerateConfig(args.model_dir, seed=seed, bars=args.bars), model)
         write_piece(piece.events, piece.report.to_json(), PieceFiles(str(path), musicxml=True), piece.metre)
         ended.append(bars_and_tonic_ending(path))
-    print(f"--bars {args.bars}: music21 counts {', '.join(str(bars) for bars, _ in ended)} bars; the last "
-          f"chord's bass is the tonic in {sum(tonic for _, tonic in ended)} of {len(ended)}", flush=True)
+    print(f"--bars {args.bars}: music21 counts {', '.join(str(bars) for bars, _, _ in ended)} bars; the last "
+          f"chord's bass is the tonic of the MIDI file's key in {sum(heard for _, heard, _ in ended)} of {len(ended)}, "
+          f"of the score's in {sum(written for _, _, written in ended)}", flush=True)
 
 
 def density_figures(args, model: TrainedModel, scratch: Path) -> None:

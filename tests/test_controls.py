@@ -299,3 +299,16 @@ def test_a_primer_files_notes_start_the_output_only_when_kept(tmp_path):
     shift = moved.pop()
     assert shift % 4 == 0 and shift >= 28  # whole bars: those of the file before the bar the new notes start in
     assert [replace(e, offset=0.0) for e in kept.events[24:]] == [replace(e, offset=0.0) for e in after.events]
+
+
+def test_the_ending_is_in_the_key_the_notes_sound_in_a_note_held_under_its_repetitions_counted_until_the_next():
+    from lstm_composer.ending import with_ending
+    from lstm_composer.events import Event
+
+    scale = [60, 62, 64, 65, 67, 69, 71, 72, 67, 64, 60, 67, 72, 64, 60] * 2  # C major, a quarter each
+    events = [Event(note_name(p), float(i), 1.0, 64, (p,)) for i, p in enumerate(scale)]
+    # A2 struck on every sixteenth of the first four beats, each held for two beats as the network may
+    # write it: a piano (and the MIDI file) sounds it until the next strike, 7.75 beats in all, not 34.
+    events += [Event("A2", i / 4, 2.0, 64, (45,)) for i in range(16)]
+    ended = with_ending(sorted(events, key=lambda e: e.offset), 4.0, 9)
+    assert min(ended[-1].pitches) % 12 == 0 and {p % 12 for p in ended[-1].pitches} == {0, 4, 7}  # not A minor

@@ -3,7 +3,9 @@
 `with_ending` keeps the bars before the last, ends every note that would sound into the last bar
 at its bar line, and gives the last bar to one chord held throughout: the key's tonic in the
 bass, the triad and the tonic's octave above. The key is the one asked for (`--key`) or the one
-that fits the piece's notes best (Krumhansl-Kessler, `form.key_scores`).
+that fits the piece's notes best as a piano sounds them (Krumhansl-Kessler, `form.key_scores`):
+a note the network holds on under its own repetitions counts only until it is struck again,
+as the MIDI file plays it.
 """
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ BASS_OCTAVE, CHORD_OCTAVE = 36, 48  # the tonic in the bass from C2 to B2, the t
 
 
 def piece_key(events: Sequence[Event]) -> int:
-    """The key (`form.KEY_NAMES`) that fits the notes best."""
-    return int(np.argmax(key_scores(pitch_class_weights(events))))
+    """The key (`form.KEY_NAMES`) that fits the notes best, as they sound (a note held under its
+    own repetitions counted until the next)."""
+    return int(np.argmax(key_scores(pitch_class_weights(events, as_played=True))))
 
 
 def tonic_chord(key: int) -> tuple[int, ...]:

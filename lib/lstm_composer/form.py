@@ -129,12 +129,19 @@ def passage_keys(onsets: Sequence[Onset], bar_quarters: float, quarters: float =
     return changes or [(0, int(np.argmax(key_scores(pitch_class_weights(onsets)))))]
 
 
-def pitch_class_weights(onsets: Sequence[Onset]) -> np.ndarray:
-    """How long each pitch class sounds, over the onsets (each pitch of an onset for its duration)."""
-    weights = np.zeros(12)
-    for onset in onsets:
+def pitch_class_weights(onsets: Sequence[Onset], as_played: bool = False) -> np.ndarray:
+    """How long each pitch class sounds, over the onsets: each pitch of an onset for its duration,
+    or, `as_played`, until that pitch is struck again where that is sooner (as a piano key, and a
+    MIDI file, sound it: a generated note may be held for bars under its own repetitions)."""
+    weights, struck_next = np.zeros(12), {}
+    for onset in sorted(onsets, key=lambda o: o.offset, reverse=True) if as_played else onsets:
         for pitch in onset.pitches:
-            weights[pitch % 12] += onset.duration
+            length = onset.duration
+            if as_played:
+                later = struck_next.get(pitch, onset.offset)  # struck twice at once: both whole
+                length = min(length, later - onset.offset) if later > onset.offset else length
+                struck_next[pitch] = onset.offset
+            weights[pitch % 12] += length
     return weights
 
 
