@@ -29,6 +29,9 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-balance", type=float, default=3.0,
                         help="with --key: how firmly each pitch class is kept near its share in the corpus's "
                              "passages in that mode (0: not)")
+    parser.add_argument("--style-guidance", type=float, default=Sampling.style_guidance,
+                        help="with --style: how far each prediction is pushed from the network's told no style "
+                             "(0: not; twice as slow)")
     parser.add_argument("--hold-key", action="store_true",
                         help="keep the key the piece starts in (default: change it as the corpus does)")
     parser.add_argument("--reprise", type=float, default=Form.share, metavar="SHARE",
@@ -39,7 +42,8 @@ def sampling(args: argparse.Namespace) -> Sampling:
     """The sampling the flags ask for; a ValueError names a flag that makes none."""
     return Sampling(args.temperature, gap_temperature=args.gap_temperature, top_k=args.top_k, top_p=args.top_p,
                     loop_limit=args.loop_limit or None, repeat_quantile=args.repeat_quantile or None, refresh=args.refresh or None,
-                    key_weight=args.key_weight, key_balance=args.key_balance)
+                    key_weight=args.key_weight, key_balance=args.key_balance,
+                    style_guidance=args.style_guidance)
 
 
 def form(args: argparse.Namespace) -> Form | None:

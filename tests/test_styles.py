@@ -72,6 +72,37 @@ def test_training_keeps_each_pieces_label_in_its_notes_table_and_its_settings(tm
     assert plain.model.styles == () and "style" not in pq.read_table(tmp_path / "model/corpus/notes").column_names
 
 
+def test_a_share_of_training_windows_is_told_no_style_and_no_validation_window(tmp_path):
+    import numpy as np
+
+    from lstm_composer.dataset import UNLABELLED_SHARE, dense_window_starts, make_dataset
+    from lstm_composer.tables import Corpus
+    from lstm_composer.tokens import Vocabulary
+
+    rows = [(piece, i, note_name(60 + i % 12), [60 + i % 12], float(i), 1.0, 64, label)
+            for piece, label in (("p1", "Debussy"), ("p2", "Ravel")) for i in range(40)]
+    names = ("piece_id", "position", "token", "pitches", "offset", "duration", "velocity", "style")
+    columns = dict(zip(names, map(list, zip(*rows))))
+    columns["position"] = pa.array(columns["position"], pa.int32())
+    (tmp_path / "notes").mkdir()
+    pq.write_table(pa.table(columns), tmp_path / "notes/part-0.parquet")
+    vocabulary = Vocabulary({note_name(p) for p in range(60, 72)})
+    config = replace(preset("small"), sequence_length=8, batch_size=400, transpose=(0, 0), styles=("Debussy", "Ravel"))
+    stream = read_token_stream(Corpus(str(tmp_path)), vocabulary, Expression(), bass=config.bass, key=config.key,
+                               metre=config.metre, styles=config.styles)
+    starts = dense_window_starts(stream, 8)
+
+    def told(shuffle: bool) -> np.ndarray:  # (windows, positions): the style each position is told
+        batch = make_dataset(stream, np.repeat(starts, 50, axis=0), config, len(vocabulary), seed=0, shuffle=shuffle)
+        return next(iter(batch))[0]["style"].numpy()
+
+    training = told(True)
+    untold = (training == 0).all(axis=1)
+    assert ((training == 0).any(axis=1) == untold).all()  # a window is told its style throughout, or none
+    assert abs(untold.mean() - UNLABELLED_SHARE) < 0.06, untold.mean()
+    assert (told(False) > 0).all()
+
+
 def styled_model_dir(tmp_path) -> str:
     """A randomised network told its style, over a corpus of a busy piece labelled "busy" and a
     calm one labelled "calm"."""
@@ -108,3 +139,35 @@ def test_a_model_without_labels_refuses_a_style_and_still_generates(tmp_path):
     assert len(compose(GenerateConfig(model_dir, length=10)).tokens) == 10
     with pytest.raises(GenerationError, match="--style needs a model trained with style labels"):
         compose(GenerateConfig(model_dir, length=10, style="calm"))
+
+
+def test_style_guidance_pushes_each_head_away_from_the_network_told_no_style(tmp_path):
+    import numpy as np
+
+    from lstm_composer.decoder import Decoder, Guided
+    from lstm_composer.generate import GenerateConfig, compose
+    from lstm_composer.model_dir import ModelDir
+    from lstm_composer.sampling import Sampling
+
+    model_dir = styled_model_dir(tmp_path)
+    model = ModelDir(model_dir).load()
+    plain = Decoder(model.network, model.config, len(model.vocabulary))
+    where = model.config.attributes.index("style")
+    window = np.random.default_rng(0).integers(1, 4, (6, len(model.config.attributes)))
+    window[:, where] = 2
+    untold_window = window.copy()
+    untold_window[:, where] = 0
+    told, told_state = plain.prime(window)
+    untold, _ = plain.prime(untold_window)
+    guided, guided_state = Guided(plain, 1.5).prime(window)
+    for t, u, g in zip(told, untold, guided):
+        expected = t ** 2.5 / u ** 1.5
+        assert np.allclose(g, expected / expected.sum()) and not np.allclose(g, t)
+    assert all(np.allclose(g, t) for g, t in zip(Guided(plain, 0.0).prime(window)[0], told))
+    assert all(np.allclose(g, u) for g, u in zip(Guided(plain, 1.5).prime(untold_window)[0], untold))  # told none
+
+    pieces = [compose(GenerateConfig(model_dir, length=40, seed=3, style="calm", sampling=Sampling(style_guidance=w)),
+                      model).tokens for w in (0.0, 2.0)]
+    assert pieces[0] != pieces[1]
+    assert compose(GenerateConfig(model_dir, length=40, seed=3, sampling=Sampling(style_guidance=2.0)),
+                   model).tokens == compose(GenerateConfig(model_dir, length=40, seed=3), model).tokens  # no style

@@ -17,6 +17,11 @@ from lstm_composer.presets import ModelConfig
 from lstm_composer.tables import TokenStream
 from lstm_composer.tokens import HIGHEST_KEY, LOWEST_KEY, Vocabulary, transpose_token
 
+# The share of training windows told no style (label 0) on a model with style labels: the network
+# also learns the corpus unlabelled, which a piece without a label needs, and generation's style
+# guidance (`decoder.Guided`) weighs the labelled prediction against it.
+UNLABELLED_SHARE = 0.15
+
 
 def window_starts(stream: TokenStream, sequence_length: int,
                   pieces: set[str] | None = None) -> np.ndarray:
@@ -115,7 +120,8 @@ def last_token_batches(table, config: ModelConfig, vocab_size: int):
 def dense_batches(table, config: ModelConfig, jitter: bool, seed: int,
                   transpositions: tuple[np.ndarray, np.ndarray] | None):
     """A dense model's examples: `sequence_length` positions in, the next position out at each
-    of them, with a weight of 0 where a short piece's window is padded."""
+    of them, with a weight of 0 where a short piece's window is padded. Shuffled (training)
+    windows of a model with style labels are told none at random (`UNLABELLED_SHARE`)."""
     import tensorflow as tf
 
     length = config.sequence_length
@@ -136,6 +142,8 @@ def dense_batches(table, config: ModelConfig, jitter: bool, seed: int,
             columns = columns[..., None]
         if transpositions is not None:
             columns = transposed(columns, shifts, moved, config, rng)
+        if jitter and config.styles:
+            columns = unlabelled_at_random(columns, config.attributes.index("style"), rng)
         weights = tf.cast(inside[:, 1:], tf.float32)
         inputs, targets = columns[:, :-1], columns[:, 1:]
         if not config.expressive:
@@ -176,6 +184,16 @@ def transposed(columns, shifts, moved, config: ModelConfig, rng):
             column = transposed_key(column, shift)
         parts.append(column)
     return tf.concat(parts, axis=-1)
+
+
+def unlabelled_at_random(columns, where: int, rng):
+    """Windows (batch, positions, attributes) whose style column is set to 0 (none), each with
+    the chance `UNLABELLED_SHARE`."""
+    import tensorflow as tf
+
+    told = tf.cast(rng.uniform(tf.shape(columns)[:1]) >= UNLABELLED_SHARE, columns.dtype)[:, None]
+    style = columns[..., where] * told
+    return tf.concat([columns[..., :where], style[..., None], columns[..., where + 1:]], axis=-1)
 
 
 def one_core_pipeline():

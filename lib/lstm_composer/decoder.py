@@ -222,3 +222,51 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 _ACTIVATIONS = {"relu": lambda x: np.maximum(x, 0.0), "softmax": _softmax, "linear": lambda x: x}
+
+
+class Guided:
+    """A `Decoder` of a network with a style input, steered towards the style it is told
+    (classifier-free guidance): each head's log-probabilities are (1 + weight) x those told the
+    style − weight x those told none (label 0), renormalised, so what the style changes is
+    pushed further. The network must have trained on windows told no style too
+    (`dataset.UNLABELLED_SHARE`). It carries two states, told and untold, and costs two steps a
+    position; positions told no style give the plain network's probabilities."""
+
+    def __init__(self, decoder: Decoder, weight: float):
+        self.decoder, self.weight = decoder, weight
+        self.style = decoder.config.attributes.index("style")
+        self.config, self.given_heads, self.bass_head = decoder.config, decoder.given_heads, decoder.bass_head
+
+    def _guided(self, told: np.ndarray, untold: np.ndarray) -> np.ndarray:
+        logs = (1 + self.weight) * np.log(np.maximum(told, 1e-300)) - self.weight * np.log(np.maximum(untold, 1e-300))
+        odds = np.exp(logs - logs.max(axis=-1, keepdims=True))
+        return odds / odds.sum(axis=-1, keepdims=True)
+
+    def initial_state(self) -> tuple[DecoderState, DecoderState]:
+        return self.decoder.initial_state(), self.decoder.initial_state()
+
+    def step(self, position, state: tuple[DecoderState, DecoderState]) -> tuple[list[np.ndarray], tuple]:
+        """`Decoder.step` told the position's style and told none; their guided probabilities."""
+        ids = np.array(np.atleast_1d(position))
+        told, told_state = self.decoder.step(ids, state[0])
+        if ids[self.style] == 0:
+            return told, (told_state, told_state)
+        ids[self.style] = 0
+        untold, untold_state = self.decoder.step(ids, state[1])
+        return [self._guided(a, b) for a, b in zip(told, untold)], (told_state, untold_state)
+
+    def prime(self, positions, state: tuple | None = None) -> tuple[list[np.ndarray], tuple]:
+        state = self.initial_state() if state is None else state
+        probabilities = None
+        for position in positions:
+            probabilities, state = self.step(position, state)
+        return probabilities, state
+
+    def given(self, state: tuple, token: int) -> list[np.ndarray]:
+        return [self._guided(a, b) for a, b in zip(*(self.decoder.given(s, token) for s in state))]
+
+    def gaps_of_every_token(self, state: tuple) -> np.ndarray:
+        return self._guided(*(self.decoder.gaps_of_every_token(s) for s in state))
+
+    def bass_probabilities(self, state: tuple, token: int) -> np.ndarray:
+        return self._guided(*(self.decoder.bass_probabilities(s, token) for s in state))

@@ -104,13 +104,15 @@ class Composition:
 def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Composition:
     """Prime the network once, then draw `config.length` positions (or `config.bars` bars).
     `model`: `config.model_dir` already loaded, to compose several pieces from one load."""
-    from lstm_composer.decoder import Decoder
+    from lstm_composer.decoder import Decoder, Guided
 
     model = model or ModelDir(config.model_dir).load()
     config = for_model(config, model)
     rng = np.random.default_rng(config.seed)
     voicing_rng = np.random.default_rng([config.seed, 1])  # voicings do not change what is drawn
     decoder = Decoder(model.network, model.config, len(model.vocabulary))
+    if config.style and config.sampling.style_guidance:
+        decoder = Guided(decoder, config.sampling.style_guidance)
     if config.redo:
         return redo(config, model, decoder, rng, voicing_rng)
     primer = choose_primer(config, model, rng)

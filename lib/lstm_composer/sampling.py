@@ -68,6 +68,9 @@ class Sampling:
     # For a piece asked for in a key: how firmly each pitch class is kept near its share in the
     # corpus's passages in that key's mode (`KeyBalance`). 0: not at all.
     key_balance: float = 3.0
+    # With --style: how far each head's prediction told the style is pushed away from the same
+    # network's told no style (`decoder.Guided`; two steps a position). 0: told the style only.
+    style_guidance: float = 0.0
 
     @cached_property
     def plain(self) -> "Sampling":
@@ -95,6 +98,8 @@ class Sampling:
             raise ValueError(f"repeat_quantile must be in (0, 1], got {self.repeat_quantile}")
         if self.grid_share is not None and not 0.0 <= self.grid_share < 1.0:
             raise ValueError(f"grid_share must be in [0, 1), got {self.grid_share}")
+        if self.style_guidance < 0:
+            raise ValueError(f"style_guidance must be at least 0, got {self.style_guidance}")
         if self.refresh is not None and self.refresh < 1:
             raise ValueError(f"refresh must be at least 1 position, got {self.refresh}")
         if not 0.0 <= self.key_weight <= 5.0:
