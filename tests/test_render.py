@@ -440,6 +440,29 @@ def test_a_piece_that_modulates_gets_a_new_key_signature_where_its_passage_begin
     assert found == [(0, "C"), (32 * midi.ticks_per_beat, "E")]
 
 
+def test_a_passage_takes_the_key_signature_that_leaves_the_fewest_notes_needing_an_accidental(tmp_path):
+    """A run of sixteenths in C major over F#3 and B2 held four bars: by how long each pitch
+    class sounds the passage fits B major (five sharps), but only one of its 30 notes lies
+    outside C major's signature. The score (music21) has no sharp or flat in its signature and
+    one accidental (the F#); the mode is the profile's, A minor's or C major's."""
+    import mido
+    from music21 import key
+
+    from lstm_composer.render.piece import PieceFiles, write_piece
+    from lstm_composer.tokens import note_name
+
+    run = [60, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62] * 2
+    events = [Event("F#3", 0.0, 16.0, 64), Event("B2", 0.0, 16.0, 64)]
+    events += [Event(note_name(p), i / 4, 0.25, 64) for i, p in enumerate(run)]
+    written = write_piece(sorted(events, key=lambda e: e.offset), "{}",
+                          PieceFiles(str(tmp_path / "piece.mid"), musicxml=True))
+    score = read_musicxml(written.paths[2])[0]
+    assert {s.sharps for s in score.recurse().getElementsByClass(key.KeySignature)} == {0}
+    assert sum(p.accidental is not None and p.accidental.displayStatus is not False
+               for n in score.recurse().notes for p in n.pitches) == 1
+    assert [m.key for m in mido.MidiFile(written.paths[0]).tracks[0] if m.type == "key_signature"] in (["Am"], ["C"])
+
+
 def test_the_midi_file_and_the_score_spell_every_key_signature_alike(tmp_path):
     import mido
     from music21 import converter

@@ -28,7 +28,10 @@ FIGURE_INTERVALS = 5  # a figure: this many intervals of the top voice
 GRID = 12  # onset positions per beat when windows are compared
 MIN_WINDOW_ONSETS = 3  # a window with fewer onsets has no key and no bars to compare
 PASSAGE_BEATS = 32  # quarters of a passage that has a key signature of its own (`passage_keys`)
-KEY_CHANGE_MARGIN = 0.2  # how much better its own key must fit it than the key before
+# A passage takes a new key signature where that signature writes at least this share more of
+# its notes without an accidental than the signature before.
+KEY_CHANGE_MARGIN = 0.05
+MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 
 # Krumhansl and Kessler's probe-tone ratings, tonic first.
 MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
@@ -49,6 +52,11 @@ def _key_profiles() -> np.ndarray:
 
 
 KEY_PROFILES = _key_profiles()
+# (24 keys, 12 pitch classes): those each key's signature writes without an accidental (a minor
+# key's are its relative major's).
+SIGNATURE_CLASSES = np.array([[(pc - tonic) % 12 in MAJOR_SCALE for pc in range(12)]
+                              for tonic in [*range(12), *((minor + 3) % 12 for minor in range(12))]])
+PROFILE_TIEBREAK = 1e-3  # a key's profile fit, weighed against its signature's share of the notes
 
 
 def key_scores(pitch_class_weights: np.ndarray) -> np.ndarray:
@@ -108,10 +116,10 @@ def transposed_key(key, semitones):
 
 def passage_keys(onsets: Sequence[Onset], bar_quarters: float, quarters: float = PASSAGE_BEATS,
                  margin: float = KEY_CHANGE_MARGIN) -> list[tuple[int, int]]:
-    """(bar, key) where the piece's key changes, the first at bar 0, for its key signatures:
-    each passage of whole bars (as many as make about `quarters` quarters, from offset 0) is in
-    the key its notes fit best where that key fits them better by more than `margin` (a
-    correlation) than the key before, and otherwise stays in that key."""
+    """(bar, key) where the piece's key signature changes, the first at bar 0: each passage of
+    whole bars (as many as make about `quarters` quarters, from offset 0) takes the key that
+    `signature_fit` scores highest where it scores at least `margin` above the key before, and
+    otherwise stays in that key."""
     bars = max(1, round(quarters / bar_quarters))
     passages: dict[int, list[Onset]] = {}
     for onset in onsets:
@@ -120,13 +128,25 @@ def passage_keys(onsets: Sequence[Onset], bar_quarters: float, quarters: float =
     for number in sorted(passages):
         if len(passages[number]) < MIN_WINDOW_ONSETS:
             continue
-        scores = key_scores(pitch_class_weights(passages[number]))
+        scores = signature_fit(passages[number])
         best = int(np.argmax(scores))
         if not changes:
             changes.append((0, best))
         elif best != changes[-1][1] and scores[best] - scores[changes[-1][1]] > margin:
             changes.append((number * bars, best))
-    return changes or [(0, int(np.argmax(key_scores(pitch_class_weights(onsets)))))]
+    return changes or [(0, int(np.argmax(signature_fit(onsets))))]
+
+
+def signature_fit(onsets: Sequence[Onset]) -> np.ndarray:
+    """For each key (`KEY_NAMES`), the share of the onsets' notes its key signature writes without
+    an accidental, and a thousandth of how well the key's profile fits them (`key_scores`): the
+    signature that needs the fewest accidentals, and of a major key and its relative minor, which
+    share it, the one the notes fit better."""
+    counts = np.zeros(12)
+    for onset in onsets:
+        for pitch in onset.pitches:
+            counts[pitch % 12] += 1
+    return SIGNATURE_CLASSES @ counts / max(counts.sum(), 1) + PROFILE_TIEBREAK * key_scores(pitch_class_weights(onsets))
 
 
 def pitch_class_weights(onsets: Sequence[Onset], as_played: bool = False) -> np.ndarray:
