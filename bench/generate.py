@@ -28,13 +28,17 @@ LENGTH = 500
 
 
 def make_model(scratch: Path) -> Path:
+    from lstm_composer.launch import job_environment
+
     submit = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]"]
+    environment = job_environment(ROOT / "cluster" / "conf")  # where Spark lives, as make run's jobs are told
     corpus, model_dir = scratch / "corpus", scratch / "model"
-    subprocess.run(submit + [str(ROOT / "jobs/parse.py"), "--input", str(ROOT / "midi_songs"),
-                             "--output", str(corpus)], check=True, capture_output=True)
-    subprocess.run(submit + [str(ROOT / "jobs/train.py"), "--corpus", str(corpus), "--model-dir", str(model_dir),
-                             "--preset", "paper", "--epochs", "1", "--steps-per-epoch", "3", "--val-steps", "1",
-                             "--num-proc", "1"], check=True, capture_output=True)
+    for job in ([str(ROOT / "jobs/parse.py"), "--input", str(ROOT / "midi_songs"), "--output", str(corpus)],
+                [str(ROOT / "jobs/train.py"), "--corpus", str(corpus), "--model-dir", str(model_dir),
+                 "--preset", "paper", "--epochs", "1", "--steps-per-epoch", "3", "--val-steps", "1", "--num-proc", "1"]):
+        done = subprocess.run(submit + job, env=environment, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"{Path(job[0]).name} failed:\n{done.stderr[-2000:]}")
     return model_dir
 
 
@@ -59,8 +63,8 @@ def project_way(model, window: np.ndarray, carried: bool = False) -> list[int]:
     decoder = Decoder(model.network, model.config, len(model.vocabulary))
     primed = decoder.prime(window)
     sampling = Sampling(top_k=1, refresh=None) if carried else Sampling(top_k=1)
-    return continuation(decoder, primed, LENGTH, np.random.default_rng(0), sampling,
-                        primer=window[:, None])[:, 0].tolist()
+    generated, _ = continuation(decoder, primed, LENGTH, np.random.default_rng(0), sampling, primer=window[:, None])
+    return generated[:, 0].tolist()
 
 
 def timed(function, *args):
