@@ -183,7 +183,7 @@ def test_a_piece_of_n_bars_has_n_bars_and_ends_held_on_its_tonic(tmp_path):
 def test_the_last_phrase_holds_the_key_the_notes_before_it_fit(tmp_path):
     from lstm_composer.conductor import Conductor, KeyChanges
     from lstm_composer.decoder import Decoder
-    from lstm_composer.generate import beat_clock, choose_primer, continuation, fitting_key
+    from lstm_composer.generate import Steering, beat_clock, choose_primer, continuation, fitting_key
     from lstm_composer.metre import PHRASE_BARS
     from lstm_composer.model_dir import ModelDir
 
@@ -203,7 +203,8 @@ def test_the_last_phrase_holds_the_key_the_notes_before_it_fit(tmp_path):
         timing = Conductor(model.config, clock.steps, len(clock.grid), primer.last.bar_position, primer.last.metre, 0,
                            primer.last.bar, 16, always, np.random.default_rng(1))
         _, times = continuation(decoder, decoder.prime(positions), bars * steps, np.random.default_rng(2), Sampling(),
-                                model.vocabulary, positions, clock, None, timing, bars=bars, closing_key=closing_key)
+                                model.vocabulary, positions,
+                                Steering(clock=clock, timing=timing, bars=bars, closing_key=closing_key))
         return timing.key, times
 
     asked = []

@@ -198,10 +198,10 @@ def draw(config: GenerateConfig, model: TrainedModel, decoder, primer: Primer,
         bar = primer.last.metre.steps if model.config.metre else 4 * len(clock.grid)
         plan = Reprise(config.form, bar, clock.steps, len(clock.grid), rng)
     length = config.length if config.bars is None else config.bars * primer.last.metre.steps  # at most
+    steering = Steering(token_rules(config, model, positions, timing), clock, timing, plan, config.density,
+                        config.bars, closing_key=fitting_key(model) if timing and config.key is None else None)
     generated, times = continuation(decoder, decoder.prime(positions), length, rng, config.sampling, vocabulary,
-                                    positions, clock, plan, timing, config.density, config.bars,
-                                    rules=token_rules(config, model, positions, timing),
-                                    closing_key=fitting_key(model) if timing and config.key is None else None)
+                                    positions, steering)
     copy = longest_copy(generated[:, 0], stream, model.token_index)
     return generated, plan.echoes if plan else [-1] * len(generated), times, copy
 
@@ -287,9 +287,10 @@ def redo(config: GenerateConfig, model: TrainedModel, decoder, rng: np.random.Ge
     kept, drawn = kept_notes(content, bars.start, bars.end), []
     for _ in range(config.candidates):
         timing = start_conductor(config, model, primer, rng, clock)
+        steering = Steering(token_rules(config, model, positions, timing), clock, timing, density=config.density,
+                            span=span)
         generated, times = continuation(decoder, primed, span[1] - span[0] + 1, rng, config.sampling, vocabulary,
-                                        positions, clock, None, timing, config.density, span=span,
-                                        rules=token_rules(config, model, positions, timing))
+                                        positions, steering)
         shown, events = perform(replace(config, keep_primer=True), model, primer, generated, [-1] * len(generated),
                                 times, voicing_rng)
         new = placed(events[len(shown):], lead, bars.start, bars.end, kept)
@@ -344,33 +345,48 @@ def describe(config: GenerateConfig, primer: Primer, generated: np.ndarray, even
         sampling=asdict(config.sampling))
 
 
-def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator,
-                 sampling: Sampling, vocabulary: Vocabulary | None = None, primer: np.ndarray | None = None,
-                 clock: BeatClock | None = None, plan: Reprise | None = None,
-                 timing: Conductor | None = None, density: float | None = None,
-                 bars: int | None = None, span: tuple[int, int] | None = None,
-                 rules: TokenRules | None = None,
-                 closing_key: Callable[[np.ndarray], int] | None = None) -> tuple[np.ndarray, list[int]]:
+@dataclass(frozen=True)
+class Steering:
+    """What steers `continuation` besides the network and the sampling rules; each part optional."""
+
+    # Take tokens out or tilt them before each draw (`sampling.TokenRules`); None: only the
+    # loop guard of the sampling rules.
+    rules: TokenRules | None = None
+    # For a network told where in the beat each onset falls: keeps the onsets on the grid.
+    clock: BeatClock | None = None
+    # Tells the network where each onset falls and in which key (`conductor.Conductor`).
+    timing: Conductor | None = None
+    # Has some windows begin by playing an earlier one again (`reprise.Reprise`), unless that
+    # would copy the corpus further than the rules' copy guard allows.
+    plan: Reprise | None = None
+    # Onsets per quarter kept to, with `timing` (`sampling.toward_density`).
+    density: float | None = None
+    # Stop at the first onset in the last of this many bars from the first onset's bar (`timing`
+    # knows the bars); the last phrase holds the key that `closing_key` finds the positions drawn
+    # before it fit best.
+    bars: int | None = None
+    closing_key: Callable[[np.ndarray], int] | None = None
+    # The first onset at `span[0]` or after it (where an onset gap reaches so far); stop before an
+    # onset at `span[1]`.
+    span: tuple[int, int] | None = None
+
+
+def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator, sampling: Sampling,
+                 vocabulary: Vocabulary | None = None, primer: np.ndarray | None = None,
+                 steering: Steering = Steering()) -> tuple[np.ndarray, list[int]]:
     """((length, heads) ids, the time of each onset) drawn one position at a time after a primed
     (probabilities, state) pair: the token, and for an expressive model its onset gap, duration
     and velocity classes, and its bass when the network has a bass head (drawn after the token,
     among the pitches that can be the lowest note of that token: `vocabulary` names them).
     `primer`: the positions fed before (rows of the network's inputs), which a loop may begin
-    in and a rebuilt state (`Sampling.refresh`) starts from. `clock`, for a network that is
-    told where in the beat each onset falls, keeps the onsets on the grid; `timing` tells the
-    network where each falls and in which key (`conductor.Conductor`), and keeps to `density`
-    onsets per quarter (`sampling.toward_density`); `rules` take tokens out or tilt them before
-    each draw (`sampling.TokenRules`; by default only the loop guard of `sampling`). `plan` has
-    some windows begin by playing an earlier one again (`reprise.Reprise`), unless that would copy
-    the corpus further than the rules' copy guard allows. With `bars`, it stops at the first onset in the last
-    of that many bars from the first onset's bar (`timing` knows the bars), and the last phrase
-    holds the key that `closing_key` finds the positions drawn before it fit best. With `span`, the
-    first onset falls at its first time or after it (where an onset gap reaches so far), and it
-    stops before an onset at its second."""
+    in and a rebuilt state (`Sampling.refresh`) starts from. `steering`: the rules, the beat
+    grid, the conductor, the form, the density, the bars or the span that also decide."""
+    clock, timing, plan, density = steering.clock, steering.timing, steering.plan, steering.density
+    bars, span, closing_key = steering.bars, steering.span, steering.closing_key
     probabilities, state = primed
     generated = np.empty((length, len(decoder.config.heads)), dtype=np.int32)
     primer = () if primer is None else primer
-    rules = rules or TokenRules(LoopGuard(sampling.loop_limit, [int(row[0]) for row in primer]))
+    rules = steering.rules or TokenRules(LoopGuard(sampling.loop_limit, [int(row[0]) for row in primer]))
     window = deque(primer, maxlen=decoder.config.sequence_length)  # what a rebuilt state starts from
     times = []
 
