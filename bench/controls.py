@@ -10,8 +10,8 @@ pieces' first --length tokens). --density: for each of low, medium and high (the
 quartiles of onsets per quarter) and --rates, the onsets per quarter mido counts in each file
 against the rate asked for (within 20% is the goal). --bars: pieces of --bars bars; the bars
 music21 counts in each MusicXML file, and whether the lowest note of the last chord mido reads
-in the MIDI file is the tonic of the key music21 finds (Krumhansl-Schmuckler) in the MIDI file
-(what sounds), and in the score (whose two voices a staff write some held notes shorter). --redo: bars
+in the MIDI file is the tonic of the key music21 finds (Krumhansl-Schmuckler) in what sounds,
+the MIDI file, and in the score, whose two voices a staff write some held notes shorter. --redo: bars
 --redo-bars of each of --pieces MIDI files of --redo-from (files the model never trained on, by
 default piano-midi's, sorted by name, those with fewer bars left out) written anew; whether
 the other bars are the file's note for note, as mido reads both files and a piano plays them
@@ -66,10 +66,10 @@ def bars_and_tonic_ending(path: Path) -> tuple[int, bool, bool]:
     score = converter.parse(str(path.with_suffix(".musicxml")))
     notes, _ = note_ons(path)
     lowest = min(note for when, note in notes if when == notes[-1][0])
-    heard, written = (converter.parse(str(path)).analyze("KrumhanslSchmuckler").tonic.pitchClass,
-                      score.analyze("KrumhanslSchmuckler").tonic.pitchClass)
-    return max(len(part.getElementsByClass("Measure")) for part in score.parts), lowest % 12 == heard, \
-        lowest % 12 == written
+    heard, written = (found.analyze("KrumhanslSchmuckler").tonic.pitchClass
+                      for found in (converter.parse(str(path)), score))
+    bars = max(len(part.getElementsByClass("Measure")) for part in score.parts)
+    return bars, lowest % 12 == heard, lowest % 12 == written
 
 
 def onsets_per_quarter(path: Path) -> float:

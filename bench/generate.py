@@ -34,8 +34,8 @@ def make_model(scratch: Path) -> Path:
     environment = job_environment(ROOT / "cluster" / "conf")  # where Spark lives, as make run's jobs are told
     corpus, model_dir = scratch / "corpus", scratch / "model"
     for job in ([str(ROOT / "jobs/parse.py"), "--input", str(ROOT / "midi_songs"), "--output", str(corpus)],
-                [str(ROOT / "jobs/train.py"), "--corpus", str(corpus), "--model-dir", str(model_dir),
-                 "--preset", "paper", "--epochs", "1", "--steps-per-epoch", "3", "--val-steps", "1", "--num-proc", "1"]):
+                [str(ROOT / "jobs/train.py"), "--corpus", str(corpus), "--model-dir", str(model_dir), "--preset",
+                 "paper", "--epochs", "1", "--steps-per-epoch", "3", "--val-steps", "1", "--num-proc", "1"]):
         done = subprocess.run(submit + job, env=environment, capture_output=True, text=True)
         if done.returncode != 0:
             sys.exit(f"{Path(job[0]).name} failed:\n{done.stderr[-2000:]}")

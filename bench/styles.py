@@ -10,8 +10,9 @@ key, figures, bars, density, register, melody, rhythm, loudness), standardised. 
 goes to the label whose regression scores it highest. Each real piece of those labels is
 assigned by a classifier fitted on the others (five folds), and --pieces pieces generated per
 label with `--style` (seeds 0, 1, ...), at each weight of --style-guidance, by one fitted on
-all of them; every file is read with mido. It prints how often each goes to its own label, beside chance (one in five). The goals
-(issue 31): generated pieces at least twice chance, and at least 0.6x the real pieces' share.
+all of them; every file is read with mido. It prints how often each goes to its own label,
+beside chance (one in five). The goals (issue 31): generated pieces at least twice chance, and
+at least 0.6x the real pieces' share.
 """
 import argparse
 import tempfile

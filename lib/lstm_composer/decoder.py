@@ -255,12 +255,7 @@ class Guided:
         untold, untold_state = self.decoder.step(ids, state[1])
         return [self._guided(a, b) for a, b in zip(told, untold)], (told_state, untold_state)
 
-    def prime(self, positions, state: tuple | None = None) -> tuple[list[np.ndarray], tuple]:
-        state = self.initial_state() if state is None else state
-        probabilities = None
-        for position in positions:
-            probabilities, state = self.step(position, state)
-        return probabilities, state
+    prime = Decoder.prime  # each position through `step`, from `initial_state` unless given a state
 
     def given(self, state: tuple, token: int) -> list[np.ndarray]:
         return [self._guided(a, b) for a, b in zip(*(self.decoder.given(s, token) for s in state))]

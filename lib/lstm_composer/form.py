@@ -146,7 +146,8 @@ def signature_fit(onsets: Sequence[Onset]) -> np.ndarray:
     for onset in onsets:
         for pitch in onset.pitches:
             counts[pitch % 12] += 1
-    return SIGNATURE_CLASSES @ counts / max(counts.sum(), 1) + PROFILE_TIEBREAK * key_scores(pitch_class_weights(onsets))
+    inside = SIGNATURE_CLASSES @ counts / max(counts.sum(), 1)
+    return inside + PROFILE_TIEBREAK * key_scores(pitch_class_weights(onsets))
 
 
 def pitch_class_weights(onsets: Sequence[Onset], as_played: bool = False) -> np.ndarray:
@@ -158,8 +159,9 @@ def pitch_class_weights(onsets: Sequence[Onset], as_played: bool = False) -> np.
         for pitch in onset.pitches:
             length = onset.duration
             if as_played:
-                later = struck_next.get(pitch, onset.offset)  # struck twice at once: both whole
-                length = min(length, later - onset.offset) if later > onset.offset else length
+                later = struck_next.get(pitch, np.inf)
+                if later > onset.offset:  # (a pitch struck twice at one onset sounds whole both times)
+                    length = min(length, later - onset.offset)
                 struck_next[pitch] = onset.offset
             weights[pitch % 12] += length
     return weights

@@ -198,8 +198,9 @@ def draw(config: GenerateConfig, model: TrainedModel, decoder, primer: Primer,
         bar = primer.last.metre.steps if model.config.metre else 4 * len(clock.grid)
         plan = Reprise(config.form, bar, clock.steps, len(clock.grid), rng)
     length = config.length if config.bars is None else config.bars * primer.last.metre.steps  # at most
-    steering = Steering(token_rules(config, model, positions, timing), clock, timing, plan, config.density,
-                        config.bars, closing_key=fitting_key(model) if timing and config.key is None else None)
+    steering = Steering(rules=token_rules(config, model, positions, timing), clock=clock, timing=timing, plan=plan,
+                        density=config.density, bars=config.bars,
+                        closing_key=fitting_key(model) if timing and config.key is None else None)
     generated, times = continuation(decoder, decoder.prime(positions), length, rng, config.sampling, vocabulary,
                                     positions, steering)
     copy = longest_copy(generated[:, 0], stream, model.token_index)
@@ -287,8 +288,8 @@ def redo(config: GenerateConfig, model: TrainedModel, decoder, rng: np.random.Ge
     kept, drawn = kept_notes(content, bars.start, bars.end), []
     for _ in range(config.candidates):
         timing = start_conductor(config, model, primer, rng, clock)
-        steering = Steering(token_rules(config, model, positions, timing), clock, timing, density=config.density,
-                            span=span)
+        steering = Steering(rules=token_rules(config, model, positions, timing), clock=clock, timing=timing,
+                            density=config.density, span=span)
         generated, times = continuation(decoder, primed, span[1] - span[0] + 1, rng, config.sampling, vocabulary,
                                         positions, steering)
         shown, events = perform(replace(config, keep_primer=True), model, primer, generated, [-1] * len(generated),
