@@ -195,8 +195,8 @@ def bars_figures(args, model: TrainedModel, scratch: Path) -> None:
         write_piece(piece.events, piece.report.to_json(), PieceFiles(str(path), musicxml=True), piece.metre)
         ended.append(bars_and_tonic_ending(path))
     print(f"--bars {args.bars}: music21 counts {', '.join(str(bars) for bars, _, _ in ended)} bars; the last "
-          f"chord's bass is the tonic of the MIDI file's key in {sum(heard for _, heard, _ in ended)} of {len(ended)}, "
-          f"of the score's in {sum(written for _, _, written in ended)}", flush=True)
+          f"chord's bass is the tonic of the MIDI file's key in {sum(heard for _, heard, _ in ended)} of "
+          f"{len(ended)}, of the score's in {sum(written for _, _, written in ended)}", flush=True)
 
 
 def density_figures(args, model: TrainedModel, scratch: Path) -> None:

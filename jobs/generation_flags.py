@@ -41,8 +41,8 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
 def sampling(args: argparse.Namespace) -> Sampling:
     """The sampling the flags ask for; a ValueError names a flag that makes none."""
     return Sampling(args.temperature, gap_temperature=args.gap_temperature, top_k=args.top_k, top_p=args.top_p,
-                    loop_limit=args.loop_limit or None, repeat_quantile=args.repeat_quantile or None, refresh=args.refresh or None,
-                    key_weight=args.key_weight, key_balance=args.key_balance,
+                    loop_limit=args.loop_limit or None, repeat_quantile=args.repeat_quantile or None,
+                    refresh=args.refresh or None, key_weight=args.key_weight, key_balance=args.key_balance,
                     style_guidance=args.style_guidance)
 
 

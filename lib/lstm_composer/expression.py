@@ -9,7 +9,7 @@ The values are saved in the model's `vocab.json`, so a model always decodes with
 
 Two units for the gaps and durations (`RHYTHMS`):
 - `beats`: note values (32nds, sixteenths, triplets, dotted values, up to two bars; durations up
-  to sixteen) of the quarter note of the file's ticks and tempo map. For sequenced files, whose
+  to 64 quarters) of the quarter note of the file's ticks and tempo map. For sequenced files, whose
   beat is in the tempo map.
 - `seconds`: time values from 30 ms to 5.4 s, four per doubling, by the tempo map. For
   recordings of someone playing, whose tempo map holds one nominal tempo and whose rhythm
@@ -30,7 +30,7 @@ ATTRIBUTES = ("token", "ioi", "duration", "velocity")  # the expressive model's 
 # Without the 32nd, the 32nds of the bundled songs (half of their gaps under a sixteenth)
 # were written as sextuplets, and a beat of eight of them lasted a beat and a third.
 NOTE_VALUES = (1 / 8, 1 / 6, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
-# Durations past two bars, to sixteen: a held chord or pedal note. 10% of the bundled pieces'
+# Durations past two bars, to 64 quarters: a held chord or pedal note. 10% of the bundled pieces'
 # onsets sound longer than two bars (the quartets' held chords), 3% longer than eight; clipped
 # at two bars, they were a feature that told generated excerpts from real ones.
 LONG_VALUES = (12.0, 16.0, 24.0, 32.0, 64.0)

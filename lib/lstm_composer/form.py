@@ -31,7 +31,7 @@ PASSAGE_BEATS = 32  # quarters of a passage that has a key signature of its own 
 # A passage takes a new key signature where that signature writes at least this share more of
 # its notes without an accidental than the signature before.
 KEY_CHANGE_MARGIN = 0.05
-MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
+MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)  # pitch classes above the tonic
 
 # Krumhansl and Kessler's probe-tone ratings, tonic first.
 MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)

@@ -12,7 +12,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from lstm_composer.expression import GRID_SHARE, Expression, metric_grid
-from lstm_composer.form import KEY_PROFILES
+from lstm_composer.form import KEY_PROFILES, MAJOR_SCALE
 from lstm_composer.originality import TokenIndex
 from lstm_composer.tokens import token_pitches
 
@@ -316,7 +316,7 @@ def key_fit(tokens: tuple[str, ...]) -> np.ndarray:
     return np.array([[KEY_PROFILES[key][pcs].mean() for pcs in classes] for key in range(len(KEY_PROFILES))])
 
 
-SCALES = ({0, 2, 4, 5, 7, 9, 11}, {0, 2, 3, 5, 7, 8, 9, 10, 11})  # above the tonic: major; minor, all three forms
+SCALES = (set(MAJOR_SCALE), {0, 2, 3, 5, 7, 8, 9, 10, 11})  # above the tonic: major; minor, all three forms
 
 
 @lru_cache(maxsize=4)
