@@ -243,7 +243,7 @@ def test_redo_writes_the_bars_anew_and_keeps_the_rest_note_for_note(tmp_path):
     from lstm_composer.redo import Bars
 
     model_dir, primer = keyed_model_dir(tmp_path, metre=True), tmp_path / "mine.mid"
-    original = eight_bars(primer)
+    original = eight_bars(primer, first_velocity=2)  # softer than anything the network plays (40-100)
     piece = compose(GenerateConfig(model_dir, primer_path=str(primer), redo=Bars(3, 5), seed=4))
     path = tmp_path / "redone.mid"
     write_piece(piece.events, piece.report.to_json(), PieceFiles(str(path)), piece.metre)
@@ -254,6 +254,9 @@ def test_redo_writes_the_bars_anew_and_keeps_the_rest_note_for_note(tmp_path):
     new = [n for n in notes if 8 <= n[0] < 20]
     assert new and new != [n for n in original if 8 <= n[0] < 20]
     assert max(onset + duration for onset, _, duration, _ in new) <= 20 + 1e-9  # nothing sounds into bar 6
+    # Played at the loudness of the bars around it, rising from bar 2's (median velocity 12) to bar 6's (44).
+    level = {bar: np.median([n[3] for n in notes if 4 * (bar - 1) <= n[0] < 4 * bar]) for bar in range(2, 7)}
+    assert level[2] < np.median([n[3] for n in new]) < level[6] and level[3] < level[5]
     detail = piece.report.primer
     assert detail["redo"] == "3-5" and detail["kept_loss"] > 0 and detail["kept_loss_after_original"] > 0
 

@@ -29,7 +29,7 @@ from lstm_composer.model_dir import ModelDir, TrainedModel
 from lstm_composer.originality import CopiedRun, Report, longest_copy, longest_cycle
 from lstm_composer.primers import (GenerationError, Primer, primer_from_corpus, primer_from_file, primer_from_tokens,
                                    read_file)
-from lstm_composer.redo import CANDIDATES, Bars, as_tokens, kept_loss, kept_notes, passage, placed
+from lstm_composer.redo import CANDIDATES, Bars, as_tokens, at_their_level, kept_loss, kept_notes, passage, placed
 from lstm_composer.render.midi import MAX_TEMPO, MIN_TEMPO
 from lstm_composer.reprise import Form, Reprise
 from lstm_composer.sampling import (BeatClock, CopyGuard, KeyBalance, LoopGuard, Sampling, TokenRules, key_fit,
@@ -294,7 +294,7 @@ def redo(config: GenerateConfig, model: TrainedModel, decoder, rng: np.random.Ge
                                         positions, steering)
         shown, events = perform(replace(config, keep_primer=True), model, primer, generated, [-1] * len(generated),
                                 times, voicing_rng)
-        new = placed(events[len(shown):], lead, bars.start, bars.end, kept)
+        new = at_their_level(placed(events[len(shown):], lead, bars.start, bars.end, kept), kept, bars)
         loss = kept_loss(decoder, *rows(as_tokens(new))) if bars.after else None  # the file's last bars: no join
         drawn.append((loss, generated, new))
     loss, generated, new = min(drawn, key=lambda candidate: candidate[0] or 0.0)

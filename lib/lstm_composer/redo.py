@@ -4,11 +4,13 @@ The bars before the passage prime the network as a primer file does; generation 
 passages from there (`generate.redo`), each ending at the bar line where the kept bars resume,
 and keeps the one after which the network finds the kept bars likeliest (`kept_loss`). The kept
 bars are written from the file's own notes (`kept_notes`), not from its tokens, so that every
-note keeps its pitch, onset, length and loudness.
+note keeps its pitch, onset, length and loudness; the new passage is played at their level
+(`at_their_level`).
 """
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -49,6 +51,8 @@ class Passage(NamedTuple):
     after: list[Token]
     start: float  # quarters from the file's start
     end: float
+    bar_before: float  # where the bar before the passage begins
+    bar_after: float  # where the bar after it ends
 
 
 def passage(path: str, piece: PieceRow, tokens: list[Token], bars: Bars) -> Passage:
@@ -63,8 +67,9 @@ def passage(path: str, piece: PieceRow, tokens: list[Token], bars: Bars) -> Pass
     before = [t for t, n in zip(tokens, numbers) if n < bars.first]
     within = [t for t, n in zip(tokens, numbers) if bars.first <= n <= bars.last]
     after = [t for t, n in zip(tokens, numbers) if n > bars.last]
-    return Passage(before, within, after, bar_offset(piece.time_signatures, bars.first - 1),
-                   bar_offset(piece.time_signatures, bars.last))
+    start, end = (bar_offset(piece.time_signatures, bar) for bar in (bars.first - 1, bars.last))
+    return Passage(before, within, after, start, end, bar_offset(piece.time_signatures, bars.first - 2),
+                   bar_offset(piece.time_signatures, bars.last + 1))
 
 
 def kept_notes(content: bytes, start: float, end: float) -> list[Event]:
@@ -93,6 +98,28 @@ def placed(events: list[Event], lead: float, start: float, end: float, kept: lis
             placed.append(Event(token_for(free) if free != event.pitches else event.token, offset,
                                 min(event.duration, end - offset), event.velocity, tuple(free)))
     return placed
+
+
+def at_their_level(new: list[Event], kept: list[Event], bars: Passage) -> list[Event]:
+    """The new passage played at the loudness of the kept bars around it: every velocity scaled
+    by the same factor at one time, from the median of the bar before (at the passage's start)
+    to that of the bar after (at its end), over the passage's own median. What the network
+    made louder or softer stays so; a passage does not begin fff after a p. Where one of the
+    two bars has no note, the other sets the level throughout; where neither has, nothing changes."""
+    def level(start: float, end: float) -> float | None:
+        velocities = [e.velocity for e in kept if start <= e.offset < end]
+        return float(np.median(velocities)) if velocities else None
+
+    first, last = level(bars.bar_before, bars.start), level(bars.end, bars.bar_after)
+    if not new or first is None and last is None:
+        return new
+    first, last = first or last, last or first
+    own = float(np.median([e.velocity for e in new]))
+    played = []
+    for event in new:
+        here = np.interp(event.offset, (bars.start, bars.end), (first, last))
+        played.append(replace(event, velocity=int(np.clip(round(event.velocity * here / own), 1, 127))))
+    return played
 
 
 def as_tokens(events: list[Event]) -> list[Token]:
