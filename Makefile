@@ -98,7 +98,8 @@ bench-quality: install
 	$(if $(QUALITY_LIST),$(PY) bench/quality.py --folder $(QUALITY_FOLDER) --list $(QUALITY_LIST) --minutes $(QUALITY_MINUTES) \
 		--style-from $(QUALITY_STYLES))
 	$(PY) bench/quality.py --folder $(QUALITY_FOLDER) --minutes $(QUALITY_MINUTES) --style-from $(QUALITY_STYLES)
-	$(PY) bench/styles.py --model-dir models/quality-$(notdir $(QUALITY_FOLDER))/model --style-guidance 0 1
+	$(PY) bench/styles.py --model-dir models/quality-$(notdir $(QUALITY_FOLDER))/model --style-guidance 0 1 \
+		--candidates 1 8
 
 MINUTES ?= 6
 compare-presets: install

@@ -63,7 +63,7 @@ def project_way(model, window: np.ndarray, carried: bool = False) -> list[int]:
     decoder = Decoder(model.network, model.config, len(model.vocabulary))
     primed = decoder.prime(window)
     sampling = Sampling(top_k=1, refresh=None) if carried else Sampling(top_k=1)
-    generated, _ = continuation(decoder, primed, LENGTH, np.random.default_rng(0), sampling, primer=window[:, None])
+    generated, _, _ = continuation(decoder, primed, LENGTH, np.random.default_rng(0), sampling, primer=window[:, None])
     return generated[:, 0].tolist()
 
 

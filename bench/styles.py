@@ -1,6 +1,7 @@
 """Does `generate --style` write in the style asked for? A classifier of real pieces decides.
 
-    python bench/styles.py --model-dir models/quality-piano-midi/model --pieces 12 [--style-guidance 0 1]
+    python bench/styles.py --model-dir models/quality-piano-midi/model --pieces 12 \
+        [--style-guidance 0 1] [--candidates 1 8]
 
 Takes the five labels of the model's corpus with the most training pieces (`train.py
 --style-from`), and fits a classifier on their training pieces: one L2-penalised logistic
@@ -9,10 +10,11 @@ mean over its excerpts of the sixteen excerpt features of `jobs/evaluate.py` (`f
 key, figures, bars, density, register, melody, rhythm, loudness), standardised. Each piece
 goes to the label whose regression scores it highest. Each real piece of those labels is
 assigned by a classifier fitted on the others (five folds), and --pieces pieces generated per
-label with `--style` (seeds 0, 1, ...), at each weight of --style-guidance, by one fitted on
-all of them; every file is read with mido. It prints how often each goes to its own label,
-beside chance (one in five). The goals (issue 31): generated pieces at least twice chance, and
-at least 0.6x the real pieces' share.
+label with `--style` (seeds --first-seed, the next, ...), at each weight of --style-guidance
+and each number of --candidates (drafts, the one the network finds most in the style kept), by
+one fitted on all of them; every file is read with mido. It prints how often each goes to its
+own label, beside chance (one in five). The goals (issue 31): generated pieces at least twice
+chance, and at least 0.6x the real pieces' share.
 """
 import argparse
 import tempfile
@@ -26,6 +28,7 @@ from lstm_composer.events import Event
 from lstm_composer.form import FEATURES, piece_features
 from lstm_composer.generate import GenerateConfig, Sampling, compose
 from lstm_composer.model_dir import ModelDir
+from lstm_composer.redo import CANDIDATES
 from lstm_composer.render import PieceFiles, write_piece
 from lstm_composer.tables import piece_values
 from lstm_composer.tokens import token_for
@@ -74,9 +77,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--pieces", type=int, default=12, help="generated pieces per label")
+    parser.add_argument("--first-seed", type=int, default=0, help="the seed of each label's first piece")
     parser.add_argument("--length", type=int, default=500)
     parser.add_argument("--style-guidance", type=float, nargs="+", default=[Sampling.style_guidance],
                         help="each weight of guidance to generate with (generate --style-guidance)")
+    parser.add_argument("--candidates", type=int, nargs="+", default=[CANDIDATES],
+                        help="each number of drafts to keep the best of (generate --candidates)")
     args = parser.parse_args()
     model = ModelDir(args.model_dir).load()
     stream, held_out = model.tokens(), set(model.held_out)  # the labels' training pieces are counted
@@ -98,26 +104,31 @@ def main() -> None:
           f"{sum(own)} of {len(own)} ({np.mean(own):.2f})", flush=True)
     assigned = classifier(pieces, real, labels, chosen)
     for guidance in args.style_guidance:
-        generated_figures(args, model, Sampling(style_guidance=guidance), chosen, assigned, float(np.mean(own)))
+        for candidates in args.candidates:
+            generated_figures(args, model, Sampling(style_guidance=guidance), candidates, chosen, assigned,
+                              float(np.mean(own)))
 
 
-def generated_figures(args, model, sampling: Sampling, chosen: list[str], assigned, real_share: float) -> None:
-    """How often --pieces pieces generated per label with `sampling` are assigned to their label."""
+def generated_figures(args, model, sampling: Sampling, candidates: int, chosen: list[str], assigned,
+                      real_share: float) -> None:
+    """How often --pieces pieces generated per label with `sampling`, each the best of
+    `candidates` drafts, are assigned to their label."""
+    setting = f"--style-guidance {sampling.style_guidance:g} --candidates {candidates}"
     hits = []
     with tempfile.TemporaryDirectory() as scratch:
         for label in chosen:
             found = []
-            for seed in range(args.pieces):
-                piece = compose(GenerateConfig(args.model_dir, args.length, seed, style=label, sampling=sampling),
-                                model)
+            for seed in range(args.first_seed, args.first_seed + args.pieces):
+                piece = compose(GenerateConfig(args.model_dir, args.length, seed, style=label, sampling=sampling,
+                                               candidates=candidates), model)
                 path = Path(scratch) / f"{label}-{seed}.mid"
                 write_piece(piece.events, piece.report.to_json(), PieceFiles(str(path)), piece.metre)
                 found.append(assigned(features(path)))
             hits += [name == label for name in found]
-            print(f"--style {label} --style-guidance {sampling.style_guidance:g}: assigned "
+            print(f"--style {label} {setting}: assigned "
                   f"{', '.join(f'{name} {n}' for name, n in Counter(found).most_common())}", flush=True)
     share = float(np.mean(hits))
-    print(f"--style-guidance {sampling.style_guidance:g}: generated pieces assigned to the style asked for: "
+    print(f"{setting}: generated pieces assigned to the style asked for: "
           f"{sum(hits)} of {len(hits)} ({share:.2f}: {share * LABELS:.1f}x chance, "
           f"{share / max(real_share, 1e-9):.2f}x the real pieces')", flush=True)
 

@@ -38,13 +38,14 @@ def main() -> None:
     parser.add_argument("--redo", type=flag_type(Bars.parse), metavar="BARS",
                         help="with --primer: write bars such as 5-8 of the file anew and keep the rest note for note")
     parser.add_argument("--candidates", type=int, default=CANDIDATES,
-                        help="passages drawn for --redo; the one after which the network finds the kept bars "
-                             "likeliest is kept")
+                        help="drafts drawn, one kept: with --redo the passage after which the network finds the kept "
+                             "bars likeliest, with --style the piece it finds most in the style")
     parser.add_argument("--key", type=flag_type(parse_key), metavar='"D minor"',
                         help="the key of the piece, any of the 24 (a training window moved into it, the key held, "
                              "its signature in the score); default: as the network goes, the signature from the notes")
     parser.add_argument("--style", help="one of the style labels the model learnt (train.py --style-from): a window "
-                                         "of a training piece of that style, the network told the style")
+                                         "of a training piece of that style, the network told the style; the best "
+                                         "of --candidates such pieces")
     parser.add_argument("--onset-tolerance", type=parse_onset_tolerance, default=None, metavar="MS|auto",
                         help="how the primer's notes form tokens, as in jobs/parse.py (default: auto)")
     parser.add_argument("--bars", type=int,

@@ -202,9 +202,9 @@ def test_the_last_phrase_holds_the_key_the_notes_before_it_fit(tmp_path):
     def told_key(closing_key):
         timing = Conductor(model.config, clock.steps, len(clock.grid), primer.last.bar_position, primer.last.metre, 0,
                            primer.last.bar, 16, always, np.random.default_rng(1))
-        _, times = continuation(decoder, decoder.prime(positions), bars * steps, np.random.default_rng(2), Sampling(),
-                                model.vocabulary, positions,
-                                Steering(clock=clock, timing=timing, bars=bars, closing_key=closing_key))
+        _, times, _ = continuation(decoder, decoder.prime(positions), bars * steps, np.random.default_rng(2),
+                                   Sampling(), model.vocabulary, positions,
+                                   Steering(clock=clock, timing=timing, bars=bars, closing_key=closing_key))
         return timing.key, times
 
     asked = []

@@ -350,7 +350,7 @@ def test_heads_that_see_the_chosen_token_draw_its_gap_duration_and_loudness_afte
         head.set_weights([weights, np.zeros_like(head.get_weights()[1])])
     decoder = Decoder(network, config, vocab)
     primer = np.random.default_rng(0).integers(1, 8, size=(10, len(config.attributes)))
-    generated, _ = continuation(decoder, decoder.prime(primer), 200, np.random.default_rng(1), Sampling(),
+    generated, _, _ = continuation(decoder, decoder.prime(primer), 200, np.random.default_rng(1), Sampling(),
                                 primer=primer)
     assert len(set(generated[:, 0].tolist())) > 6  # the token head is drawn freely
     for column in (1, 2, 3):

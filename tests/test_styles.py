@@ -171,3 +171,36 @@ def test_style_guidance_pushes_each_head_away_from_the_network_told_no_style(tmp
     assert pieces[0] != pieces[1]
     assert compose(GenerateConfig(model_dir, length=40, seed=3, sampling=Sampling(style_guidance=2.0)),
                    model).tokens == compose(GenerateConfig(model_dir, length=40, seed=3), model).tokens  # no style
+
+
+def test_of_several_drafts_in_a_style_the_one_the_network_finds_most_in_it_is_kept(tmp_path):
+    import numpy as np
+
+    from lstm_composer.decoder import Decoder, style_evidence
+    from lstm_composer.generate import GenerateConfig, compose
+    from lstm_composer.model_dir import ModelDir
+    from test_decoder import keras_inputs
+
+    model_dir = styled_model_dir(tmp_path)
+    model = ModelDir(model_dir).load()
+    config, where = model.config, model.config.attributes.index("style")
+    # The evidence, read by Keras: every head's id after a window told "calm", against after the same told none.
+    window = np.random.default_rng(0).integers(1, 4, (config.sequence_length + 1, len(config.attributes)))
+    window[:, where] = 2
+    untold = window.copy()
+    untold[:, where] = 0
+    told_p, untold_p = ([float(np.log(head.numpy()[0, i])) for head, i in
+                         zip(model.network(keras_inputs(config, w[:-1], None), training=False), w[-1])]
+                        for w in (window, untold))
+    assert len(told_p) == len(config.heads) == 4  # the token, its onset gap, duration and velocity
+    decoder = Decoder(model.network, config, len(model.vocabulary))
+    assert style_evidence(decoder, window[:-1], window[-1:]) == pytest.approx(sum(told_p) - sum(untold_p), abs=1e-4)
+    assert style_evidence(decoder, untold[:-1], untold[-1:]) == 0.0  # told none: nothing to tell apart
+
+    # Of four drafts the likeliest in the style is kept: more so than the first draft alone (the same seed draws it first).
+    kept, first = (compose(GenerateConfig(model_dir, length=30, seed=1, style="calm", candidates=n), model)
+                   for n in (4, 1))
+    assert kept.report.primer["candidates"] == 4 and first.report.primer["candidates"] == 1
+    assert kept.report.primer["style_evidence"] > first.report.primer["style_evidence"]
+    assert kept.tokens != first.tokens
+    assert "candidates" not in compose(GenerateConfig(model_dir, length=30, seed=1, candidates=4), model).report.primer

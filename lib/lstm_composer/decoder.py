@@ -265,3 +265,33 @@ class Guided:
 
     def bass_probabilities(self, state: tuple, token: int) -> np.ndarray:
         return self._guided(*(self.decoder.bass_probabilities(s, token) for s in state))
+
+
+def style_evidence(decoder: Decoder, before: np.ndarray, positions: np.ndarray) -> float:
+    """How much more likely the network finds `positions` told their style than told none, in
+    nats per position over every head (the token, its rhythm, loudness and bass): its own
+    judgement of how much they are in the style (by Bayes, log p(style | positions) − log
+    p(style), for a network trained on windows told no style too). `before`: the positions fed
+    before them, of which the last window is fed. Every row is a position as fed to the network
+    (its heads' ids in the order they are drawn, then what the conductor tells it), the style
+    among them."""
+    column = decoder.config.attributes.index("style")
+    rows = np.concatenate([before[-decoder.config.sequence_length:], positions])
+    untold = rows.copy()
+    untold[:, column] = 0
+    scored = len(positions)
+    return (_log_likelihood(decoder, rows, scored) - _log_likelihood(decoder, untold, scored)) / scored
+
+
+def _log_likelihood(decoder: Decoder, rows: np.ndarray, scored: int) -> float:
+    """The network's log-probability of every head's id in the last `scored` rows, after the rows before them."""
+    probabilities, state = decoder.prime(rows[:-scored])
+    total = 0.0
+    for row in rows[-scored:]:
+        token = int(row[0])
+        heads = probabilities + decoder.given(state, token)
+        if decoder.bass_head is not None:
+            heads.append(decoder.bass_probabilities(state, token))
+        total += sum(np.log(max(float(p[i]), 1e-300)) for p, i in zip(heads, row))
+        probabilities, state = decoder.step(row, state)
+    return total

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -63,7 +63,9 @@ class GenerateConfig:
     bars: int | None = None  # a piece of this many bars that ends on its tonic (`ending.py`), in place of `length`
     keep_primer: bool = False  # a primer file's own notes start the output (otherwise only what follows them)
     redo: Bars | None = None  # these bars of the primer file written anew, the rest kept (`redo.py`)
-    candidates: int = CANDIDATES  # passages drawn for `redo`, the one that joins the kept bars best kept
+    # Drafts drawn, one kept: for `redo` the passage after which the network finds the kept bars
+    # likeliest, for `style` the piece it finds most in the style.
+    candidates: int = CANDIDATES
     style: str | None = None  # one of the model's style labels (`ModelConfig.styles`): a window of its pieces, told so
 
     def __post_init__(self) -> None:
@@ -115,8 +117,7 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
         decoder = Guided(decoder, config.sampling.style_guidance)
     if config.redo:
         return redo(config, model, decoder, rng, voicing_rng)
-    primer = choose_primer(config, model, rng)
-    generated, echoes, times, copy = draw(config, model, decoder, primer, rng)
+    primer, (generated, times, _), echoes, copy = draft(config, model, decoder, rng)
     shown, events = perform(config, model, primer, generated, echoes, times, voicing_rng)
     metre = primer.last.metre if primer.last else Metre(4, 4)
     if config.bars:
@@ -185,10 +186,31 @@ def start_conductor(config: GenerateConfig, model: TrainedModel, primer: Primer,
                      style=last.style)
 
 
+def draft(config: GenerateConfig, model: TrainedModel, decoder,
+          rng: np.random.Generator) -> tuple[Primer, Drawn, list[int], CopiedRun]:
+    """A primer and what `draw` draws after it. For a style asked for, `config.candidates` of
+    them, each from its own window of the style's pieces, and the one kept that the network
+    finds most in the style (`decoder.style_evidence`: every head's choice told the style
+    against told none); the report gives how much."""
+    from lstm_composer.decoder import Guided, style_evidence
+
+    drafts = []
+    for _ in range(config.candidates if config.style else 1):
+        primer = choose_primer(config, model, rng)
+        drafts.append((primer, *draw(config, model, decoder, primer, rng)))
+    if not config.style:
+        return drafts[0]
+    plain = decoder.decoder if isinstance(decoder, Guided) else decoder  # the network as it is
+    evidence = [style_evidence(plain, primer.positions(model.vocabulary), drawn.fed) for primer, drawn, *_ in drafts]
+    primer, *drawn = drafts[int(np.argmax(evidence))]
+    return (replace(primer, detail={**primer.detail, "candidates": len(drafts),
+                                    "style_evidence": round(max(evidence), 4)}), *drawn)
+
+
 def draw(config: GenerateConfig, model: TrainedModel, decoder, primer: Primer,
-         rng: np.random.Generator) -> tuple[np.ndarray, list[int], list[int], CopiedRun]:
-    """(the generated positions, for each the position it plays again or -1, the time of each
-    onset (beat phases, `Conductor`), the longest run they copy from a corpus piece)."""
+         rng: np.random.Generator) -> tuple[Drawn, list[int], CopiedRun]:
+    """(what is drawn after `primer`, for each position the position it plays again or -1, the
+    longest run the positions copy from a corpus piece)."""
     vocabulary, stream = model.vocabulary, model.tokens()
     positions = primer.positions(vocabulary)
     clock = beat_clock(config, model, primer)
@@ -201,10 +223,10 @@ def draw(config: GenerateConfig, model: TrainedModel, decoder, primer: Primer,
     steering = Steering(rules=token_rules(config, model, positions, timing), clock=clock, timing=timing, plan=plan,
                         density=config.density, bars=config.bars,
                         closing_key=fitting_key(model) if timing and config.key is None else None)
-    generated, times = continuation(decoder, decoder.prime(positions), length, rng, config.sampling, vocabulary,
-                                    positions, steering)
-    copy = longest_copy(generated[:, 0], stream, model.token_index)
-    return generated, plan.echoes if plan else [-1] * len(generated), times, copy
+    drawn = continuation(decoder, decoder.prime(positions), length, rng, config.sampling, vocabulary, positions,
+                         steering)
+    copy = longest_copy(drawn.positions[:, 0], stream, model.token_index)
+    return drawn, plan.echoes if plan else [-1] * len(drawn.positions), copy
 
 
 def fitting_key(model: TrainedModel) -> Callable[[np.ndarray], int]:
@@ -290,8 +312,8 @@ def redo(config: GenerateConfig, model: TrainedModel, decoder, rng: np.random.Ge
         timing = start_conductor(config, model, primer, rng, clock)
         steering = Steering(rules=token_rules(config, model, positions, timing), clock=clock, timing=timing,
                             density=config.density, span=span)
-        generated, times = continuation(decoder, primed, span[1] - span[0] + 1, rng, config.sampling, vocabulary,
-                                        positions, steering)
+        generated, times, _ = continuation(decoder, primed, span[1] - span[0] + 1, rng, config.sampling, vocabulary,
+                                           positions, steering)
         shown, events = perform(replace(config, keep_primer=True), model, primer, generated, [-1] * len(generated),
                                 times, voicing_rng)
         new = at_their_level(placed(events[len(shown):], lead, bars.start, bars.end, kept), kept, bars)
@@ -372,13 +394,21 @@ class Steering:
     span: tuple[int, int] | None = None
 
 
+class Drawn(NamedTuple):
+    """What `continuation` draws."""
+
+    positions: np.ndarray  # (length, heads) ids: the token, then each other head's class
+    times: list[int]  # the time of each onset (beat phases, `Conductor`); empty without one
+    fed: np.ndarray  # each position as the network was fed it: its ids, then the conductor's inputs
+
+
 def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator, sampling: Sampling,
                  vocabulary: Vocabulary | None = None, primer: np.ndarray | None = None,
-                 steering: Steering = Steering()) -> tuple[np.ndarray, list[int]]:
-    """((length, heads) ids, the time of each onset) drawn one position at a time after a primed
-    (probabilities, state) pair: the token, and for an expressive model its onset gap, duration
-    and velocity classes, and its bass when the network has a bass head (drawn after the token,
-    among the pitches that can be the lowest note of that token: `vocabulary` names them).
+                 steering: Steering = Steering()) -> Drawn:
+    """Positions drawn one at a time after a primed (probabilities, state) pair: the token, and
+    for an expressive model its onset gap, duration and velocity classes, and its bass when the
+    network has a bass head (drawn after the token, among the pitches that can be the lowest
+    note of that token: `vocabulary` names them).
     `primer`: the positions fed before (rows of the network's inputs), which a loop may begin
     in and a rebuilt state (`Sampling.refresh`) starts from. `steering`: the rules, the beat
     grid, the conductor, the form, the density, the bars or the span that also decide."""
@@ -389,7 +419,7 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator, 
     primer = () if primer is None else primer
     rules = steering.rules or TokenRules(LoopGuard(sampling.loop_limit, [int(row[0]) for row in primer]))
     window = deque(primer, maxlen=decoder.config.sequence_length)  # what a rebuilt state starts from
-    times = []
+    times, fed = [], []
 
     def gap_rules(gaps: np.ndarray) -> np.ndarray:  # the onset gap's tilts, once the token is drawn
         if span and not times:  # the first onset
@@ -413,23 +443,24 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator, 
         if timing is not None:
             timing.advance(drawn[1])
             if span and timing.time >= span[1]:
-                return generated[:i], times
+                return Drawn(generated[:i], times, np.array(fed, dtype=np.int64))
             times.append(timing.time)
             if plan:
                 timing.key = plan.add(drawn, timing.time, timing.key)
             if bars:
                 into = times[-1] - times[0] + times[0] % timing.metre.steps  # from the first onset's bar
                 if into >= (bars - 1) * timing.metre.steps:
-                    return generated[:i + 1], times
+                    return Drawn(generated[:i + 1], times, np.array(fed + [drawn + timing.inputs()], dtype=np.int64))
                 if closing_key and timing.changes is not None and into >= (bars - PHRASE_BARS) * timing.metre.steps:
                     timing.close(closing_key(generated[:i + 1]))  # the last phrase
             drawn = drawn + timing.inputs()
         window.append(drawn)
+        fed.append(drawn)
         if sampling.refresh is not None and (i + 1) % sampling.refresh == 0:
             probabilities, state = decoder.prime(window)
         else:
             probabilities, state = decoder.step(drawn, state)
-    return generated, times
+    return Drawn(generated, times, np.array(fed, dtype=np.int64))
 
 
 def draw_position(decoder, probabilities: list[np.ndarray], state, rng: np.random.Generator, sampling: Sampling,
