@@ -197,7 +197,8 @@ def test_of_several_drafts_in_a_style_the_one_the_network_finds_most_in_it_is_ke
     assert style_evidence(decoder, window[:-1], window[-1:]) == pytest.approx(sum(told_p) - sum(untold_p), abs=1e-4)
     assert style_evidence(decoder, untold[:-1], untold[-1:]) == 0.0  # told none: nothing to tell apart
 
-    # Of four drafts the likeliest in the style is kept: more so than the first draft alone (the same seed draws it first).
+    # Of four drafts the likeliest in the style is kept: more so than the first draft alone (the
+    # same seed draws it first).
     kept, first = (compose(GenerateConfig(model_dir, length=30, seed=1, style="calm", candidates=n), model)
                    for n in (4, 1))
     assert kept.report.primer["candidates"] == 4 and first.report.primer["candidates"] == 1

@@ -421,6 +421,9 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator, 
     window = deque(primer, maxlen=decoder.config.sequence_length)  # what a rebuilt state starts from
     times, fed = [], []
 
+    def done(count: int, last: tuple = ()) -> Drawn:  # the first `count` positions, and the rows fed (and `last`)
+        return Drawn(generated[:count], times, np.array(fed + list(last), dtype=np.int64))
+
     def gap_rules(gaps: np.ndarray) -> np.ndarray:  # the onset gap's tilts, once the token is drawn
         if span and not times:  # the first onset
             gaps = not_before(gaps, clock.steps, span[0] - timing.time)
@@ -443,14 +446,14 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator, 
         if timing is not None:
             timing.advance(drawn[1])
             if span and timing.time >= span[1]:
-                return Drawn(generated[:i], times, np.array(fed, dtype=np.int64))
+                return done(i)
             times.append(timing.time)
             if plan:
                 timing.key = plan.add(drawn, timing.time, timing.key)
             if bars:
                 into = times[-1] - times[0] + times[0] % timing.metre.steps  # from the first onset's bar
                 if into >= (bars - 1) * timing.metre.steps:
-                    return Drawn(generated[:i + 1], times, np.array(fed + [drawn + timing.inputs()], dtype=np.int64))
+                    return done(i + 1, last=(drawn + timing.inputs(),))
                 if closing_key and timing.changes is not None and into >= (bars - PHRASE_BARS) * timing.metre.steps:
                     timing.close(closing_key(generated[:i + 1]))  # the last phrase
             drawn = drawn + timing.inputs()
@@ -460,7 +463,7 @@ def continuation(decoder, primed: tuple, length: int, rng: np.random.Generator, 
             probabilities, state = decoder.prime(window)
         else:
             probabilities, state = decoder.step(drawn, state)
-    return Drawn(generated, times, np.array(fed, dtype=np.int64))
+    return done(length)
 
 
 def draw_position(decoder, probabilities: list[np.ndarray], state, rng: np.random.Generator, sampling: Sampling,
