@@ -272,6 +272,16 @@ def test_redo_writes_the_bars_anew_and_keeps_the_rest_note_for_note(tmp_path):
         == [note for note in original if note[0] < 24]
 
 
+def test_a_passage_is_drawn_after_hearing_how_the_kept_bars_begin():
+    from lstm_composer.redo import lead_in
+
+    before, after = np.arange(10)[:, None], np.arange(100, 130)[:, None]
+    heard = lead_in(before, after, 16)  # the bars before keep the half of the window nearest the passage
+    assert heard[:, 0].tolist() == [100, 101, 102, 103, 104, 105, 106, 107, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert lead_in(before[:3], after, 16)[:, 0].tolist() == list(range(100, 113)) + [0, 1, 2]
+    assert lead_in(before, after[:0], 16) is before  # nothing after the passage: the bars before alone
+
+
 def test_redo_refuses_what_it_cannot_do(tmp_path):
     from lstm_composer.redo import Bars
 

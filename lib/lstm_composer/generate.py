@@ -29,7 +29,8 @@ from lstm_composer.model_dir import ModelDir, TrainedModel
 from lstm_composer.originality import CopiedRun, Report, longest_copy, longest_cycle
 from lstm_composer.primers import (GenerationError, Primer, primer_from_corpus, primer_from_file, primer_from_tokens,
                                    read_file)
-from lstm_composer.redo import CANDIDATES, Bars, as_tokens, at_their_level, kept_loss, kept_notes, passage, placed
+from lstm_composer.redo import (CANDIDATES, Bars, as_tokens, at_their_level, kept_loss, kept_notes, lead_in, passage,
+                                 placed)
 from lstm_composer.render.midi import MAX_TEMPO, MIN_TEMPO
 from lstm_composer.reprise import Form, Reprise
 from lstm_composer.sampling import (BeatClock, CopyGuard, KeyBalance, LoopGuard, Sampling, TokenRules, key_fit,
@@ -287,8 +288,9 @@ def key_balance(config: GenerateConfig, model: TrainedModel, positions: np.ndarr
 def redo(config: GenerateConfig, model: TrainedModel, decoder, rng: np.random.Generator,
          voicing_rng: np.random.Generator) -> Composition:
     """The primer file with bars `config.redo` written anew (`redo.py`): `config.candidates`
-    passages drawn after the bars before them, each stopping at the bar line where the file goes
-    on; the one after which the network's loss on the kept bars is lowest is kept."""
+    passages drawn after the bars before them (the network first hears how the kept bars after
+    them begin: `lead_in`), each stopping at the bar line where the file goes on; the one after
+    which the network's loss on the kept bars is lowest is kept."""
     vocabulary, expression = model.vocabulary, model.expression
     piece, tokens, content = read_file(config.primer_path, config.onset_tolerance_ms)
     bars = passage(config.primer_path, piece, tokens, config.redo)
@@ -296,7 +298,7 @@ def redo(config: GenerateConfig, model: TrainedModel, decoder, rng: np.random.Ge
     primer = primer_from_tokens(config.primer_path, piece, bars.before, vocabulary, expression, config.tempo,
                                 model.config, style)
     positions = primer.positions(vocabulary)
-    primed, clock = decoder.prime(positions), beat_clock(config, model, primer)
+    clock = beat_clock(config, model, primer)
     origin = bar_offset(piece.time_signatures, primer.last.bar)  # where the conductor counts from
     span = tuple(int(round((at - origin) * expression.phases)) for at in (bars.start, bars.end))
     first = next(t for t in bars.before if t.token in vocabulary.index)
@@ -307,13 +309,15 @@ def redo(config: GenerateConfig, model: TrainedModel, decoder, rng: np.random.Ge
                                  config.tempo, model.config, style).positions(vocabulary)
         return np.split(fed, [len(fed) - sum(t.token in vocabulary.index for t in bars.after)])
 
+    heard = lead_in(positions, rows([])[1], model.config.sequence_length)
+    primed = decoder.prime(heard)
     kept, drawn = kept_notes(content, bars.start, bars.end), []
     for _ in range(config.candidates):
         timing = start_conductor(config, model, primer, rng, clock)
         steering = Steering(rules=token_rules(config, model, positions, timing), clock=clock, timing=timing,
                             density=config.density, span=span)
         generated, times, _ = continuation(decoder, primed, span[1] - span[0] + 1, rng, config.sampling, vocabulary,
-                                           positions, steering)
+                                           heard, steering)
         shown, events = perform(replace(config, keep_primer=True), model, primer, generated, [-1] * len(generated),
                                 times, voicing_rng)
         new = at_their_level(placed(events[len(shown):], lead, bars.start, bars.end, kept), kept, bars)

@@ -1,11 +1,11 @@
 """A passage of the user's piece written anew, the rest kept note for note (`generate --redo`).
 
-The bars before the passage prime the network as a primer file does; generation draws several
-passages from there (`generate.redo`), each ending at the bar line where the kept bars resume,
-and keeps the one after which the network finds the kept bars likeliest (`kept_loss`). The kept
-bars are written from the file's own notes (`kept_notes`), not from its tokens, so that every
-note keeps its pitch, onset, length and loudness; the new passage is played at their level
-(`at_their_level`).
+The bars before the passage prime the network as a primer file does, after the first bars of
+what follows it (`lead_in`); generation draws several passages from there (`generate.redo`),
+each ending at the bar line where the kept bars resume, and keeps the one after which the
+network finds the kept bars likeliest (`kept_loss`). The kept bars are written from the file's
+own notes (`kept_notes`), not from its tokens, so that every note keeps its pitch, onset,
+length and loudness; the new passage is played at their level (`at_their_level`).
 """
 from __future__ import annotations
 
@@ -125,6 +125,19 @@ def at_their_level(new: list[Event], kept: list[Event], bars: Passage) -> list[E
 def as_tokens(events: list[Event]) -> list[Token]:
     """Events as the tokens of a file, to be fed to the network as a file's are."""
     return [Token(i, e.token, e.pitches, e.offset, e.duration, e.velocity, 0) for i, e in enumerate(events)]
+
+
+def lead_in(before: np.ndarray, after: np.ndarray, window: int) -> np.ndarray:
+    """What the network hears before it writes the passage (rows of its inputs): how the kept
+    bars after it begin, then the bars before it, in one `window`; the bars before keep the
+    half of it nearest the passage. Music comes back to its figures, and a passage drawn after
+    hearing them (the pointer head copies from its window) can lead into them as the file's own
+    did; the kept bars' loss is still scored after the passage and the bars before alone
+    (`kept_loss`). With nothing after the passage: the bars before alone."""
+    if not len(after):
+        return before
+    nearest = before[-(window // 2):]
+    return np.concatenate([after[:window - len(nearest)], nearest])
 
 
 def kept_loss(decoder, before: np.ndarray, after: np.ndarray) -> float:
