@@ -16,7 +16,9 @@ the MIDI file, and in the score, whose two voices a staff write some held notes 
 default piano-midi's, sorted by name, those with fewer bars left out) written anew; whether
 the other bars are the file's note for note, as mido reads both files and a piano plays them
 (one strike per key and onset, the loudest and longest; a key struck again released there),
-and the network's loss on the kept bars after the new passage against after the file's own.
+and the network's loss on the kept bars after the new passage against after the file's own,
+also counted apart for the files whose kept bars take a fifth or more of their figures (4
+tokens) from the redone bars alone: only the file's own passage lets the network copy those.
 """
 import argparse
 import statistics
@@ -29,9 +31,13 @@ import mido
 from lstm_composer.form import KEY_NAMES, parse_key
 from lstm_composer.generate import GenerateConfig, Sampling, compose
 from lstm_composer.model_dir import ModelDir, TrainedModel
-from lstm_composer.redo import Bars
+from lstm_composer.primers import read_file
+from lstm_composer.redo import Bars, passage
 from lstm_composer.render import PieceFiles, write_piece
 from mido_notes import mido_notes
+
+FIGURE = 4  # tokens in a figure that the kept bars may take from the redone passage
+TAKEN = 0.2  # a share of such figures from which only the file's own passage lets the network copy
 
 
 def written(piece, path: Path, keys=None) -> Path:
@@ -125,9 +131,23 @@ def redo_files(folder: str, model: TrainedModel, count: int, bars: Bars) -> list
     return chosen
 
 
+def taken_from_passage(path: Path, bars: Bars, scored: int) -> float:
+    """The share of the figures (FIGURE tokens) of the first `scored` tokens after `bars` that
+    occur in the file's own `bars` and not before them."""
+    piece, tokens, _ = read_file(str(path))
+    parts = passage(str(path), piece, tokens, bars)
+
+    def figures(part) -> list[tuple[str, ...]]:
+        names = [token.token for token in part]
+        return [tuple(names[i:i + FIGURE]) for i in range(len(names) - FIGURE + 1)]
+
+    after, only = figures(parts.after[:scored]), set(figures(parts.within)) - set(figures(parts.before))
+    return sum(figure in only for figure in after) / max(len(after), 1)
+
+
 def redo_figures(args, model: TrainedModel, scratch: Path) -> None:
     bars = Bars.parse(args.redo_bars)
-    identical, ratios = [], []
+    identical, ratios, taken = [], [], []
     for seed, source in enumerate(redo_files(args.redo_from, model, args.pieces, bars)):
         piece = compose(GenerateConfig(args.model_dir, seed=seed, primer_path=str(source), redo=bars), model)
         path = written(piece, scratch / f"redo-{seed}.mid")
@@ -136,12 +156,18 @@ def redo_figures(args, model: TrainedModel, scratch: Path) -> None:
         outside = [[n for n in notes if not start <= n[0] < end] for notes in (before, after)]
         identical.append(outside[0] == outside[1])
         ratios.append(piece.report.primer["kept_loss"] / piece.report.primer["kept_loss_after_original"])
+        taken.append(taken_from_passage(source, bars, model.config.sequence_length // 2))
         print(f"--redo {bars} of {source.name}: kept bars identical {identical[-1]}, loss on them "
               f"{piece.report.primer['kept_loss']:.3f} (after the file's own bars "
-              f"{piece.report.primer['kept_loss_after_original']:.3f})", flush=True)
+              f"{piece.report.primer['kept_loss_after_original']:.3f}); {taken[-1]:.3f} of their first figures "
+              f"from the redone bars alone", flush=True)
     print(f"--redo {bars}: kept bars identical in {sum(identical)} of {len(identical)}; loss on them after the new "
           f"passage / after the file's: median {statistics.median(ratios):.3f}, range {min(ratios):.3f}-"
           f"{max(ratios):.3f}, within 10% in {sum(r <= 1.1 for r in ratios)} of {len(ratios)}", flush=True)
+    for name, few in ((f"under {TAKEN:g}", True), (f"{TAKEN:g} or more", False)):
+        chosen = [r for r, share in zip(ratios, taken) if (share < TAKEN) == few]
+        print(f"--redo {bars}, files whose kept bars take {name} of their first figures from the redone bars "
+              f"alone: within 10% in {sum(r <= 1.1 for r in chosen)} of {len(chosen)}", flush=True)
 
 
 def main() -> None:
