@@ -440,6 +440,24 @@ def test_a_piece_that_modulates_gets_a_new_key_signature_where_its_passage_begin
     assert found == [(0, "C"), (32 * midi.ticks_per_beat, "E")]
 
 
+def test_the_last_bars_keep_the_key_signature_before_them():
+    """Sixteen bars of C major scales, then three of E major: a passage of eight bars in E would
+    have its signature, but the last three bars, under half a passage, are written in C."""
+    from lstm_composer.form import KEY_NAMES, passage_keys
+    from lstm_composer.tokens import note_name
+
+    c_major, e_major = (0, 2, 4, 5, 7, 9, 11, 12), (4, 6, 8, 9, 11, 13, 15, 16)
+
+    def scales(*keys):
+        return [Event(note_name(60 + step), bar * 4 + i * 0.5, 0.5, 80, (60 + step,))
+                for bar, scale in enumerate(keys) for i, step in enumerate(scale)]
+
+    assert [(bar, KEY_NAMES[k]) for bar, k in passage_keys(scales(*[c_major] * 16, *[e_major] * 3), 4.0)] \
+        == [(0, "C major")]
+    assert [(bar, KEY_NAMES[k]) for bar, k in passage_keys(scales(*[c_major] * 16, *[e_major] * 5), 4.0)] \
+        == [(0, "C major"), (16, "E major")]  # five bars: over half a passage, a signature of their own
+
+
 def test_a_passage_takes_the_key_signature_that_leaves_the_fewest_notes_needing_an_accidental(tmp_path):
     """A run of sixteenths in C major over F#3 and B2 held four bars: by how long each pitch
     class sounds the passage fits B major (five sharps), but only one of its 30 notes lies

@@ -119,7 +119,8 @@ def passage_keys(onsets: Sequence[Onset], bar_quarters: float, quarters: float =
     """(bar, key) where the piece's key signature changes, the first at bar 0: each passage of
     whole bars (as many as make about `quarters` quarters, from offset 0) takes the key that
     `signature_fit` scores highest where it scores at least `margin` above the key before, and
-    otherwise stays in that key."""
+    otherwise stays in that key. A last passage shorter than half of one stays in the key
+    before it: a signature for the last bar or two only is not how a page is written."""
     bars = max(1, round(quarters / bar_quarters))
     passages: dict[int, list[Onset]] = {}
     for onset in onsets:
@@ -134,6 +135,9 @@ def passage_keys(onsets: Sequence[Onset], bar_quarters: float, quarters: float =
             changes.append((0, best))
         elif best != changes[-1][1] and scores[best] - scores[changes[-1][1]] > margin:
             changes.append((number * bars, best))
+    end = max((onset.offset for onset in onsets), default=0.0) / bar_quarters  # bars to the last onset
+    if len(changes) > 1 and changes[-1][0] == max(passages) * bars and end - changes[-1][0] < bars / 2:
+        changes.pop()
     return changes or [(0, int(np.argmax(signature_fit(onsets))))]
 
 
