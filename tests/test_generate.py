@@ -311,8 +311,15 @@ def test_an_expressive_model_writes_its_own_rhythm_and_dynamics(tmp_path):
     assert min(counted) >= 4, counted  # each head is sampled, not one fixed value
     assert 0.0 <= piece.events[0].offset < 1.0  # within the first beat, where the primer's beat puts it
     assert all(b.offset >= a.offset for a, b in zip(piece.events, piece.events[1:]))
-    assert {e.duration for e in piece.events} <= set(expression.duration)
     assert {e.velocity for e in piece.events} <= set(expression.velocity)
+    # The piece ends at the first bar line (of 4/4) half a bar or more after its last onset: the notes
+    # that the network held past it (some, at up to 64 quarters) end there, the others as drawn.
+    last = max(e.offset for e in piece.events)
+    end = 4.0 * np.ceil((last + 2.0) / 4.0)
+    ends = [e.offset + e.duration for e in piece.events]
+    assert max(ends) == pytest.approx(end)
+    assert {e.duration for e, stop in zip(piece.events, ends) if stop < end - 1e-6} <= set(expression.duration)
+    assert any(e.duration not in expression.duration for e, stop in zip(piece.events, ends) if stop > end - 1e-6)
 
     # After a primer file, the report counts what was generated, not the primer's own notes
     # (played as in the file: a velocity and a length that no class has).

@@ -1,4 +1,5 @@
-"""How a piece of a given number of bars ends: on its tonic, held.
+"""How a piece ends: after a given number of bars, on its tonic, held; after a number of
+tokens, at a bar line.
 
 `with_ending` keeps the bars before the last, ends every note that would sound into the last bar
 at its bar line, and gives the last bar to one chord held throughout: the key's tonic in the
@@ -6,9 +7,14 @@ bass, the triad and the tonic's octave above. The key is the one asked for (`--k
 that fits the piece's notes best as a piano sounds them (Krumhansl-Kessler, `form.key_scores`):
 a note the network holds on under its own repetitions counts only until it is struck again,
 as the MIDI file plays it.
+
+`at_a_bar_line` ends a piece that stops after a number of tokens: the network's last notes may
+be of any length it knows (up to 64 quarters), and a chord struck last and held that long would
+be written as a score of tied bars with nothing new in them.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -43,3 +49,13 @@ def with_ending(events: Sequence[Event], bar_quarters: float, bars: int, key: in
     before = [e.velocity for e in kept if e.offset >= last_bar - bar_quarters] or [e.velocity for e in events] or [64]
     chord = tonic_chord(key)
     return kept + [Event(token_for(chord), last_bar, bar_quarters, int(np.median(before)), chord)]
+
+
+def at_a_bar_line(events: Sequence[Event], bar_quarters: float) -> list[Event]:
+    """The events, none sounding past the first bar line at least half a bar after the last
+    onset: the last notes ring for half a bar to a bar and a half, and the piece ends on a
+    bar line."""
+    if not events:
+        return list(events)
+    end = np.ceil(round(max(e.offset for e in events) / bar_quarters + 0.5, 9)) * bar_quarters
+    return [e if e.offset + e.duration <= end else replace(e, duration=end - e.offset) for e in events]

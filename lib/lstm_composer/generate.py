@@ -9,7 +9,8 @@ much more than the network trained on), each position drawn by the sampling rule
 (`sampling`) from a seeded generator, so the same seed gives the same piece; then the tokens
 voiced and played (`voicing.voice_tokens`, `events.play`), and a report of what was copied from
 the corpus and whether it loops (`originality`); a piece of so many bars gets its ending
-(`ending.with_ending`). `render.write_piece` writes the files.
+(`ending.with_ending`), one of so many tokens ends at a bar line (`ending.at_a_bar_line`).
+`render.write_piece` writes the files.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from lstm_composer.conductor import Conductor, KeyChanges
-from lstm_composer.ending import with_ending
+from lstm_composer.ending import at_a_bar_line, with_ending
 from lstm_composer.events import Event, fixed_step, play
 from lstm_composer.form import key_scores
 from lstm_composer.metre import PHRASE_BARS, Metre, bar_offset
@@ -123,6 +124,8 @@ def compose(config: GenerateConfig, model: TrainedModel | None = None) -> Compos
     metre = primer.last.metre if primer.last else Metre(4, 4)
     if config.bars:
         events = with_ending(events, float(metre.quarters), config.bars, config.key)
+    else:
+        events = at_a_bar_line(events, float(metre.quarters))
     report = describe(config, primer, generated, events[len(shown):], copy)
     tokens = [e.token for e in events[len(shown):]] if config.bars else model.vocabulary.decode(generated[:, 0])
     return Composition(tokens=[e.token for e in shown] + tokens, events=events, primer_length=len(shown),
