@@ -6,7 +6,7 @@ measured with music21.
 
 Per file: notes written beyond three ledger lines outside an octave line (8va, 8vb) and under one
 (MuseScore 3 has no 15ma line: the top octave of the piano keeps some under 8va), dynamics
-marks and hairpins per bar, and accidentals per written note. `--midi FILE[:N]` writes a MIDI
+marks and hairpins per bar, accidentals, rests (but whole-bar ones) and ties per written note. `--midi FILE[:N]` writes a MIDI
 file's notes as a score first (bars of N quarters, or in the file's first metre; the key
 signatures of its passages), as a real piece's page to compare with.
 """
@@ -55,27 +55,26 @@ def measure(path: Path) -> str:
     xml = path.read_text()
     written = len(re.findall(r"<note\b(?:(?!</note>).)*<pitch>", xml, re.S))
     accidentals = len(re.findall(r"<accidental\b", xml))
+    rests = len(re.findall(r"<rest\b", xml)) - len(re.findall(r'<rest\b[^>]*measure="yes"', xml))  # not whole bars
+    tied = len(re.findall(r'<tie type="start"', xml))
     return (f"{path.name}: {bars} bars, {notes} notes; beyond three ledger lines outside an octave line: {outside}, "
             f"under one (as written): {under}; "
             f"dynamics marks per bar {marks / bars:.2f}, hairpins {hairpins / bars:.2f}; "
-            f"accidentals per note {accidentals / written:.3f}")
+            f"accidentals per note {accidentals / written:.3f}; rests per note {rests / written:.3f}, "
+            f"tied on {tied / written:.3f}")
 
 
 def midi_events(path: str):
+    """A MIDI file's notes as the parse job reads them (`midi.read_midi`: a note-off ends the
+    earliest sounding note of its pitch), which is what a model of the file learns from."""
     from lstm_composer.events import Event
+    from lstm_composer.midi import read_midi
     from lstm_composer.tokens import note_name
 
-    midi, tick, sounding, events = mido.MidiFile(path), 0, {}, []
-    for message in mido.merge_tracks(midi.tracks):
-        tick += message.time
-        if message.type == "note_on" and message.velocity:
-            sounding[message.note] = (tick, message.velocity)
-        elif message.type in ("note_on", "note_off") and message.note in sounding:
-            start, velocity = sounding.pop(message.note)
-            if tick > start:
-                events.append(Event(note_name(message.note), start / midi.ticks_per_beat,
-                                    (tick - start) / midi.ticks_per_beat, velocity, (message.note,)))
-    return sorted(events, key=lambda event: event.offset)
+    song = read_midi(Path(path).read_bytes())
+    quarter = song.ticks_per_quarter
+    return [Event(note_name(note.pitch), note.start / quarter, (note.end - note.start) / quarter, note.velocity,
+                  (note.pitch,)) for note in song.notes if note.end > note.start]
 
 
 def first_metre(path: str):
