@@ -15,7 +15,9 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -285,6 +287,27 @@ def train(spark, config: TrainConfig) -> TrainSummary:
         return train_ranks(spark, config, prepare_run(config))
 
 
+@contextmanager
+def unprinted_job_cancellation():
+    """When a rank fails, Horovod cancels its Spark job, and its thread that waited on the job
+    dies of the cancellation, which Python prints as an unhandled exception: some forty lines of
+    Java stack on the console before the message that says what failed and what to do. That one
+    exception is left unprinted while the ranks run (Horovod joins the thread before it returns
+    or raises); any other goes to the hook there was."""
+    previous = threading.excepthook
+
+    def hook(args) -> None:
+        if not (args.thread and "run_spark" in args.thread.name and "cancelled job group horovod.spark.run"
+                in str(args.exc_value)):
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
+
+
 def train_ranks(spark, config: TrainConfig, run: PreparedRun) -> TrainSummary:
     """Start the ranks through Horovod on Spark and wait for them."""
     import horovod.spark
@@ -297,13 +320,14 @@ def train_ranks(spark, config: TrainConfig, run: PreparedRun) -> TrainSummary:
                     config.steps_per_epoch, config.val_steps, config.max_minutes, config.patience,
                     config.progress_seconds, relay.address)
     try:
-        results = horovod.spark.run(
-            train_rank, args=(task,), num_proc=config.num_proc, use_gloo=True, nics=["lo"] if local else None,
-            # A 10 ms cycle instead of 1 ms: Horovod's background thread then costs a one-core rank
-            # almost nothing, and an LSTM step takes far longer than the wait.
-            env={"HOROVOD_CYCLE_TIME": "10", **os.environ, "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": "300",
-                 "PYTHONUNBUFFERED": "1"},
-            stdout=sys.stdout, stderr=sys.stderr)
+        with unprinted_job_cancellation():
+            results = horovod.spark.run(
+                train_rank, args=(task,), num_proc=config.num_proc, use_gloo=True, nics=["lo"] if local else None,
+                # A 10 ms cycle instead of 1 ms: Horovod's background thread then costs a one-core rank
+                # almost nothing, and an LSTM step takes far longer than the wait.
+                env={"HOROVOD_CYCLE_TIME": "10", **os.environ, "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": "300",
+                     "PYTHONUNBUFFERED": "1"},
+                stdout=sys.stdout, stderr=sys.stderr)
     except Exception as error:  # a rank or its executor died: Horovod stops the others
         relay.close()  # the failing rank's last lines in first
         raise TrainingStopped(stopped_message(error, config, relay.failures)) from error
