@@ -6,9 +6,10 @@ measured with music21.
 
 Per file: notes written beyond three ledger lines outside an octave line (8va, 8vb) and under one
 (MuseScore 3 has no 15ma line: the top octave of the piano keeps some under 8va), dynamics
-marks and hairpins per bar, accidentals, rests (but whole-bar ones) and ties per written note. `--midi FILE[:N]` writes a MIDI
-file's notes as a score first (bars of N quarters, or in the file's first metre; the key
-signatures of its passages), as a real piece's page to compare with.
+marks and hairpins per bar, and accidentals, rests (but whole-bar ones) and ties per written
+note. `--midi FILE[:N]` writes a MIDI file's notes, as the parse job reads them, as a score
+first (bars of N quarters, or in the file's first metre; the key signatures of its passages),
+as a real piece's page to compare with.
 """
 import argparse
 import re
