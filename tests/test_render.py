@@ -261,6 +261,19 @@ def test_musicxml_puts_a_chord_reaching_beyond_three_ledger_lines_under_an_octav
         ("8va", [69, 93])]  # as they sound; written A3 and A5
 
 
+def test_a_bass_chord_from_the_bottom_octave_to_g_sharp_3_goes_under_an_octave_line_whole(tmp_path):
+    from music21 import converter, spanner
+
+    # D#1, A#2, D#3 and G#3 (a chord of the piano-midi model's): under 8vb, G#3 is written G#4,
+    # three ledger lines over the bass staff, and D#1 written D#2, one under it.
+    events = [Event("C3", 0.0, 1.0, 80, (48,)), Event("3.10.8", 1.0, 1.0, 80, (27, 46, 51, 56)),
+              Event("C3", 2.0, 2.0, 80, (48,))]
+    score = converter.parse(write_musicxml(events, tmp_path / "low.musicxml"))
+    lines = score.spannerBundle.getByClass(spanner.Ottava)
+    assert [(line.type, [p.midi for n in line.getSpannedElements() for p in n.pitches]) for line in lines] == [
+        ("8vb", [27, 46, 51, 56])]  # as they sound
+
+
 def test_a_chord_too_wide_for_the_treble_staff_gives_its_lowest_note_to_the_bass(tmp_path):
     from music21 import converter, spanner
 

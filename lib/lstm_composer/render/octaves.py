@@ -10,9 +10,10 @@ from lstm_composer.render.notation import GRID
 # (three at most: more than three, and a line is written even over one note).
 OCTAVE_LINE = {"8va": (88, 76, 88), "8vb": (33, 45, 33)}  # E6, E5, E6; A1, A2, A1
 # A chord that reaches beyond three ledger lines from notes inside the staff goes under the line
-# whole when its lowest note, written an octave off, needs at most three ledger lines on the
-# other side of the staff (F4 up: F3 written; G3 down: G4 written).
-OCTAVE_REACH = {"8va": 65, "8vb": 55}
+# whole when its note nearest the staff, written an octave off, needs at most three ledger lines
+# on the other side of it (E4 up: E3 written, under the third line below the treble staff; A3
+# down: A4 written, over the third line above the bass staff).
+OCTAVE_REACH = {"8va": 64, "8vb": 57}
 OCTAVE_RUN = 3  # onsets that need the line: fewer, within `lone`, keep their ledger lines
 
 
