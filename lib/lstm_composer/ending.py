@@ -43,8 +43,7 @@ def with_ending(events: Sequence[Event], bar_quarters: float, bars: int, key: in
     """`bars` bars from offset 0: the events of the first `bars - 1`, none sounding past them, and
     the tonic chord held through the last, as loud as the bar before it on average."""
     last_bar = (bars - 1) * bar_quarters
-    kept = [Event(e.token, e.offset, min(e.duration, last_bar - e.offset), e.velocity, e.voiced)
-            for e in events if e.offset < last_bar]
+    kept = until(events, last_bar)
     key = piece_key(kept or events) if key is None else key
     before = [e.velocity for e in kept if e.offset >= last_bar - bar_quarters] or [e.velocity for e in events] or [64]
     chord = tonic_chord(key)
@@ -55,7 +54,10 @@ def at_a_bar_line(events: Sequence[Event], bar_quarters: float) -> list[Event]:
     """The events, none sounding past the first bar line at least half a bar after the last
     onset: the last notes ring for half a bar to a bar and a half, and the piece ends on a
     bar line."""
-    if not events:
-        return list(events)
-    end = np.ceil(round(max(e.offset for e in events) / bar_quarters + 0.5, 9)) * bar_quarters
-    return [e if e.offset + e.duration <= end else replace(e, duration=end - e.offset) for e in events]
+    last = max((e.offset for e in events), default=0.0)
+    return until(events, np.ceil(round(last / bar_quarters + 0.5, 9)) * bar_quarters)
+
+
+def until(events: Sequence[Event], end: float) -> list[Event]:
+    """The events struck before `end` (quarters), none sounding past it."""
+    return [replace(e, duration=min(e.duration, end - e.offset)) for e in events if e.offset < end]
