@@ -321,6 +321,31 @@ def test_an_octave_line_from_a_second_voice_to_a_first_starts_before_it_stops(tm
     assert sorted(p.midi for n in score.flatten().notes for p in n.pitches)[:2] == [26, 33]
 
 
+def test_an_octave_line_over_one_staff_keeps_its_number_while_lines_come_and_go_on_the_other(tmp_path):
+    import xml.etree.ElementTree as ElementTree
+
+    from music21 import converter, spanner
+
+    # Seven bars: the right hand at the top throughout (one 8va line), the left hand at the
+    # bottom in the first half of each bar (seven 8vb lines) and about C3 in the second.
+    events = [Event(["C7", "D7", "E7"][i % 3], 0.5 * i, 0.5, 80) for i in range(56)]
+    for bar in range(7):
+        events += [Event(token, 4.0 * bar + i, 1.0, 80) for i, token in enumerate(["C1", "D1", "C3", "E3"])]
+    path = write_musicxml(events + [Event("C4", 28.0, 1.0, 80)], tmp_path / "both.musicxml")
+    open_lines, staves = {}, []  # number → the staff of the line open under it; each stop's staff and its line's
+    for direction in ElementTree.parse(path).iter("direction"):
+        for shift in direction.iter("octave-shift"):
+            staff, number = direction.findtext("staff"), shift.get("number")
+            if shift.get("type") == "stop":
+                staves.append((staff, open_lines.pop(number)))
+            else:
+                assert number not in open_lines  # a reader would stop the open line here
+                open_lines[number] = staff
+    assert staves == [("2", "2")] * 6 + [("1", "1"), ("2", "2")] and not open_lines  # bar 7: the treble staff first
+    lines = converter.parse(path).spannerBundle.getByClass(spanner.Ottava)
+    assert sorted((line.type, len(line.getSpannedElements())) for line in lines) == [("8va", 56)] + [("8vb", 2)] * 7
+
+
 def test_a_note_held_into_an_octave_line_from_another_voice_is_written_up_to_the_line(tmp_path):
     import warnings
 

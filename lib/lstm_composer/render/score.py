@@ -110,8 +110,45 @@ def write_musicxml(events: Sequence[Event], path: str | Path, tempo: float = 120
     score.insert(0, bass)
     score.insert(0, layout.StaffGroup([treble, bass], symbol="brace", barTogether=True))
     path = prepared(path)
-    score.write("musicxml", fp=str(path))
+    path.write_bytes(_musicxml(score))
     return path
+
+
+def _musicxml(score) -> bytes:
+    """`score` as music21 writes MusicXML, its octave lines and hairpins numbered so that none
+    takes the number of one still open (`_number_lines`)."""
+    from music21.musicxml.m21ToXml import GeneralObjectExporter, ScoreExporter
+
+    exporter = ScoreExporter(GeneralObjectExporter(score).fromGeneralObject(score))
+    for part in exporter.parse().iter("part"):
+        _number_lines(part)
+    return exporter.asBytes()
+
+
+_LINES = ("octave-shift", "wedge")  # MusicXML's numbered lines that the score writes
+
+
+def _number_lines(part) -> None:
+    """Each octave line and hairpin of a `part` (MusicXML) the lowest number that no line of its
+    kind still open holds. music21 numbers a part's lines 1 to 6 over and over in the order it
+    keeps them, each staff's in turn, so that a line of the bass staff can take the number of
+    one still open over the treble staff, and a reader stops the wrong one (the line ends early,
+    and the notes after it read an octave off). A line is a start and a stop of one staff and
+    one of music21's numbers: a staff's lines of one kind never overlap."""
+    open_lines: dict[tuple, str] = {}  # (kind, staff, music21's number) → the number written
+    for direction in part.iter("direction"):
+        staff = direction.findtext("staff", "1")
+        for line in (element for kind in _LINES for element in direction.iter(kind)):
+            key = (line.tag, staff, line.get("number", "1"))
+            if line.get("type") == "stop":
+                number = open_lines.pop(key, None)
+            elif line.get("type") == "continue":
+                number = open_lines.get(key)
+            else:
+                taken = {number for (kind, _, _), number in open_lines.items() if kind == line.tag}
+                number = open_lines[key] = next(str(n) for n in range(1, 7) if str(n) not in taken)
+            if number is not None:
+                line.set("number", number)
 
 
 def _write_dynamics(staves, marks: list[tuple[float, str]], wedges: list[tuple[float, float, str]],
