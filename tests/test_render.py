@@ -228,8 +228,8 @@ def test_musicxml_puts_a_high_passage_under_one_octave_line_and_leaves_a_lone_hi
     from music21 import converter, spanner
 
     # Bar 1: a lone E6 among middle notes. Bar 2: a run about E6 (D6 and C6 between) over a
-    # held E5 in a second voice, then G4, which ends the line.
-    melody = ["C5", "E6", "C5", "D5", "E6", "D6", "F6", "C6", "G6", "E6", "G4", "C5"]
+    # held E5 in a second voice, then F4, which ends the line.
+    melody = ["F4", "E6", "F4", "A4", "E6", "D6", "F6", "C6", "G6", "E6", "F4", "C5"]
     events = [Event(token, 0.5 * i + (2.0 if i >= 4 else 0.0), 0.5, 80) for i, token in enumerate(melody)]
     events.append(Event("E5", 4.0, 4.0, 60))
     score = converter.parse(write_musicxml(events, tmp_path / "high.musicxml"))
@@ -237,7 +237,19 @@ def test_musicxml_puts_a_high_passage_under_one_octave_line_and_leaves_a_lone_hi
     assert [(line.type, sorted(p.midi for n in line.getSpannedElements() for p in n.pitches)) for line in lines] == [
         ("8va", [76, 84, 86, 88, 88, 89, 91])]  # E6 and the held E5, D6, F6, C6, G6, E6
     assert sorted(p.midi for n in score.flatten().notes for p in n.pitches) == sorted(  # as they sound
-        [72, 88, 72, 74, 88, 86, 89, 84, 91, 88, 67, 72, 76])
+        [65, 88, 65, 69, 88, 86, 89, 84, 91, 88, 65, 72, 76])
+
+
+def test_a_bass_figure_about_the_threshold_goes_under_one_octave_line_not_one_a_beat(tmp_path):
+    from music21 import converter, spanner
+
+    # Two bars of the piano-midi model's: F1-F2 octaves, four lines below the bass staff,
+    # between B-flat 2s, which read as well an octave up (just over the staff); then middle C.
+    events = [Event("5", 0.5 * i, 0.25, 80, (29, 41)) if i % 2 == 0 else Event("B-2", 0.5 * i, 0.25, 80)
+              for i in range(16)]
+    score = converter.parse(write_musicxml(events + [Event("C4", 8.0, 1.0, 80)], tmp_path / "figure.musicxml"))
+    lines = score.spannerBundle.getByClass(spanner.Ottava)
+    assert [(line.type, len(line.getSpannedElements())) for line in lines] == [("8vb", 15)]  # to the last octave
 
 
 def test_musicxml_puts_even_a_lone_note_beyond_three_ledger_lines_under_an_octave_line(tmp_path):
@@ -327,10 +339,10 @@ def test_an_octave_line_over_one_staff_keeps_its_number_while_lines_come_and_go_
     from music21 import converter, spanner
 
     # Seven bars: the right hand at the top throughout (one 8va line), the left hand at the
-    # bottom in the first half of each bar (seven 8vb lines) and about C3 in the second.
+    # bottom in the first half of each bar (seven 8vb lines) and about A3 in the second.
     events = [Event(["C7", "D7", "E7"][i % 3], 0.5 * i, 0.5, 80) for i in range(56)]
     for bar in range(7):
-        events += [Event(token, 4.0 * bar + i, 1.0, 80) for i, token in enumerate(["C1", "D1", "C3", "E3"])]
+        events += [Event(token, 4.0 * bar + i, 1.0, 80) for i, token in enumerate(["C1", "D1", "G3", "A3"])]
     path = write_musicxml(events + [Event("C4", 28.0, 1.0, 80)], tmp_path / "both.musicxml")
     open_lines, staves = {}, []  # number → the staff of the line open under it; each stop's staff and its line's
     for direction in ElementTree.parse(path).iter("direction"):

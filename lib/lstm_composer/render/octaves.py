@@ -6,9 +6,10 @@ from __future__ import annotations
 from lstm_composer.render.notation import GRID
 
 # Octave lines (`octave_passages`), as MIDI pitches: notes beyond `beyond` need one, notes up to
-# `readable` can go under one, and a lone note or two up to `lone` keep their ledger lines
-# (three at most: more than three, and a line is written even over one note).
-OCTAVE_LINE = {"8va": (88, 76, 88), "8vb": (33, 45, 33)}  # E6, E5, E6; A1, A2, A1
+# `readable` can go under one (written an octave off, two ledger lines at most: G3, F4), and a
+# lone note or two up to `lone` keep their ledger lines (three at most: more than three, and a
+# line is written even over one note).
+OCTAVE_LINE = {"8va": (88, 67, 88), "8vb": (33, 53, 33)}  # E6, G4, E6; A1, F3, A1
 # A chord that reaches beyond three ledger lines from notes inside the staff goes under the line
 # whole when its note nearest the staff, written an octave off, needs at most three ledger lines
 # on the other side of it (E4 up: E3 written, under the third line below the treble staff; A3
@@ -24,7 +25,7 @@ def octave_passages(notes: list, treble: bool, bar: int) -> tuple[list, list[tup
 
     `notes`: the staff's (start, length, pitches), sorted. A passage is a run of onsets, one
     line each, whichever voice the notes are in. It carries on over notes that read as well an
-    octave off (from E5 up, from A2 down) for up to `bar` steps between the notes that need it,
+    octave off (from G4 up, from F3 down) for up to `bar` steps between the notes that need it,
     so that a passage around the line's threshold gets one line, not one per note; a lone note
     or two that need no more than three ledger lines (up to E6, down to A1) keep them. A line
     covers everything that sounds under it: a note of the passage still sounding when the next
