@@ -5,7 +5,8 @@ measured with music21.
     python bench/score_check.py --midi ../shared/midi/piano-midi/midis/.../piece.mid:3 ...
 
 Per file: notes written beyond three ledger lines outside an octave line (8va, 8vb) and under one
-(MuseScore 3 has no 15ma line: the top octave of the piano keeps some under 8va), dynamics
+(MuseScore 3 has no 15ma line: the top octave of the piano keeps some under 8va), the octave
+lines and those over one or two onsets (a line a pianist meets every beat or two), dynamics
 marks and hairpins per bar, and accidentals, rests (but whole-bar ones) and ties per written
 note. `--midi FILE[:N]` writes a MIDI file's notes, as the parse job reads them, as a score
 first (bars of N quarters, or in the file's first metre; the key signatures of its passages),
@@ -45,12 +46,22 @@ def beyond_three_ledger_lines(score) -> tuple[int, int, int]:
     return outside, under, total
 
 
+def octave_lines(score) -> tuple[int, int]:
+    """(octave lines, those over no more than two onsets)."""
+    from music21 import spanner
+
+    lines = list(score.recurse().getElementsByClass(spanner.Ottava))
+    onsets = [len({element.getOffsetInHierarchy(score) for element in line.getSpannedElements()}) for line in lines]
+    return len(lines), sum(count <= 2 for count in onsets)
+
+
 def measure(path: Path) -> str:
     from music21 import converter
 
     score = converter.parse(str(path))
     outside, under, notes = beyond_three_ledger_lines(score)
     bars = max(len(part.getElementsByClass("Measure")) for part in score.parts)
+    lines, short = octave_lines(score)
     marks = len(list(score.recurse().getElementsByClass("Dynamic")))
     hairpins = len(list(score.recurse().getElementsByClass("DynamicWedge")))
     xml = path.read_text()
@@ -59,7 +70,7 @@ def measure(path: Path) -> str:
     rests = len(re.findall(r"<rest\b", xml)) - len(re.findall(r'<rest\b[^>]*measure="yes"', xml))  # not whole bars
     tied = len(re.findall(r'<tie type="start"', xml))
     return (f"{path.name}: {bars} bars, {notes} notes; beyond three ledger lines outside an octave line: {outside}, "
-            f"under one (as written): {under}; "
+            f"under one (as written): {under}; octave lines {lines} ({short} over one or two onsets); "
             f"dynamics marks per bar {marks / bars:.2f}, hairpins {hairpins / bars:.2f}; "
             f"accidentals per note {accidentals / written:.3f}; rests per note {rests / written:.3f}, "
             f"tied on {tied / written:.3f}")
