@@ -44,12 +44,12 @@ def test_onsets_become_tokens_across_parts_with_doubled_pitches_merged():
     note = lambda start, end, p, vel, ch: NoteEvent(start=start, pitch=p, end=end, velocity=vel, channel=ch,
                                                   program=0, track=ch)
     song = MidiSong(ticks_per_quarter=96, notes=[
-        note(0, 96, 60, 70, 0), note(0, 192, 64, 90, 1), note(0, 48, 67, 60, 1), note(0, 96, 60, 100, 1),
+        note(0, 96, 60, 70, 0), note(0, 384, 64, 90, 1), note(0, 48, 67, 60, 1), note(0, 72, 60, 100, 1),
         note(96, 144, 72, 50, 0),
     ])
     tokens = tokenize(song)
     assert [(t.position, t.token, t.pitches, t.offset, t.duration, t.velocity) for t in tokens] == [
-        (0, "0.4.7", [60, 64, 67], 0.0, 2.0, 100),
+        (0, "0.4.7", [60, 64, 67], 0.0, 1.0, 100),  # the median of C's 1 (the longer of two), E's 4 and G's 0.5
         (1, "C5", [72], 1.0, 0.5, 50),
     ]
 

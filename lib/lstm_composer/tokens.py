@@ -183,7 +183,9 @@ def tokenize(song: MidiSong, tolerance_ms: float = 0.0) -> list[Token]:
     notes that start within `tolerance_ms` of the group's first note, in real time by the
     file's tempo map, and the token's offset is that first note's. The same pitch struck
     twice in a group (two parts doubling it) counts once, with the longer duration and the
-    louder velocity. A token's duration is its longest note's, its program its lowest note's.
+    louder velocity. A token's duration is the median of its pitches' (generation holds every
+    note of a chord that long: the longest would hold a whole chord as long as one part's held
+    note under others' short ones), its program its lowest note's.
     """
     tpq = float(song.ticks_per_quarter)
     tokens: list[Token] = []
@@ -209,10 +211,13 @@ def tokenize(song: MidiSong, tolerance_ms: float = 0.0) -> list[Token]:
                                 (first.end - onset) / tpq, first.velocity, first.program))
         else:
             group = notes[i:j]
-            pitches = sorted({note.pitch for note in group})
+            ends: dict[int, int] = {}  # pitch → its release, the latest where two parts double it
+            for note in group:
+                ends[note.pitch] = max(ends.get(note.pitch, note.end), note.end)
+            pitches = sorted(ends)
             tokens.append(Token(
                 len(tokens), token_for(pitches), pitches, onset / tpq,
-                (max(note.end for note in group) - onset) / tpq,
+                (float(np.median(list(ends.values()))) - onset) / tpq,
                 max(note.velocity for note in group),
                 min(group, key=lambda note: note.pitch).program,
             ))
